@@ -1,0 +1,2 @@
+//! `shutdownctl`, the operator binary.
+fn main() {}

@@ -1,0 +1,887 @@
+//! Pipeline configuration: TOML plus `SHUTDOWN_*` environment overrides, validated all at once, no I/O
+//! beyond reading the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::{Value, ValueKind};
+use serde::Serialize;
+
+use crate::node::Node;
+use crate::registry::{Registry, StepConfig, StepOptions, StepRegistration, unknown_message};
+use crate::runner::{Pipeline, PipelineStep};
+use crate::signals::SIGNAL_NAMES;
+
+/// Prefix of environment overrides: `SHUTDOWN_TIMEOUT_SECS=5` overrides `timeout_secs`.
+pub const ENV_PREFIX: &str = "SHUTDOWN";
+/// Global budget when the config sets none.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+/// Default trader id.
+pub const DEFAULT_TRADER_ID: &str = "trader-001";
+
+const TOP_KEYS: &[&str] = &[
+    "timeout_secs",
+    "log_level",
+    "signals",
+    "report_path",
+    "trader_id",
+    "steps",
+    "cancel_orders",
+    "verify_stop_losses",
+    "flush_cache",
+];
+const COMPACT_SWITCHES: &[(&str, &str)] = &[
+    ("cancel_orders", "cancel"),
+    ("verify_stop_losses", "verify"),
+    ("flush_cache", "flush"),
+];
+/// The pipeline the compact form builds, in order.
+pub const DEFAULT_PIPELINE: &[&str] = &["halt", "cancel", "verify", "flush", "close"];
+const STEP_KEYS: &[&str] = &[
+    "kind",
+    "name",
+    "timeout_secs",
+    "critical",
+    "on_error",
+    "enabled",
+];
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+/// What the runner does when a step fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Go on with the next step; the shutdown ends degraded.
+    #[default]
+    Continue,
+    /// Stop the pipeline; the shutdown ends aborted.
+    Abort,
+}
+
+/// The runner's settings for one step (the keys every step has).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepSettings {
+    /// The step's own budget (capped by what is left of the global one).
+    #[serde(serialize_with = "ser_secs")]
+    pub timeout: Duration,
+    /// Runs even after the second signal.
+    pub critical: bool,
+    /// What a failure does to the pipeline.
+    pub on_error: OnError,
+    /// Whether the step runs at all.
+    pub enabled: bool,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Which step a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepRef {
+    /// 1-based position in the pipeline.
+    pub index: usize,
+    /// The step's name, when it has one yet.
+    pub name: Option<String>,
+}
+
+/// One problem (or warning) in a configuration, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The file, or the environment variable, the value came from.
+    pub origin: String,
+    /// The step, when the problem is inside `[[steps]]`.
+    pub step: Option<StepRef>,
+    /// The key, when one is to blame.
+    pub key: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(step) = &self.step {
+            write!(f, ": step {}", step.index)?;
+            if let Some(name) = &step.name {
+                write!(f, " ({name})")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The problems, in the order found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A validated step of a [`PipelineConfig`].
+#[derive(Debug)]
+pub struct StepSpec {
+    /// 1-based position.
+    pub index: usize,
+    /// Unique name (the kind when the config gives none).
+    pub name: String,
+    /// The registration of the step's kind.
+    pub registration: &'static StepRegistration,
+    /// Runner settings.
+    pub settings: StepSettings,
+    /// The step's parsed options.
+    pub config: Box<dyn StepConfig>,
+}
+
+/// A validated pipeline configuration: nothing built, nothing connected.
+#[derive(Debug)]
+pub struct PipelineConfig {
+    /// Where it came from (a path, or a name given by the caller).
+    pub source: String,
+    /// Global budget.
+    pub timeout: Duration,
+    /// Log level (`trace` .. `error`).
+    pub log_level: String,
+    /// Signals that trigger and escalate the shutdown.
+    pub signals: Vec<&'static str>,
+    /// Where the final report is written, if anywhere.
+    pub report_path: Option<PathBuf>,
+    /// The node's trader id (keys, metrics labels, report).
+    pub trader_id: String,
+    /// Steps in order.
+    pub steps: Vec<StepSpec>,
+    /// Non-fatal findings (a step timeout longer than the global one, say).
+    pub warnings: Vec<ConfigProblem>,
+}
+
+/// Where environment overrides come from.
+#[derive(Debug, Clone, Default)]
+pub enum EnvOverrides {
+    /// The process environment (`SHUTDOWN_*`).
+    #[default]
+    Process,
+    /// These variables only (full names, `SHUTDOWN_TIMEOUT_SECS`).
+    Vars(HashMap<String, String>),
+    /// No overrides.
+    None,
+}
+
+impl PipelineConfig {
+    /// Read and validate a TOML file with overrides from the process environment.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
+        Self::load_with(path, EnvOverrides::Process)
+    }
+
+    /// Read and validate a TOML file with the given overrides.
+    pub fn load_with(path: impl AsRef<Path>, env: EnvOverrides) -> Result<Self, ConfigErrors> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let fail = |message: String| ConfigErrors {
+            problems: vec![ConfigProblem {
+                origin: origin.clone(),
+                step: None,
+                key: None,
+                message,
+            }],
+        };
+        if path.is_dir() {
+            return Err(fail("is a directory, not a TOML file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Self::from_toml(&text, &origin, env)
+    }
+
+    /// Validate TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str, env: EnvOverrides) -> Result<Self, ConfigErrors> {
+        let registry = Registry::global().map_err(|e| ConfigErrors {
+            problems: vec![ConfigProblem {
+                origin: origin.to_owned(),
+                step: None,
+                key: None,
+                message: e.to_string(),
+            }],
+        })?;
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml));
+        let env_source = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .ignore_empty(true);
+        builder = match env {
+            EnvOverrides::Process => builder.add_source(env_source),
+            EnvOverrides::Vars(vars) => {
+                builder.add_source(env_source.source(Some(vars.into_iter().collect())))
+            }
+            EnvOverrides::None => builder,
+        };
+        let cfg = builder.build().map_err(|e| ConfigErrors {
+            problems: vec![ConfigProblem {
+                origin: origin.to_owned(),
+                step: None,
+                key: None,
+                message: match e {
+                    config::ConfigError::FileParse { cause, .. } => {
+                        format!("invalid TOML: {}", cause.to_string().trim_end())
+                    }
+                    other => other.to_string(),
+                },
+            }],
+        })?;
+        let root = match cfg.cache.kind {
+            ValueKind::Table(t) => t,
+            _ => config::Map::new(),
+        };
+        Parser {
+            origin,
+            registry,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+        .parse(root)
+    }
+
+    /// Build the runnable pipeline for a node; fails when an enabled step needs a role the node lacks.
+    pub fn build(&self, node: &Node) -> Result<Pipeline, ConfigErrors> {
+        let roles = node.roles();
+        let mut problems = Vec::new();
+        let mut steps = Vec::new();
+        for spec in &self.steps {
+            let step = if spec.settings.enabled {
+                let missing: Vec<String> = spec
+                    .registration
+                    .requires
+                    .iter()
+                    .filter(|r| !roles.contains(r))
+                    .map(|r| r.to_string())
+                    .collect();
+                if !missing.is_empty() {
+                    problems.push(ConfigProblem {
+                        origin: self.source.clone(),
+                        step: Some(StepRef {
+                            index: spec.index,
+                            name: Some(spec.name.clone()),
+                        }),
+                        key: None,
+                        message: format!(
+                            "step kind `{}` needs the {} role{}, which this node does not provide",
+                            spec.registration.kind,
+                            missing.join(" and "),
+                            if missing.len() == 1 { "" } else { "s" }
+                        ),
+                    });
+                    continue;
+                }
+                match spec.config.build(node) {
+                    Ok(step) => Some(Arc::from(step)),
+                    Err(e) => {
+                        problems.push(ConfigProblem {
+                            origin: self.source.clone(),
+                            step: Some(StepRef {
+                                index: spec.index,
+                                name: Some(spec.name.clone()),
+                            }),
+                            key: None,
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            steps.push(PipelineStep {
+                name: spec.name.clone(),
+                kind: spec.registration.kind,
+                settings: spec.settings.clone(),
+                step,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ConfigErrors { problems });
+        }
+        Ok(Pipeline {
+            timeout: self.timeout,
+            signals: self.signals.clone(),
+            report_path: self.report_path.clone(),
+            trader_id: self.trader_id.clone(),
+            steps,
+        })
+    }
+}
+
+struct Parser<'a> {
+    origin: &'a str,
+    registry: &'static Registry,
+    problems: Vec<ConfigProblem>,
+    warnings: Vec<ConfigProblem>,
+}
+
+/// Where a value came from: the file, or the environment variable that set `key`.
+fn origin_of(value: &Value, file: &str, key_path: &str) -> String {
+    match value.origin() {
+        Some("the environment") => format!(
+            "environment variable {ENV_PREFIX}_{}",
+            key_path.replace('.', "__").to_uppercase()
+        ),
+        _ => file.to_owned(),
+    }
+}
+
+fn describe(kind: &ValueKind) -> String {
+    match kind {
+        ValueKind::Nil => "nothing".into(),
+        ValueKind::Boolean(b) => format!("boolean {b}"),
+        ValueKind::I64(i) => format!("integer {i}"),
+        ValueKind::I128(i) => format!("integer {i}"),
+        ValueKind::U64(i) => format!("integer {i}"),
+        ValueKind::U128(i) => format!("integer {i}"),
+        ValueKind::Float(x) => format!("float {x}"),
+        ValueKind::String(s) => format!("string {s:?}"),
+        ValueKind::Table(_) => "a table".into(),
+        ValueKind::Array(_) => "an array".into(),
+    }
+}
+
+impl Parser<'_> {
+    fn problem(
+        &mut self,
+        value: Option<&Value>,
+        step: Option<&StepRef>,
+        key: &str,
+        message: String,
+    ) {
+        let origin = value
+            .map(|v| origin_of(v, self.origin, key))
+            .unwrap_or_else(|| self.origin.to_owned());
+        self.problems.push(ConfigProblem {
+            origin,
+            step: step.cloned(),
+            key: (!key.is_empty()).then(|| key.to_owned()),
+            message,
+        });
+    }
+
+    fn seconds(&mut self, value: &Value, step: Option<&StepRef>, key: &str) -> Option<Duration> {
+        let secs = match value.kind {
+            ValueKind::Float(x) => Some(x),
+            ValueKind::I64(i) => Some(i as f64),
+            ValueKind::U64(i) => Some(i as f64),
+            ValueKind::String(ref s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match secs {
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Some(Duration::from_secs_f64(s))
+            }
+            Some(s) => {
+                self.problem(
+                    Some(value),
+                    step,
+                    key,
+                    format!("must be a finite number of seconds greater than 0 and at most 86400, found {s}"),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    Some(value),
+                    step,
+                    key,
+                    format!(
+                        "expected a number of seconds, found {}",
+                        describe(&value.kind)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Value, step: Option<&StepRef>, key: &str) -> Option<bool> {
+        match value.clone().into_bool() {
+            Ok(b) => Some(b),
+            Err(_) => {
+                self.problem(
+                    Some(value),
+                    step,
+                    key,
+                    format!("expected true or false, found {}", describe(&value.kind)),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, value: &Value, step: Option<&StepRef>, key: &str) -> Option<String> {
+        match &value.kind {
+            ValueKind::String(s) => Some(s.clone()),
+            other => {
+                self.problem(
+                    Some(value),
+                    step,
+                    key,
+                    format!("expected a string, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn one_of(
+        &mut self,
+        value: &Value,
+        step: Option<&StepRef>,
+        key: &str,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
+        let s = self.string(value, step, key)?;
+        match allowed.iter().find(|a| a.eq_ignore_ascii_case(&s)) {
+            Some(a) => Some(a),
+            None => {
+                let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+                self.problem(
+                    Some(value),
+                    step,
+                    key,
+                    format!("expected one of {}, found {s:?}", quoted.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse(mut self, root: config::Map<String, Value>) -> Result<PipelineConfig, ConfigErrors> {
+        let mut timeout = Some(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS));
+        let mut log_level = "info".to_owned();
+        let mut signals = vec!["SIGTERM", "SIGINT"];
+        let mut report_path = None;
+        let mut trader_id = DEFAULT_TRADER_ID.to_owned();
+        let mut switches: BTreeMap<&'static str, (bool, Value)> = BTreeMap::new();
+        let mut step_values = None;
+
+        // Sorted, so problems come out in a stable order whatever the map's order.
+        let mut entries: Vec<(String, Value)> = root.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in entries {
+            match key.as_str() {
+                "timeout_secs" => timeout = self.seconds(&value, None, &key),
+                "log_level" => {
+                    if let Some(l) = self.one_of(&value, None, &key, LOG_LEVELS) {
+                        log_level = l.to_owned();
+                    }
+                }
+                "signals" => {
+                    if let Some(s) = self.signals(&value) {
+                        signals = s;
+                    }
+                }
+                "report_path" => report_path = self.string(&value, None, &key).map(PathBuf::from),
+                "trader_id" => match self.string(&value, None, &key) {
+                    Some(t) if valid_trader_id(&t) => trader_id = t,
+                    Some(t) => self.problem(
+                        Some(&value),
+                        None,
+                        &key,
+                        format!("must be 1 to 64 characters of letters, digits, `-`, `_` or `.`, found {t:?}"),
+                    ),
+                    None => {}
+                },
+                "steps" => step_values = Some(value),
+                k => {
+                    if let Some((name, _)) = COMPACT_SWITCHES.iter().find(|(s, _)| *s == k) {
+                        if let Some(b) = self.boolean(&value, None, k) {
+                            switches.insert(name, (b, value));
+                        }
+                    } else {
+                        let message = unknown_message("key", k, TOP_KEYS);
+                        self.problem(Some(&value), None, k, message);
+                    }
+                }
+            }
+        }
+
+        let steps = match step_values {
+            Some(value) => {
+                for (switch, (_, v)) in &switches {
+                    let kind = COMPACT_SWITCHES
+                        .iter()
+                        .find(|(s, _)| s == switch)
+                        .map(|(_, k)| *k)
+                        .unwrap_or_default();
+                    self.problem(
+                        Some(v),
+                        None,
+                        switch,
+                        format!(
+                            "belongs to the compact form (no [[steps]]); with [[steps]], set `enabled = false` on the `{kind}` step instead"
+                        ),
+                    );
+                }
+                self.steps(value)
+            }
+            None => self.compact(&switches),
+        };
+
+        if let Some(t) = timeout {
+            for s in &steps {
+                if s.settings.timeout > t {
+                    self.warnings.push(ConfigProblem {
+                        origin: self.origin.to_owned(),
+                        step: Some(StepRef {
+                            index: s.index,
+                            name: Some(s.name.clone()),
+                        }),
+                        key: Some("timeout_secs".into()),
+                        message: format!(
+                            "{}s is longer than the global timeout_secs ({}s); the step gets at most what is left of the global budget",
+                            s.settings.timeout.as_secs_f64(),
+                            t.as_secs_f64()
+                        ),
+                    });
+                }
+            }
+        }
+
+        match (self.problems.is_empty(), timeout) {
+            (true, Some(timeout)) => Ok(PipelineConfig {
+                source: self.origin.to_owned(),
+                timeout,
+                log_level,
+                signals,
+                report_path,
+                trader_id,
+                steps,
+                warnings: self.warnings,
+            }),
+            _ => Err(ConfigErrors {
+                problems: self.problems,
+            }),
+        }
+    }
+
+    fn signals(&mut self, value: &Value) -> Option<Vec<&'static str>> {
+        let items = match &value.kind {
+            ValueKind::Array(items) => items.clone(),
+            // An environment override gives a comma-separated string.
+            ValueKind::String(s) => s
+                .split(',')
+                .map(|p| Value::new(None, ValueKind::String(p.trim().to_owned())))
+                .collect(),
+            other => {
+                self.problem(
+                    Some(value),
+                    None,
+                    "signals",
+                    format!(
+                        "expected an array of signal names, found {}",
+                        describe(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in &items {
+            let name = match &item.kind {
+                ValueKind::String(s) => s.to_ascii_uppercase(),
+                other => {
+                    self.problem(
+                        Some(value),
+                        None,
+                        "signals",
+                        format!("expected a signal name, found {}", describe(other)),
+                    );
+                    continue;
+                }
+            };
+            let full = if name.starts_with("SIG") {
+                name
+            } else {
+                format!("SIG{name}")
+            };
+            match SIGNAL_NAMES.iter().find(|n| **n == full) {
+                Some(n) if !out.contains(n) => out.push(*n),
+                Some(_) => {}
+                None => self.problem(
+                    Some(value),
+                    None,
+                    "signals",
+                    format!(
+                        "unknown signal {full:?} (known: {})",
+                        SIGNAL_NAMES.join(", ")
+                    ),
+                ),
+            }
+        }
+        if out.is_empty() && items.is_empty() {
+            self.problem(
+                Some(value),
+                None,
+                "signals",
+                "must name at least one signal".into(),
+            );
+            return None;
+        }
+        Some(out)
+    }
+
+    fn compact(&mut self, switches: &BTreeMap<&'static str, (bool, Value)>) -> Vec<StepSpec> {
+        let mut steps = Vec::new();
+        for (i, kind) in DEFAULT_PIPELINE.iter().enumerate() {
+            let enabled = COMPACT_SWITCHES
+                .iter()
+                .find(|(_, k)| k == kind)
+                .and_then(|(s, _)| switches.get(s))
+                .map(|(b, _)| *b)
+                .unwrap_or(true);
+            let step_ref = StepRef {
+                index: i + 1,
+                name: Some((*kind).to_owned()),
+            };
+            let reg = match self.registry.get(kind) {
+                Ok(reg) => reg,
+                Err(_) => {
+                    self.problems.push(ConfigProblem {
+                        origin: self.origin.to_owned(),
+                        step: Some(step_ref),
+                        key: None,
+                        message: format!(
+                            "the compact form builds {}, but step kind `{kind}` is not registered in this program (registered: {})",
+                            DEFAULT_PIPELINE.join(" -> "),
+                            self.registry.kind_names().join(", ")
+                        ),
+                    });
+                    continue;
+                }
+            };
+            match (reg.parse)(&StepOptions {
+                table: config::Map::new(),
+            }) {
+                Ok(config) => steps.push(StepSpec {
+                    index: i + 1,
+                    name: (*kind).to_owned(),
+                    registration: reg,
+                    settings: StepSettings {
+                        timeout: Duration::from_secs_f64(reg.default_timeout_secs),
+                        critical: reg.critical,
+                        on_error: OnError::Continue,
+                        enabled,
+                    },
+                    config,
+                }),
+                Err(errors) => self.option_errors(&step_ref, errors),
+            }
+        }
+        steps
+    }
+
+    fn option_errors(&mut self, step: &StepRef, errors: Vec<crate::registry::OptionError>) {
+        for e in errors {
+            self.problems.push(ConfigProblem {
+                origin: self.origin.to_owned(),
+                step: Some(step.clone()),
+                key: e.key,
+                message: e.message,
+            });
+        }
+    }
+
+    fn steps(&mut self, value: Value) -> Vec<StepSpec> {
+        let items = match &value.kind {
+            ValueKind::Array(items) => items.clone(),
+            other => {
+                let message = format!(
+                    "expected an array of [[steps]] tables, found {}",
+                    describe(other)
+                );
+                self.problem(Some(&value), None, "steps", message);
+                return Vec::new();
+            }
+        };
+        if items.is_empty() {
+            self.problem(
+                Some(&value),
+                None,
+                "steps",
+                "the pipeline has no steps".into(),
+            );
+            return Vec::new();
+        }
+        let mut steps = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let index = i + 1;
+            let table = match item.kind {
+                ValueKind::Table(ref t) => t.clone(),
+                ref other => {
+                    let message = format!("expected a table, found {}", describe(other));
+                    self.problem(
+                        Some(&item),
+                        Some(&StepRef { index, name: None }),
+                        "",
+                        message,
+                    );
+                    continue;
+                }
+            };
+            let name = table.get("name").and_then(|v| match &v.kind {
+                ValueKind::String(s) => Some(s.clone()),
+                _ => None,
+            });
+            let kind = table.get("kind").and_then(|v| match &v.kind {
+                ValueKind::String(s) => Some(s.clone()),
+                _ => None,
+            });
+            let step_ref = StepRef {
+                index,
+                name: name.clone().or_else(|| kind.clone()),
+            };
+            if let Some(spec) = self.step(index, &step_ref, table) {
+                if let Some(first) = seen.get(&spec.name) {
+                    self.problems.push(ConfigProblem {
+                        origin: self.origin.to_owned(),
+                        step: Some(step_ref.clone()),
+                        key: Some("name".into()),
+                        message: format!(
+                            "duplicate step name `{}` (also step {first}); give each step a unique `name`",
+                            spec.name
+                        ),
+                    });
+                } else {
+                    seen.insert(spec.name.clone(), index);
+                }
+                steps.push(spec);
+            }
+        }
+        steps
+    }
+
+    fn step(
+        &mut self,
+        index: usize,
+        step_ref: &StepRef,
+        mut table: config::Map<String, Value>,
+    ) -> Option<StepSpec> {
+        let step = Some(step_ref);
+        let reg = match table.remove("kind") {
+            None => {
+                self.problem(
+                    None,
+                    step,
+                    "kind",
+                    format!(
+                        "missing; every step needs a kind (registered: {})",
+                        self.registry.kind_names().join(", ")
+                    ),
+                );
+                None
+            }
+            Some(v) => self
+                .string(&v, step, "kind")
+                .and_then(|k| match self.registry.get(&k) {
+                    Ok(reg) => Some(reg),
+                    Err(message) => {
+                        self.problem(Some(&v), step, "kind", message);
+                        None
+                    }
+                }),
+        };
+        let name = match table.remove("name") {
+            Some(v) => match self.string(&v, step, "name") {
+                Some(n) if !n.trim().is_empty() => Some(n),
+                Some(_) => {
+                    self.problem(Some(&v), step, "name", "must not be empty".into());
+                    None
+                }
+                None => None,
+            },
+            None => reg.map(|r| r.kind.to_owned()),
+        };
+        let timeout = match table.remove("timeout_secs") {
+            Some(v) => self.seconds(&v, step, "timeout_secs"),
+            None => reg.map(|r| Duration::from_secs_f64(r.default_timeout_secs)),
+        };
+        let critical = match table.remove("critical") {
+            Some(v) => self.boolean(&v, step, "critical"),
+            None => reg.map(|r| r.critical),
+        };
+        let on_error = match table.remove("on_error") {
+            Some(v) => self
+                .one_of(&v, step, "on_error", &["continue", "abort"])
+                .map(|s| {
+                    if s == "abort" {
+                        OnError::Abort
+                    } else {
+                        OnError::Continue
+                    }
+                }),
+            None => Some(OnError::Continue),
+        };
+        let enabled = match table.remove("enabled") {
+            Some(v) => self.boolean(&v, step, "enabled"),
+            None => Some(true),
+        };
+        let reg = reg?;
+        let config = match (reg.parse)(&StepOptions { table }) {
+            Ok(c) => Some(c),
+            Err(errors) => {
+                // The step's own unknown keys may be misspelt common keys.
+                let errors = errors
+                    .into_iter()
+                    .map(|mut e| {
+                        if let Some(k) = &e.key {
+                            if let Some(common) = crate::registry::closest(k, STEP_KEYS) {
+                                if !e.message.contains("did you mean") {
+                                    e.message.push_str(&format!("; did you mean `{common}`?"));
+                                }
+                            }
+                        }
+                        e
+                    })
+                    .collect();
+                self.option_errors(step_ref, errors);
+                None
+            }
+        };
+        Some(StepSpec {
+            index,
+            name: name?,
+            registration: reg,
+            settings: StepSettings {
+                timeout: timeout?,
+                critical: critical?,
+                on_error: on_error?,
+                enabled: enabled?,
+            },
+            config: config?,
+        })
+    }
+}
+
+fn valid_trader_id(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

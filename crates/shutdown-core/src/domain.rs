@@ -1,0 +1,231 @@
+//! Trading domain types the node roles speak in: orders, positions, accounts, strategy state.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Side of an order or of a position (`buy` is long, `sell` is short).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Buy order, or a long position.
+    Buy,
+    /// Sell order, or a short position.
+    Sell,
+}
+
+impl Side {
+    /// The other side: the side a protective stop of a position of this side must have.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+}
+
+/// Position side in hedge mode; `both` for one-way (net) accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionSide {
+    /// One-way (net) mode: a single position per instrument.
+    #[default]
+    Both,
+    /// Hedge mode, long leg.
+    Long,
+    /// Hedge mode, short leg.
+    Short,
+}
+
+/// Order type. Only stop types can protect a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    /// Market order.
+    Market,
+    /// Limit order.
+    Limit,
+    /// Stop that sends a market order when triggered.
+    StopMarket,
+    /// Stop that sends a limit order when triggered.
+    StopLimit,
+    /// Trailing stop.
+    TrailingStop,
+    /// Take-profit (market) order: triggers on the profit side, never protects.
+    TakeProfit,
+    /// Take-profit limit order.
+    TakeProfitLimit,
+}
+
+impl OrderType {
+    /// Whether this is a stop type (stop-market, stop-limit, trailing stop).
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            OrderType::StopMarket | OrderType::StopLimit | OrderType::TrailingStop
+        )
+    }
+}
+
+/// Life-cycle status of an order as the venue reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Sent, not yet acknowledged.
+    PendingNew,
+    /// Accepted and working.
+    New,
+    /// Working, partly filled.
+    PartiallyFilled,
+    /// A conditional order whose trigger fired and whose child is still working.
+    Triggered,
+    /// A cancel was sent and is not yet confirmed.
+    PendingCancel,
+    /// Completely filled.
+    Filled,
+    /// Cancelled.
+    Cancelled,
+    /// Rejected by the venue.
+    Rejected,
+    /// Expired.
+    Expired,
+}
+
+impl OrderStatus {
+    /// Whether the order is still working (can fill, can be cancelled).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::PendingNew
+                | OrderStatus::New
+                | OrderStatus::PartiallyFilled
+                | OrderStatus::Triggered
+                | OrderStatus::PendingCancel
+        )
+    }
+}
+
+/// Where an order rests: at the venue, or only inside this process (emulated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Residence {
+    /// Resting at the venue; survives this process.
+    #[default]
+    Venue,
+    /// Held by this process only; vanishes when it exits.
+    Local,
+}
+
+/// An order as the node knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// Client order id (ours).
+    pub client_id: String,
+    /// Venue order id, once acknowledged.
+    #[serde(default)]
+    pub venue_id: Option<String>,
+    /// Instrument symbol.
+    pub instrument: String,
+    /// Order side.
+    pub side: Side,
+    /// Hedge-mode position side this order belongs to.
+    #[serde(default)]
+    pub position_side: PositionSide,
+    /// Order type.
+    pub order_type: OrderType,
+    /// Original quantity.
+    pub quantity: Decimal,
+    /// Quantity filled so far.
+    #[serde(default)]
+    pub filled_quantity: Decimal,
+    /// Trigger price of a conditional order.
+    #[serde(default)]
+    pub trigger_price: Option<Decimal>,
+    /// Limit price.
+    #[serde(default)]
+    pub limit_price: Option<Decimal>,
+    /// Reduce-only: can only shrink a position.
+    #[serde(default)]
+    pub reduce_only: bool,
+    /// Close-position: closes the whole position whatever its size.
+    #[serde(default)]
+    pub close_position: bool,
+    /// Status.
+    pub status: OrderStatus,
+    /// Where the order rests.
+    #[serde(default)]
+    pub residence: Residence,
+    /// Kept in the venue's separate conditional ("algo") order service.
+    #[serde(default)]
+    pub conditional: bool,
+}
+
+impl Order {
+    /// Quantity still working: original minus filled, never negative.
+    pub fn remaining(&self) -> Decimal {
+        (self.quantity - self.filled_quantity).max(Decimal::ZERO)
+    }
+
+    /// Whether this order is a protective stop candidate: a reduce-only or close-position stop.
+    ///
+    /// Whether it actually protects a given position is for the `verify` step to decide.
+    pub fn is_protective(&self) -> bool {
+        self.order_type.is_stop() && (self.reduce_only || self.close_position)
+    }
+}
+
+/// An open position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// Position id.
+    pub id: String,
+    /// Instrument symbol.
+    pub instrument: String,
+    /// `buy` for long, `sell` for short.
+    pub side: Side,
+    /// Hedge-mode position side.
+    #[serde(default)]
+    pub position_side: PositionSide,
+    /// Absolute quantity.
+    pub quantity: Decimal,
+    /// Average entry price.
+    pub entry_price: Decimal,
+    /// Current mark price (the price stops trigger on).
+    pub mark_price: Decimal,
+}
+
+/// An account balance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// Account id.
+    pub id: String,
+    /// Currency of the balance.
+    pub currency: String,
+    /// Total balance.
+    pub balance: Decimal,
+    /// Balance free for new orders.
+    pub available: Decimal,
+}
+
+/// Opaque state of one strategy, as the strategy serialises it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyState {
+    /// Strategy id.
+    pub strategy_id: String,
+    /// The strategy's own state.
+    pub state: serde_json::Value,
+}
+
+/// A venue connection as the node reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// Connection id.
+    pub id: String,
+    /// Venue name.
+    pub venue: String,
+    /// Whether the connection is up.
+    pub connected: bool,
+    /// Whether a dead-man's switch (cancel-on-disconnect, countdown cancel-all) is armed.
+    pub dead_man_armed: bool,
+    /// Whether the session is logged in.
+    pub logged_in: bool,
+}

@@ -1,0 +1,48 @@
+//! Graceful, bounded, observable shutdown for live trading nodes.
+//!
+//! A shutdown is a pipeline of steps (halt, cancel, verify, flush, close, or your own) assembled from
+//! TOML or in code and run by [`Shutdown`] when a signal, a call or a fleet command asks for it:
+//! in order, each under its own budget capped by the global one, with `on_error` and `critical`
+//! policies, panics caught, escalation on the second and third signal, and a [`Report`] whose
+//! [`Outcome`] maps to the process exit code.
+//!
+//! ```no_run
+//! use shutdown_core::{Node, PipelineConfig, Shutdown};
+//!
+//! # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = PipelineConfig::load("shutdown.toml")?;
+//! let node = Node::new(); // add the roles your venue has: .with_gate(..).with_orders(..)
+//! let shutdown = Shutdown::new(config.build(&node)?, node).exit_process(true);
+//! let _signals = shutdown.listen_signals()?;
+//! shutdown.run_when_requested().await; // exits with the outcome's code
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod domain;
+pub mod node;
+pub mod registry;
+pub mod report;
+pub mod runner;
+pub mod signals;
+pub mod step;
+pub mod trigger;
+
+#[doc(hidden)]
+pub use inventory;
+
+pub use crate::config::{ConfigErrors, ConfigProblem, OnError, PipelineConfig, StepSettings};
+pub use crate::node::Node;
+pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
+pub use crate::report::{Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code};
+pub use crate::runner::{Pipeline, PipelineStep, Shutdown};
+pub use crate::step::{SharedResults, ShutdownStep, StepContext, StepError, StepOutput};
+pub use crate::trigger::{Level, Reason, ShutdownHandle};
+
+/// Every error type of this crate.
+pub mod errors {
+    pub use crate::config::{ConfigErrors, ConfigProblem};
+    pub use crate::node::{MissingRole, RoleError};
+    pub use crate::registry::{OptionError, RegistryError};
+    pub use crate::step::StepError;
+}

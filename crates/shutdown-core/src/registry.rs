@@ -1,0 +1,407 @@
+//! The step registry: kinds submitted through `inventory`, looked up by name when a pipeline is built.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::node::{MissingRole, Node, Role};
+use crate::step::ShutdownStep;
+
+/// The documentation of one option of a step kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OptionDoc {
+    /// Key in the step's TOML table.
+    pub name: &'static str,
+    /// Value type as written in TOML (`float`, `bool`, `integer`, `string`, `"a" | "b"`).
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// Default, as written in TOML.
+    pub default: &'static str,
+    /// What the option means.
+    pub doc: &'static str,
+}
+
+/// A step kind's validated options, ready to build the step for a node.
+pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
+    /// Build the step; fails when the node lacks a role the step needs.
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole>;
+}
+
+/// Options of a step table, less the keys common to every step.
+#[derive(Debug, Clone)]
+pub struct StepOptions {
+    pub(crate) table: config::Map<String, config::Value>,
+}
+
+impl StepOptions {
+    /// Options from key/value pairs (for building pipelines in code and for tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, OptionValue)>) -> Self {
+        let table = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_config()))
+            .collect();
+        Self { table }
+    }
+
+    /// The keys present.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.table.keys().map(String::as_str)
+    }
+}
+
+/// A plain option value, for [`StepOptions::from_pairs`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// Boolean.
+    Bool(bool),
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// String.
+    Str(String),
+}
+
+impl OptionValue {
+    fn into_config(self) -> config::Value {
+        let kind = match self {
+            OptionValue::Bool(b) => config::ValueKind::Boolean(b),
+            OptionValue::Int(i) => config::ValueKind::I64(i),
+            OptionValue::Float(f) => config::ValueKind::Float(f),
+            OptionValue::Str(s) => config::ValueKind::String(s),
+        };
+        config::Value::new(None, kind)
+    }
+}
+
+/// A problem with one option of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    /// The offending key, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Parse a step's options into `T`, gathering one error per offending key.
+///
+/// Keys not in `docs` are reported as unknown (with a did-you-mean); type errors are collected by
+/// removing each offending key and trying again, so every bad key is named at once.
+pub fn parse_options<T: DeserializeOwned>(
+    options: &StepOptions,
+    docs: &[OptionDoc],
+) -> Result<T, Vec<OptionError>> {
+    let mut errors = Vec::new();
+    let known: Vec<&str> = docs.iter().map(|d| d.name).collect();
+    let mut table = options.table.clone();
+    for key in options.table.keys() {
+        if !known.contains(&key.as_str()) {
+            errors.push(OptionError {
+                key: Some(key.clone()),
+                message: unknown_message("option", key, &known),
+            });
+            table.remove(key);
+        }
+    }
+    loop {
+        let value = config::Value::new(None, config::ValueKind::Table(table.clone()));
+        match value.try_deserialize::<T>() {
+            Ok(parsed) if errors.is_empty() => return Ok(parsed),
+            Ok(_) => return Err(errors),
+            Err(e) => {
+                let key = error_key(&e).filter(|k| table.contains_key(k));
+                let message = clean_message(&e);
+                match key {
+                    Some(k) => {
+                        table.remove(&k);
+                        errors.push(OptionError {
+                            key: Some(k),
+                            message,
+                        });
+                    }
+                    None => {
+                        errors.push(OptionError { key: None, message });
+                        return Err(errors);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn error_key(e: &config::ConfigError) -> Option<String> {
+    match e {
+        config::ConfigError::Type { key, .. } => key.clone(),
+        config::ConfigError::Message(m) => {
+            // serde's own messages quote the field: "missing field `x`", "unknown variant ... `x`".
+            let start = m.find('`')? + 1;
+            let end = start + m[start..].find('`')?;
+            Some(m[start..end].to_owned())
+        }
+        _ => None,
+    }
+}
+
+fn clean_message(e: &config::ConfigError) -> String {
+    match e {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, found {unexpected}"),
+        other => other.to_string(),
+    }
+}
+
+/// `unknown option `x`; did you mean `y`? (known: a, b, c)`.
+pub(crate) fn unknown_message(what: &str, name: &str, known: &[&str]) -> String {
+    let mut sorted: Vec<&str> = known.to_vec();
+    sorted.sort_unstable();
+    let mut msg = format!("unknown {what} `{name}`");
+    if let Some(best) = closest(name, &sorted) {
+        msg.push_str(&format!("; did you mean `{best}`?"));
+    }
+    if sorted.is_empty() {
+        msg.push_str(&format!(" (this {what} takes none)"));
+    } else {
+        msg.push_str(&format!(" (known: {})", sorted.join(", ")));
+    }
+    msg
+}
+
+/// The known name closest to `name`, if any is close enough to be a likely typo.
+pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Register a step kind. Submit one with `inventory::submit!` (see the crate docs).
+#[derive(Debug)]
+pub struct StepRegistration {
+    /// The kind, as written in `[[steps]] kind = "..."`: short snake_case.
+    pub kind: &'static str,
+    /// One line saying what the step does.
+    pub summary: &'static str,
+    /// The step's own options.
+    pub options: &'static [OptionDoc],
+    /// Roles the step needs from the node.
+    pub requires: &'static [Role],
+    /// Whether the step is critical unless the config says otherwise.
+    pub critical: bool,
+    /// Timeout when the config sets none.
+    pub default_timeout_secs: f64,
+    /// Parse and validate the options (no I/O).
+    pub parse: fn(&StepOptions) -> Result<Box<dyn StepConfig>, Vec<OptionError>>,
+}
+
+inventory::collect!(StepRegistration);
+
+/// Parse options into `T` and box it: the usual `parse` function of a registration.
+pub fn parse_boxed<T: StepConfig + DeserializeOwned>(
+    options: &StepOptions,
+    docs: &[OptionDoc],
+) -> Result<Box<dyn StepConfig>, Vec<OptionError>> {
+    parse_options::<T>(options, docs).map(|c| Box::new(c) as Box<dyn StepConfig>)
+}
+
+/// Submit a step kind to the registry.
+///
+/// ```ignore
+/// shutdown_core::register_step! {
+///     kind: "notify",
+///     summary: "Post a message to the operators' channel.",
+///     config: NotifyConfig,
+///     options: NOTIFY_OPTIONS,
+///     requires: [],
+///     critical: false,
+///     default_timeout_secs: 2.0,
+/// }
+/// ```
+#[macro_export]
+macro_rules! register_step {
+    (
+        kind: $kind:expr,
+        summary: $summary:expr,
+        config: $config:ty,
+        options: $options:expr,
+        requires: [$($role:ident),* $(,)?],
+        critical: $critical:expr,
+        default_timeout_secs: $timeout:expr $(,)?
+    ) => {
+        $crate::inventory::submit! {
+            $crate::registry::StepRegistration {
+                kind: $kind,
+                summary: $summary,
+                options: $options,
+                requires: &[$($crate::node::Role::$role),*],
+                critical: $critical,
+                default_timeout_secs: $timeout,
+                parse: |options| $crate::registry::parse_boxed::<$config>(options, $options),
+            }
+        }
+    };
+}
+
+/// The lookup table of registered step kinds, built once.
+#[derive(Debug)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, &'static StepRegistration>,
+}
+
+/// The registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two registrations share a kind.
+    #[error(
+        "step kind `{kind}` is registered more than once (summaries: {summaries:?}); registered kinds: {known}"
+    )]
+    Duplicate {
+        /// The kind.
+        kind: &'static str,
+        /// The summaries of the clashing registrations.
+        summaries: Vec<&'static str>,
+        /// Every registered kind, sorted.
+        known: String,
+    },
+}
+
+impl Registry {
+    /// Build a registry from registrations; a kind registered twice is an error.
+    pub fn from_registrations<'a>(
+        regs: impl IntoIterator<Item = &'static StepRegistration>,
+    ) -> Result<Registry, RegistryError> {
+        let mut kinds: BTreeMap<&'static str, &'static StepRegistration> = BTreeMap::new();
+        let mut duplicate = None;
+        for reg in regs {
+            if let Some(prev) = kinds.insert(reg.kind, reg) {
+                duplicate.get_or_insert((reg.kind, vec![prev.summary, reg.summary]));
+            }
+        }
+        match duplicate {
+            Some((kind, summaries)) => Err(RegistryError::Duplicate {
+                kind,
+                summaries,
+                known: kinds.keys().copied().collect::<Vec<_>>().join(", "),
+            }),
+            None => Ok(Registry { kinds }),
+        }
+    }
+
+    /// The registry of every kind submitted through `inventory` in this binary.
+    pub fn global() -> Result<&'static Registry, RegistryError> {
+        static GLOBAL: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::from_registrations(inventory::iter::<StepRegistration>))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Look a kind up; the error lists the known kinds and the closest one.
+    pub fn get(&self, kind: &str) -> Result<&'static StepRegistration, String> {
+        self.kinds
+            .get(kind)
+            .copied()
+            .ok_or_else(|| unknown_message("step kind", kind, &self.kind_names()))
+    }
+
+    /// Every registered kind, sorted.
+    pub fn kind_names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// Every registration, sorted by kind.
+    pub fn registrations(&self) -> impl Iterator<Item = &'static StepRegistration> + '_ {
+        self.kinds.values().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_and_ignores_strangers() {
+        let known = ["cancel", "close", "flush", "halt", "verify"];
+        assert_eq!(closest("cancle", &known), Some("cancel"));
+        assert_eq!(closest("veryfy", &known), Some("verify"));
+        assert_eq!(closest("archive", &known), None);
+    }
+
+    #[test]
+    fn unknown_message_lists_sorted_known_names() {
+        let msg = unknown_message("step kind", "hlat", &["verify", "halt", "cancel"]);
+        assert_eq!(
+            msg,
+            "unknown step kind `hlat`; did you mean `halt`? (known: cancel, halt, verify)"
+        );
+    }
+
+    static A: StepRegistration = StepRegistration {
+        kind: "a",
+        summary: "first",
+        options: &[],
+        requires: &[],
+        critical: false,
+        default_timeout_secs: 1.0,
+        parse: |_| Err(vec![]),
+    };
+    static A2: StepRegistration = StepRegistration {
+        kind: "a",
+        summary: "second",
+        options: &[],
+        requires: &[],
+        critical: false,
+        default_timeout_secs: 1.0,
+        parse: |_| Err(vec![]),
+    };
+
+    #[test]
+    fn a_kind_registered_twice_is_an_error_naming_it() {
+        let err = Registry::from_registrations([&A, &A2]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`a` is registered more than once"), "{msg}");
+        assert!(msg.contains("first") && msg.contains("second"), "{msg}");
+    }
+
+    #[test]
+    fn parse_options_names_every_bad_key() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Opts {
+            #[serde(default)]
+            rate: f64,
+            #[serde(default)]
+            retries: u32,
+        }
+        const DOCS: &[OptionDoc] = &[
+            OptionDoc {
+                name: "rate",
+                ty: "float",
+                default: "1.0",
+                doc: "",
+            },
+            OptionDoc {
+                name: "retries",
+                ty: "integer",
+                default: "3",
+                doc: "",
+            },
+        ];
+        let options = StepOptions::from_pairs([
+            ("rate", OptionValue::Str("fast".into())),
+            ("retries", OptionValue::Str("many".into())),
+            ("retires", OptionValue::Int(2)),
+        ]);
+        let errors = parse_options::<Opts>(&options, DOCS).unwrap_err();
+        let keys: Vec<_> = errors.iter().filter_map(|e| e.key.clone()).collect();
+        assert_eq!(keys, ["retires", "rate", "retries"], "{errors:?}");
+        assert!(errors[0].message.contains("did you mean `retries`"));
+    }
+}

@@ -1,0 +1,396 @@
+//! The shutdown report, exit codes, and report sinks (atomic JSON file, one log line).
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Exit codes of a shutdown, as documented in the README.
+pub mod exit_code {
+    /// Every step succeeded (or was disabled) and nothing was found wrong.
+    pub const CLEAN: i32 = 0;
+    /// The pipeline finished, but a step failed, timed out, panicked, was skipped in a hurry, or found a problem.
+    pub const DEGRADED: i32 = 10;
+    /// A step with `on_error = "abort"` failed; the steps after it did not run.
+    pub const ABORTED: i32 = 11;
+    /// The third signal or the global deadline forced the exit.
+    pub const FORCED: i32 = 12;
+    /// The configuration is invalid (the sysexits `EX_CONFIG` code).
+    pub const INVALID_CONFIG: i32 = 78;
+}
+
+/// The outcome of the whole shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Exit code 0.
+    Clean,
+    /// Exit code 10.
+    Degraded,
+    /// Exit code 11.
+    Aborted,
+    /// Exit code 12.
+    Forced,
+}
+
+impl Outcome {
+    /// The process exit code for this outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Clean => exit_code::CLEAN,
+            Outcome::Degraded => exit_code::DEGRADED,
+            Outcome::Aborted => exit_code::ABORTED,
+            Outcome::Forced => exit_code::FORCED,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Degraded => "degraded",
+            Outcome::Aborted => "aborted",
+            Outcome::Forced => "forced",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Ran to its end without error.
+    Succeeded,
+    /// Not run on purpose: disabled, or non-critical after the second signal.
+    Skipped,
+    /// Returned an error.
+    Failed,
+    /// Its budget ran out.
+    TimedOut,
+    /// Panicked; caught by the runner.
+    Panicked,
+    /// Never started: an earlier step aborted, or the shutdown was forced.
+    NotRun,
+}
+
+impl StepOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Succeeded => "succeeded",
+            StepOutcome::Skipped => "skipped",
+            StepOutcome::Failed => "failed",
+            StepOutcome::TimedOut => "timed_out",
+            StepOutcome::Panicked => "panicked",
+            StepOutcome::NotRun => "not_run",
+        }
+    }
+
+    /// Whether the step did not do its job (failed, timed out or panicked).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            StepOutcome::Failed | StepOutcome::TimedOut | StepOutcome::Panicked
+        )
+    }
+}
+
+impl fmt::Display for StepOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step's entry in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step name.
+    pub name: String,
+    /// Step kind.
+    pub kind: String,
+    /// Whether the step is critical (runs after the second signal).
+    pub critical: bool,
+    /// Outcome.
+    pub outcome: StepOutcome,
+    /// Seconds the step took.
+    pub duration: f64,
+    /// Attempts the step made.
+    pub attempts: u32,
+    /// Why the step failed, was skipped or did not run.
+    pub error: Option<String>,
+    /// Problems found that degrade the shutdown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// Step-specific details.
+    #[serde(default)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The report of one shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Trader id of the node.
+    pub trader_id: String,
+    /// What started the shutdown (`SIGTERM`, `SIGINT`, `api`, `fleet`, `deadline`).
+    pub reason: String,
+    /// What forced it, when it was forced (`deadline`, a signal name, `api`).
+    #[serde(default)]
+    pub forced_by: Option<String>,
+    /// When the pipeline started (RFC 3339, UTC).
+    pub started_at: String,
+    /// Seconds from start to the report.
+    pub duration: f64,
+    /// Overall outcome.
+    pub outcome: Outcome,
+    /// Process exit code for the outcome.
+    pub exit_code: i32,
+    /// The global budget in seconds.
+    pub timeout_secs: f64,
+    /// One entry per step, in pipeline order.
+    pub steps: Vec<StepReport>,
+    /// Report sinks that failed to take this report (written by the sinks that did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sink_errors: Vec<String>,
+}
+
+impl Report {
+    /// The step entry of that name.
+    pub fn step(&self, name: &str) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl fmt::Display for Report {
+    /// A table that fits in 80 columns.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "shutdown {} (exit {}) after {:.3}s: reason {}{}",
+            self.outcome,
+            self.exit_code,
+            self.duration,
+            self.reason,
+            self.forced_by
+                .as_ref()
+                .map(|b| format!(", forced by {b}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(
+            f,
+            "  {:<3} {:<18} {:<8} {:<10} {:>8} {:>4}  note",
+            "#", "step", "kind", "outcome", "secs", "try"
+        )?;
+        for (i, s) in self.steps.iter().enumerate() {
+            let note = s
+                .error
+                .clone()
+                .or_else(|| s.problems.first().cloned())
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "  {:<3} {:<18} {:<8} {:<10} {:>8.3} {:>4}  {}",
+                i + 1,
+                truncate(&s.name, 18),
+                truncate(&s.kind, 8),
+                s.outcome,
+                s.duration,
+                s.attempts,
+                truncate(&note, 20)
+            )?;
+        }
+        for e in &self.sink_errors {
+            writeln!(f, "  report sink failed: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Somewhere the final report goes. Synchronous, so that the force path can write it from a
+/// plain thread while the async runtime is stuck; implementations must bound their own waits.
+pub trait ReportSink: Send + Sync {
+    /// A short name for errors (`file /var/lib/x.json`, `log`).
+    fn name(&self) -> String;
+    /// Take the report.
+    fn write(&self, report: &Report) -> Result<(), String>;
+}
+
+/// Writes the report as one line of JSON to the log (target `shutdown::report`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogSink;
+
+impl ReportSink for LogSink {
+    fn name(&self) -> String {
+        "log".into()
+    }
+
+    fn write(&self, report: &Report) -> Result<(), String> {
+        tracing::info!(target: "shutdown::report", report = %report.to_json_line(), "shutdown report");
+        Ok(())
+    }
+}
+
+/// Writes the report as pretty JSON to a file, atomically (temp file, fsync, rename, fsync dir).
+#[derive(Debug, Clone)]
+pub struct FileSink {
+    path: PathBuf,
+}
+
+impl FileSink {
+    /// A sink writing to `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl ReportSink for FileSink {
+    fn name(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn write(&self, report: &Report) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, &json)
+            .map_err(|e| format!("cannot write report to {}: {e}", self.path.display()))
+    }
+}
+
+/// Write `bytes` to `path` so that a reader sees the old file or the whole new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Read a report written by [`FileSink`].
+pub fn read_report(path: &Path) -> Result<Report, String> {
+    let bytes =
+        fs::read(path).map_err(|e| format!("cannot read report {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a shutdown report: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            trader_id: "trader-001".into(),
+            reason: "SIGTERM".into(),
+            forced_by: None,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration: 1.5,
+            outcome: Outcome::Degraded,
+            exit_code: 10,
+            timeout_secs: 30.0,
+            steps: vec![StepReport {
+                name: "a-very-long-step-name-indeed".into(),
+                kind: "cancel".into(),
+                critical: true,
+                outcome: StepOutcome::Failed,
+                duration: 0.25,
+                attempts: 3,
+                error: Some("2 orders could not be cancelled: o-1, o-2".into()),
+                problems: vec![],
+                details: serde_json::Map::new(),
+            }],
+            sink_errors: vec![],
+        }
+    }
+
+    #[test]
+    fn file_sink_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        FileSink::new(&path).write(&sample()).unwrap();
+        assert_eq!(read_report(&path).unwrap(), sample());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("report.json")]);
+    }
+
+    #[test]
+    fn file_sink_error_names_the_path() {
+        let err = FileSink::new("/nonexistent-dir/x/report.json")
+            .write(&sample())
+            .unwrap_err();
+        assert!(err.contains("/nonexistent-dir/x/report.json"), "{err}");
+    }
+
+    #[test]
+    fn display_fits_in_80_columns() {
+        let text = sample().to_string();
+        assert!(text.contains("degraded (exit 10)"));
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{line:?} is {} wide",
+                line.len()
+            );
+        }
+    }
+
+    #[test]
+    fn json_uses_the_contract_field_names() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json_line()).unwrap();
+        for key in [
+            "reason",
+            "started_at",
+            "duration",
+            "outcome",
+            "exit_code",
+            "steps",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        let step = &v["steps"][0];
+        for key in [
+            "name", "kind", "outcome", "duration", "attempts", "error", "details",
+        ] {
+            assert!(step.get(key).is_some(), "missing step {key}");
+        }
+        assert_eq!(step["outcome"], "failed");
+        assert_eq!(v["outcome"], "degraded");
+    }
+}

@@ -1,0 +1,206 @@
+//! The `ShutdownStep` trait and what a step receives (`StepContext`) and returns (`StepOutput`, `StepError`).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::trigger::Reason;
+
+/// One step of a shutdown pipeline.
+///
+/// Cross-cutting concerns (timeout, tracing span, error policy, panics) belong to the runner; a step
+/// only does its own work and says what happened.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use shutdown_core::{ShutdownStep, StepContext, StepError, StepOutput};
+///
+/// struct Notify;
+///
+/// #[async_trait]
+/// impl ShutdownStep for Notify {
+///     fn kind(&self) -> &'static str {
+///         "notify"
+///     }
+///     fn plan(&self) -> Vec<String> {
+///         vec!["post a message to the operators' channel".into()]
+///     }
+///     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+///         Ok(StepOutput::new().detail("reason", ctx.reason.to_string()))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait ShutdownStep: Send + Sync + 'static {
+    /// The kind this step was registered under (`halt`, `cancel`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// What the step would do, one line each, without side effects (for `plan` and `dry-run`).
+    fn plan(&self) -> Vec<String>;
+
+    /// Do the work. Return before `ctx.deadline`; watch `ctx.cancel`, which fires when the shutdown is
+    /// forced (the runner abandons the step then anyway).
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError>;
+}
+
+/// What a step receives when it runs.
+#[derive(Clone)]
+pub struct StepContext {
+    /// Why the node is shutting down.
+    pub reason: Reason,
+    /// The step's name in the pipeline.
+    pub name: String,
+    /// When this step's budget ends (its own timeout, capped by what is left of the global one).
+    pub deadline: Instant,
+    /// Fires when the shutdown is forced (third signal or global deadline).
+    pub cancel: CancellationToken,
+    /// The node's roles.
+    pub node: Node,
+    /// Results handed from earlier steps to later ones.
+    pub results: SharedResults,
+}
+
+impl fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepContext")
+            .field("reason", &self.reason)
+            .field("name", &self.name)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepContext {
+    /// Time left before this step's deadline.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A typed blackboard on which a step leaves results for later steps (cancel for verify, say).
+#[derive(Clone, Default)]
+pub struct SharedResults {
+    inner: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
+}
+
+impl SharedResults {
+    /// Store a value; replaces one of the same type.
+    pub fn insert<T: Any + Send + Sync>(&self, value: T) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of this type left by an earlier step.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+}
+
+/// What a step that ran to its end reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepOutput {
+    /// Structured details for the report.
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// How many attempts the step's own work took (1 when it does not retry).
+    pub attempts: u32,
+    /// Problems found that do not make the step fail but make the shutdown degraded
+    /// (an unprotected position in `report` mode, say).
+    pub problems: Vec<String>,
+}
+
+impl StepOutput {
+    /// An empty output with one attempt.
+    pub fn new() -> Self {
+        Self {
+            attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Add a detail; values that fail to serialise are recorded as their error text.
+    pub fn detail(mut self, key: &str, value: impl Serialize) -> Self {
+        self.details.insert(key.to_owned(), to_json(value));
+        self
+    }
+
+    /// Set the number of attempts.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// Record a problem that degrades the shutdown without failing the step.
+    pub fn problem(mut self, problem: impl Into<String>) -> Self {
+        self.problems.push(problem.into());
+        self
+    }
+}
+
+/// Why a step failed, with whatever details it gathered before failing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepError {
+    /// What went wrong.
+    pub message: String,
+    /// Structured details for the report.
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl StepError {
+    /// A failure with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            details: serde_json::Map::new(),
+            attempts: 1,
+        }
+    }
+
+    /// Add a detail.
+    pub fn detail(mut self, key: &str, value: impl Serialize) -> Self {
+        self.details.insert(key.to_owned(), to_json(value));
+        self
+    }
+
+    /// Set the number of attempts.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// Keep the details of an output (a step that gathered results, then judged them a failure).
+    pub fn with_output(mut self, output: StepOutput) -> Self {
+        self.details.extend(output.details);
+        self.attempts = output.attempts;
+        self
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+impl From<crate::node::RoleError> for StepError {
+    fn from(e: crate::node::RoleError) -> Self {
+        StepError::new(e.to_string())
+    }
+}
+
+fn to_json(value: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(e.to_string()))
+}

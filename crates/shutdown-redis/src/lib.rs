@@ -1,0 +1,1 @@
+//! Redis support for shutdown pipelines: flush, restore, shutdown receipt, fleet kill switch.

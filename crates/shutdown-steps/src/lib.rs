@@ -1,0 +1,1 @@
+//! Built-in trading shutdown steps: halt, cancel, verify, close.
