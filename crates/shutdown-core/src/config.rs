@@ -339,13 +339,17 @@ struct Parser<'a> {
 
 /// Where a value came from: the file, or the environment variable that set `key`.
 fn origin_of(value: &Value, file: &str, key_path: &str) -> String {
-    match value.origin() {
-        Some("the environment") => format!(
+    match from_env(value) {
+        true => format!(
             "environment variable {ENV_PREFIX}_{}",
             key_path.replace('.', "__").to_uppercase()
         ),
-        _ => file.to_owned(),
+        false => file.to_owned(),
     }
+}
+
+fn from_env(value: &Value) -> bool {
+    value.origin() == Some("the environment")
 }
 
 fn describe(kind: &ValueKind) -> String {
@@ -387,7 +391,8 @@ impl Parser<'_> {
             ValueKind::Float(x) => Some(x),
             ValueKind::I64(i) => Some(i as f64),
             ValueKind::U64(i) => Some(i as f64),
-            ValueKind::String(ref s) => s.trim().parse::<f64>().ok(),
+            // Environment overrides are strings; in TOML a number must be a number.
+            ValueKind::String(ref s) if from_env(value) => s.trim().parse::<f64>().ok(),
             _ => None,
         };
         match secs {
@@ -419,9 +424,19 @@ impl Parser<'_> {
     }
 
     fn boolean(&mut self, value: &Value, step: Option<&StepRef>, key: &str) -> Option<bool> {
-        match value.clone().into_bool() {
-            Ok(b) => Some(b),
-            Err(_) => {
+        let parsed = match &value.kind {
+            ValueKind::Boolean(b) => Some(*b),
+            ValueKind::String(s) if from_env(value) => match s.trim().to_ascii_lowercase().as_str()
+            {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(b) => Some(b),
+            None => {
                 self.problem(
                     Some(value),
                     step,
@@ -885,3 +900,7 @@ fn valid_trader_id(t: &str) -> bool {
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

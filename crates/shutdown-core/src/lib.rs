@@ -46,3 +46,6 @@ pub mod errors {
     pub use crate::registry::{OptionError, RegistryError};
     pub use crate::step::StepError;
 }
+
+#[cfg(test)]
+mod testing;

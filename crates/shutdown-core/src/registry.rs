@@ -182,6 +182,9 @@ pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// Parses a step's options (the `parse` of a [`StepRegistration`]).
+pub type ParseFn = fn(&StepOptions) -> Result<Box<dyn StepConfig>, Vec<OptionError>>;
+
 /// Register a step kind. Submit one with `inventory::submit!` (see the crate docs).
 #[derive(Debug)]
 pub struct StepRegistration {
@@ -198,7 +201,7 @@ pub struct StepRegistration {
     /// Timeout when the config sets none.
     pub default_timeout_secs: f64,
     /// Parse and validate the options (no I/O).
-    pub parse: fn(&StepOptions) -> Result<Box<dyn StepConfig>, Vec<OptionError>>,
+    pub parse: ParseFn,
 }
 
 inventory::collect!(StepRegistration);
@@ -274,7 +277,7 @@ pub enum RegistryError {
 
 impl Registry {
     /// Build a registry from registrations; a kind registered twice is an error.
-    pub fn from_registrations<'a>(
+    pub fn from_registrations(
         regs: impl IntoIterator<Item = &'static StepRegistration>,
     ) -> Result<Registry, RegistryError> {
         let mut kinds: BTreeMap<&'static str, &'static StepRegistration> = BTreeMap::new();

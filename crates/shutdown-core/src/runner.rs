@@ -149,11 +149,11 @@ struct Progress {
     trader_id: String,
     reason: String,
     started_at: String,
-    started: std::time::Instant,
+    started: Instant,
     timeout: Duration,
     steps: Vec<StepReport>,
     /// Index and start of the step running now.
-    current: Option<(usize, std::time::Instant)>,
+    current: Option<(usize, Instant)>,
     /// The step whose failure aborted the pipeline.
     aborted_by: Option<String>,
     /// Someone (runner or force-exit thread) is writing the final report.
@@ -263,7 +263,7 @@ impl Shutdown {
                 trader_id: self.pipeline.trader_id.clone(),
                 reason: reason.to_string(),
                 started_at,
-                started: std::time::Instant::now(),
+                started: Instant::now(),
                 timeout: self.pipeline.timeout,
                 steps: Vec::new(),
                 current: None,
@@ -320,7 +320,9 @@ impl Shutdown {
         let handle = self.handle.clone();
         let pipeline = self.pipeline.clone();
         let sinks = self.sinks.clone();
-        let hard_deadline = shared.lock().started + pipeline.timeout + WATCHDOG_GRACE;
+        let elapsed = shared.lock().started.elapsed();
+        let hard_deadline =
+            std::time::Instant::now() + (pipeline.timeout + WATCHDOG_GRACE).saturating_sub(elapsed);
         let spawned = std::thread::Builder::new()
             .name("shutdown-watchdog".into())
             .spawn(move || {
@@ -427,7 +429,7 @@ impl Shutdown {
                 budget_secs = budget.as_secs_f64(),
                 critical = ps.settings.critical
             );
-            shared.lock().current = Some((i, std::time::Instant::now()));
+            shared.lock().current = Some((i, Instant::now()));
             tracing::info!(parent: &span, "step started");
             let mut task =
                 tokio::spawn(async move { step.run(ctx).await }.instrument(span.clone()));
@@ -623,3 +625,7 @@ fn write_sinks(sinks: &[Arc<dyn ReportSink>], mut report: Report) -> Report {
     let _ = LogSink.write(&report);
     report
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

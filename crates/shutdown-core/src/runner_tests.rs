@@ -1,0 +1,339 @@
+//! Unit tests of the runner, in paused tokio time.
+
+use std::time::Duration;
+
+use super::*;
+use crate::testing::{Behaviour, Log, step};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn outcomes(report: &Report) -> Vec<(String, StepOutcome)> {
+    report
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), s.outcome))
+        .collect()
+}
+
+fn pair(name: &str, o: StepOutcome) -> (String, StepOutcome) {
+    (name.to_owned(), o)
+}
+
+#[tokio::test(start_paused = true)]
+async fn steps_run_in_the_order_written_and_a_clean_run_exits_0() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"))
+        .push(PipelineStep::new(step("b", Behaviour::Sleep(secs(1)), &log)).name("b"))
+        .push(PipelineStep::new(step("c", Behaviour::Ok, &log)).name("c"));
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(
+        log.lines(),
+        [
+            "a:start:api",
+            "a:end",
+            "b:start:api",
+            "b:end",
+            "c:start:api",
+            "c:end"
+        ]
+    );
+    assert_eq!(report.outcome, Outcome::Clean);
+    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.reason, "api");
+    assert!((report.step("b").unwrap().duration - 1.0).abs() < 0.01);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_times_out_on_its_own_budget_and_the_next_still_runs() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(
+            PipelineStep::new(step("slow", Behaviour::Sleep(secs(100)), &log))
+                .name("slow")
+                .timeout(secs(2)),
+        )
+        .push(PipelineStep::new(step("next", Behaviour::Ok, &log)).name("next"));
+    let start = tokio::time::Instant::now();
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(start.elapsed(), secs(2));
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("slow", StepOutcome::TimedOut),
+            pair("next", StepOutcome::Succeeded)
+        ]
+    );
+    assert_eq!(report.outcome, Outcome::Degraded);
+    assert_eq!(report.exit_code, 10);
+    assert!(
+        report.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 2s")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_gets_no_more_than_what_is_left_of_the_global_budget() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(5))
+        .push(PipelineStep::new(step("first", Behaviour::Sleep(secs(3)), &log)).name("first"))
+        .push(
+            PipelineStep::new(step("long", Behaviour::Sleep(secs(60)), &log))
+                .name("long")
+                .timeout(secs(10)),
+        )
+        .push(PipelineStep::new(step("last", Behaviour::Ok, &log)).name("last"));
+    let start = tokio::time::Instant::now();
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(
+        start.elapsed(),
+        secs(5),
+        "the second step had 2 s, not its own 10 s"
+    );
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("first", StepOutcome::Succeeded),
+            pair("long", StepOutcome::TimedOut),
+            pair("last", StepOutcome::NotRun),
+        ]
+    );
+    assert_eq!(report.outcome, Outcome::Forced);
+    assert_eq!(report.exit_code, 12);
+    assert_eq!(report.forced_by.as_deref(), Some("deadline"));
+    assert!(!log.lines().iter().any(|l| l.starts_with("last")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_stops_the_pipeline_and_continue_does_not() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("soft", Behaviour::Fail("soft failure"), &log)).name("soft"))
+        .push(
+            PipelineStep::new(step("hard", Behaviour::Fail("hard failure"), &log))
+                .name("hard")
+                .on_error(OnError::Abort),
+        )
+        .push(PipelineStep::new(step("after", Behaviour::Ok, &log)).name("after"));
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("soft", StepOutcome::Failed),
+            pair("hard", StepOutcome::Failed),
+            pair("after", StepOutcome::NotRun),
+        ]
+    );
+    assert_eq!(report.outcome, Outcome::Aborted);
+    assert_eq!(report.exit_code, 11);
+    assert_eq!(report.steps[0].error.as_deref(), Some("soft failure"));
+    assert_eq!(report.steps[0].attempts, 3);
+    assert!(report.steps[2].error.as_deref().unwrap().contains("`hard`"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_step_is_a_failed_step_not_a_crashed_shutdown() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("bad", Behaviour::Panic, &log)).name("bad"))
+        .push(PipelineStep::new(step("after", Behaviour::Ok, &log)).name("after"));
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("bad", StepOutcome::Panicked),
+            pair("after", StepOutcome::Succeeded)
+        ]
+    );
+    assert!(
+        report.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("boom in bad")
+    );
+    assert_eq!(report.exit_code, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_the_second_signal_only_critical_steps_run() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(300))
+        .push(
+            PipelineStep::new(step("slow", Behaviour::Sleep(secs(100)), &log))
+                .name("slow")
+                .timeout(secs(200)),
+        )
+        .push(
+            PipelineStep::new(step("cancel", Behaviour::Sleep(secs(1)), &log))
+                .name("cancel")
+                .critical(true),
+        )
+        .push(PipelineStep::new(step("notify", Behaviour::Ok, &log)).name("notify"))
+        .push(
+            PipelineStep::new(step("flush", Behaviour::Ok, &log))
+                .name("flush")
+                .critical(true),
+        );
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    assert_eq!(handle.escalate(Reason::Signal("SIGTERM")), Level::Graceful);
+    let run = tokio::spawn(shutdown.run());
+    tokio::time::sleep(secs(10)).await;
+    assert_eq!(handle.escalate(Reason::Signal("SIGTERM")), Level::Hurry);
+    let report = run.await.unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("slow", StepOutcome::Skipped),
+            pair("cancel", StepOutcome::Succeeded),
+            pair("notify", StepOutcome::Skipped),
+            pair("flush", StepOutcome::Succeeded),
+        ]
+    );
+    assert!(
+        (report.duration - 11.0).abs() < 0.5,
+        "took {}",
+        report.duration
+    );
+    assert_eq!(report.reason, "SIGTERM");
+    assert_eq!(report.outcome, Outcome::Degraded);
+    assert!(!log.lines().contains(&"slow:end".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_third_signal_forces_at_once_while_a_step_hangs() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(300))
+        .push(
+            PipelineStep::new(step("hang", Behaviour::Sleep(secs(250)), &log))
+                .name("hang")
+                .critical(true)
+                .timeout(secs(260)),
+        )
+        .push(
+            PipelineStep::new(step("flush", Behaviour::Ok, &log))
+                .name("flush")
+                .critical(true),
+        );
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    handle.escalate(Reason::Signal("SIGINT"));
+    let run = tokio::spawn(shutdown.run());
+    tokio::time::sleep(secs(1)).await;
+    handle.escalate(Reason::Signal("SIGINT"));
+    tokio::time::sleep(secs(1)).await;
+    let start = tokio::time::Instant::now();
+    assert_eq!(handle.escalate(Reason::Signal("SIGINT")), Level::Force);
+    let report = run.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("hang", StepOutcome::TimedOut),
+            pair("flush", StepOutcome::NotRun)
+        ]
+    );
+    assert_eq!(report.exit_code, 12);
+    assert_eq!(report.forced_by.as_deref(), Some("SIGINT"));
+    assert!(
+        report.steps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("forced by SIGINT")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_triggers_coalesce_into_one_run() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("only", Behaviour::Sleep(secs(1)), &log)).name("only"));
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run_when_requested());
+    let triggers: Vec<_> = [Reason::Fleet, Reason::Api, Reason::Fleet]
+        .into_iter()
+        .map(|r| {
+            let h = handle.clone();
+            tokio::spawn(async move { h.trigger(r) })
+        })
+        .collect();
+    let mut started = 0;
+    for t in triggers {
+        started += usize::from(t.await.unwrap());
+    }
+    let report = run.await.unwrap();
+    assert_eq!(started, 1, "exactly one trigger starts the shutdown");
+    let starts = log
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("only:start"))
+        .count();
+    assert_eq!(starts, 1);
+    assert!(report.reason == "fleet" || report.reason == "api");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_reason_and_results_reach_later_steps() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("give", Behaviour::Give(42), &log)).name("give"))
+        .push(PipelineStep::new(step("take", Behaviour::Take, &log)).name("take"));
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    shutdown.handle().trigger(Reason::Signal("SIGTERM"));
+    let report = shutdown.run().await;
+    assert_eq!(report.step("take").unwrap().details["took"], 42);
+    assert_eq!(log.lines()[0], "give:start:SIGTERM");
+    assert_eq!(log.lines()[2], "take:start:SIGTERM");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_problem_degrades_and_a_disabled_step_does_not() {
+    let log = Log::default();
+    let mut disabled = PipelineStep::new(step("off", Behaviour::Panic, &log)).name("off");
+    disabled.step = None;
+    let pipeline = Pipeline::new(secs(30))
+        .push(disabled)
+        .push(PipelineStep::new(step("ok", Behaviour::Ok, &log)).name("ok"));
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(report.outcome, Outcome::Clean);
+    assert_eq!(report.steps[0].outcome, StepOutcome::Skipped);
+
+    let pipeline = Pipeline::new(secs(30)).push(
+        PipelineStep::new(step(
+            "p",
+            Behaviour::Problem("position BTC unprotected"),
+            &log,
+        ))
+        .name("p"),
+    );
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    assert_eq!(report.steps[0].outcome, StepOutcome::Succeeded);
+    assert_eq!(report.steps[0].problems, ["position BTC unprotected"]);
+    assert_eq!(report.outcome, Outcome::Degraded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let log = Log::default();
+    let mut pipeline =
+        Pipeline::new(secs(30)).push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"));
+    pipeline.report_path = Some(path.clone());
+    let report = Shutdown::new(pipeline, Node::new())
+        .with_sink(Arc::new(FileSink::new(dir.path().join("missing/r.json"))))
+        .run()
+        .await;
+    let on_disk = crate::report::read_report(&path).unwrap();
+    assert_eq!(on_disk.steps, report.steps);
+    assert_eq!(report.sink_errors.len(), 1);
+    assert!(report.sink_errors[0].contains("missing/r.json"));
+}

@@ -1,0 +1,140 @@
+//! Test steps for the crate's own unit tests: they record what happened and misbehave on request.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::node::{MissingRole, Node};
+use crate::registry::{OptionDoc, StepConfig};
+use crate::step::{ShutdownStep, StepContext, StepError, StepOutput};
+
+/// A shared log of `name:event` lines.
+#[derive(Clone, Default)]
+pub(crate) struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub(crate) fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+pub(crate) enum Behaviour {
+    Ok,
+    Sleep(Duration),
+    Fail(&'static str),
+    Panic,
+    Problem(&'static str),
+    /// Put a number in the shared results.
+    Give(u32),
+    /// Read the number an earlier step gave.
+    Take,
+}
+
+pub(crate) struct TestStep {
+    pub(crate) label: &'static str,
+    pub(crate) behaviour: Behaviour,
+    pub(crate) log: Log,
+}
+
+pub(crate) fn step(label: &'static str, behaviour: Behaviour, log: &Log) -> TestStep {
+    TestStep {
+        label,
+        behaviour,
+        log: log.clone(),
+    }
+}
+
+#[async_trait]
+impl ShutdownStep for TestStep {
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+
+    fn plan(&self) -> Vec<String> {
+        vec![format!("run {}", self.label)]
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        self.log
+            .push(format!("{}:start:{}", self.label, ctx.reason));
+        let out = match &self.behaviour {
+            Behaviour::Ok => StepOutput::new(),
+            Behaviour::Sleep(d) => {
+                tokio::time::sleep(*d).await;
+                StepOutput::new()
+            }
+            Behaviour::Fail(msg) => return Err(StepError::new(*msg).attempts(3)),
+            Behaviour::Panic => panic!("boom in {}", self.label),
+            Behaviour::Problem(p) => StepOutput::new().problem(*p),
+            Behaviour::Give(n) => {
+                ctx.results.insert(*n);
+                StepOutput::new()
+            }
+            Behaviour::Take => {
+                let n = ctx.results.get::<u32>().map(|n| *n);
+                StepOutput::new().detail("took", n)
+            }
+        };
+        self.log.push(format!("{}:end", self.label));
+        Ok(out)
+    }
+}
+
+/// Options of the registered test kinds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed to test option validation, never read
+pub(crate) struct KindConfig {
+    #[serde(default)]
+    pub(crate) max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub(crate) mode: Option<String>,
+}
+
+impl StepConfig for KindConfig {
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        let _ = node;
+        Ok(Box::new(step("registered", Behaviour::Ok, &Log::default())))
+    }
+}
+
+pub(crate) const KIND_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "max_in_flight",
+        ty: "integer",
+        default: "8",
+        doc: "concurrent requests",
+    },
+    OptionDoc {
+        name: "mode",
+        ty: "string",
+        default: "\"a\"",
+        doc: "a mode",
+    },
+];
+
+crate::register_step! {
+    kind: "halt", summary: "test halt", config: KindConfig, options: KIND_OPTIONS,
+    requires: [TradingGate], critical: false, default_timeout_secs: 2.0,
+}
+crate::register_step! {
+    kind: "cancel", summary: "test cancel", config: KindConfig, options: KIND_OPTIONS,
+    requires: [OrderGateway], critical: true, default_timeout_secs: 10.0,
+}
+crate::register_step! {
+    kind: "verify", summary: "test verify", config: KindConfig, options: KIND_OPTIONS,
+    requires: [], critical: true, default_timeout_secs: 5.0,
+}
+crate::register_step! {
+    kind: "flush", summary: "test flush", config: KindConfig, options: KIND_OPTIONS,
+    requires: [], critical: true, default_timeout_secs: 5.0,
+}
+crate::register_step! {
+    kind: "close", summary: "test close", config: KindConfig, options: KIND_OPTIONS,
+    requires: [], critical: false, default_timeout_secs: 5.0,
+}
