@@ -1,0 +1,52 @@
+//! A node with no venue that runs the pipeline of `CONFIG` on signals: `testnode CONFIG`.
+//!
+//! Prints `ready` once its signal handler is installed; exits with the shutdown's exit code.
+
+// Link the crate whose steps register themselves.
+extern crate shutdown_testkit as _;
+
+use std::io::Write;
+
+use shutdown_core::{Level, Node, PipelineConfig, Shutdown, exit_code};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter("info")
+        .with_ansi(false)
+        .init();
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: testnode CONFIG");
+        std::process::exit(2);
+    };
+    let node = Node::new();
+    let pipeline = match PipelineConfig::load(&path).and_then(|c| c.build(&node)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(exit_code::INVALID_CONFIG);
+        }
+    };
+    let shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    let _signals = match shutdown.listen_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install the signal handler: {e}");
+            std::process::exit(1);
+        }
+    };
+    // Announce each escalation from a plain thread, so a test can wait for it even while a step
+    // blocks the runtime (identical signals sent back to back would merge in the kernel).
+    let handle = shutdown.handle();
+    std::thread::spawn(move || {
+        for level in [Level::Hurry, Level::Force] {
+            handle.wait_blocking(level, None);
+            println!("level {level:?}");
+            let _ = std::io::stdout().flush();
+        }
+    });
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    shutdown.run_when_requested().await;
+}

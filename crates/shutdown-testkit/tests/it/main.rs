@@ -1,0 +1,4 @@
+//! Integration tests: real `testnode` processes, real signals, reports on disk.
+
+mod signals;
+mod support;

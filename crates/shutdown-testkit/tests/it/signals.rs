@@ -1,0 +1,127 @@
+//! Real signals to a real process: graceful, hurried and forced shutdowns.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::support::{TestNode, outcomes, pairs};
+
+const PIPELINE: &str = r#"
+timeout_secs = 20
+
+[[steps]]
+kind = "sleep"
+name = "halt"
+secs = 0.05
+
+[[steps]]
+kind = "sleep"
+name = "slow"
+secs = 60
+timeout_secs = 15
+
+[[steps]]
+kind = "sleep"
+name = "cancel"
+secs = 0.05
+critical = true
+
+[[steps]]
+kind = "sleep"
+name = "notify"
+secs = 0.05
+
+[[steps]]
+kind = "sleep"
+name = "flush"
+secs = 0.05
+critical = true
+"#;
+
+#[test]
+fn one_sigterm_runs_the_whole_pipeline_and_exits_0_with_a_complete_report() {
+    let node = TestNode::start(
+        "timeout_secs = 10\n[[steps]]\nkind = \"sleep\"\nname = \"a\"\nsecs = 0.1\n[[steps]]\nkind = \"sleep\"\nname = \"b\"\nsecs = 0.1\ncritical = true\n",
+    );
+    node.signal(Signal::SIGTERM);
+    let (code, _) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let report = node.report();
+    assert_eq!(report["reason"], "SIGTERM");
+    assert_eq!(report["outcome"], "clean");
+    assert_eq!(report["exit_code"], 0);
+    assert!(
+        report["started_at"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z'))
+    );
+    assert!(report["duration"].as_f64().is_some_and(|d| d >= 0.2));
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[("a", "succeeded"), ("b", "succeeded")])
+    );
+    assert_eq!(report["steps"][0]["details"]["slept_secs"], 0.1);
+}
+
+#[test]
+fn a_second_signal_skips_the_slow_non_critical_step_and_still_runs_the_critical_ones() {
+    let node = TestNode::start(PIPELINE);
+    node.signal(Signal::SIGTERM);
+    node.wait_line("step-started slow");
+    node.signal(Signal::SIGINT);
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 10, "skipping steps degrades the shutdown");
+    assert!(waited < Duration::from_secs(10));
+    let report = node.report();
+    assert_eq!(report["reason"], "SIGTERM");
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[
+            ("halt", "succeeded"),
+            ("slow", "skipped"),
+            ("cancel", "succeeded"),
+            ("notify", "skipped"),
+            ("flush", "succeeded"),
+        ])
+    );
+}
+
+#[test]
+fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
+    let node = TestNode::start(
+        "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\ncritical = true\n",
+    );
+    node.signal(Signal::SIGTERM);
+    node.wait_line("step-started stuck");
+    node.signal(Signal::SIGTERM);
+    node.wait_line("level Hurry");
+    node.signal(Signal::SIGTERM);
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 12);
+    assert!(waited < Duration::from_secs(10));
+    let report = node.report();
+    assert_eq!(report["outcome"], "forced");
+    assert_eq!(report["forced_by"], "SIGTERM");
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[("stuck", "timed_out"), ("flush", "not_run")])
+    );
+}
+
+#[test]
+fn the_global_deadline_forces_exit_12_while_a_step_blocks_its_thread() {
+    let node = TestNode::start(
+        "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\n",
+    );
+    node.signal(Signal::SIGINT);
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 12);
+    assert!(waited < Duration::from_secs(10));
+    let report = node.report();
+    assert_eq!(report["reason"], "SIGINT");
+    assert_eq!(report["forced_by"], "deadline");
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[("stuck", "timed_out"), ("flush", "not_run")])
+    );
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (when missing and allowed), then formatting,
+# lints and every test of the workspace. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use, as "command:package".
+needs=()
+missing=()
+for pair in "${needs[@]}"; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "==> installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "==> missing packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo test"
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$6} END {print s+0}')
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
