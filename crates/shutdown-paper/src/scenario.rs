@@ -1,0 +1,320 @@
+//! Scenario files: instruments, prices, orders, positions, connections and venue behaviour, in TOML.
+
+use std::path::Path;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use shutdown_core::domain::{
+    Account, Order, OrderStatus, OrderType, PositionSide, Residence, Side, StrategyState,
+};
+
+/// A scenario: the state of a node and its venue when the shutdown starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of every random choice the venue makes; the same seed gives the same run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// How the venue behaves.
+    #[serde(default)]
+    pub venue: VenueBehaviour,
+    /// Instruments and their mark prices.
+    #[serde(default)]
+    pub instruments: Vec<InstrumentSpec>,
+    /// Open positions.
+    #[serde(default)]
+    pub positions: Vec<PositionSpec>,
+    /// Orders (working or not).
+    #[serde(default)]
+    pub orders: Vec<Order>,
+    /// Venue connections.
+    #[serde(default)]
+    pub connections: Vec<ConnectionSpec>,
+    /// Account balances.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// Strategy state.
+    #[serde(default)]
+    pub strategies: Vec<StrategyState>,
+    /// Generated book, added to the explicit one.
+    #[serde(default)]
+    pub generate: Option<Generate>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// An instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSpec {
+    /// Symbol.
+    pub symbol: String,
+    /// Mark price (what stops trigger on).
+    pub mark_price: Decimal,
+}
+
+/// A position; its mark price comes from its instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionSpec {
+    /// Position id.
+    pub id: String,
+    /// Instrument symbol.
+    pub instrument: String,
+    /// `buy` (long) or `sell` (short).
+    pub side: Side,
+    /// Hedge-mode side.
+    #[serde(default)]
+    pub position_side: PositionSide,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Entry price.
+    pub entry_price: Decimal,
+}
+
+/// A venue connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// Connection id.
+    pub id: String,
+    /// Venue name.
+    pub venue: String,
+    /// Whether its dead-man's switch (cancel on disconnect) is armed.
+    #[serde(default)]
+    pub dead_man_armed: bool,
+    /// Calls on this connection never answer (a hung socket).
+    #[serde(default)]
+    pub hangs: bool,
+}
+
+/// How the simulated venue behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VenueBehaviour {
+    /// Latency of every call, in milliseconds.
+    pub latency_ms: u64,
+    /// Requests per second before the venue answers "rate limited" (HTTP 429); 0 for no limit.
+    pub rate_limit_per_sec: u32,
+    /// Share of calls that fail with a transient error, 0.0 to 1.0.
+    pub transient_failure_rate: f64,
+    /// Share of cancels that lose the race: the order fills while the cancel is in flight.
+    pub fill_race_rate: f64,
+    /// The venue offers a mass-cancel that spares protective stops.
+    pub mass_cancel: bool,
+    /// Client ids of orders the venue refuses to cancel (for orphan reports).
+    pub uncancellable: Vec<String>,
+}
+
+impl Default for VenueBehaviour {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            rate_limit_per_sec: 0,
+            transient_failure_rate: 0.0,
+            fill_race_rate: 0.0,
+            mass_cancel: false,
+            uncancellable: Vec::new(),
+        }
+    }
+}
+
+/// A generated book: many working orders and positions, some of them unprotected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// Working limit orders to add, spread over the instruments.
+    pub orders: usize,
+    /// Positions to add, each with a protective stop unless it is among the unprotected.
+    pub positions: usize,
+    /// How many of the generated positions have no protective stop.
+    #[serde(default)]
+    pub unprotected: usize,
+}
+
+/// A scenario could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read scenario: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or does not describe a scenario.
+    #[error("{path}: invalid scenario: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+    /// The scenario is inconsistent.
+    #[error("{path}: invalid scenario: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Scenario {
+    /// Read a scenario file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        if path.is_dir() {
+            return Err(ScenarioError::Read {
+                path: name,
+                source: std::io::Error::other("is a directory, not a scenario file"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &name)
+    }
+
+    /// Parse scenario TOML; `name` names it in errors.
+    pub fn from_toml(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: name.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        scenario.check().map_err(|message| ScenarioError::Invalid {
+            path: name.to_owned(),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let known = |s: &str| self.instruments.iter().any(|i| i.symbol == s);
+        for p in &self.positions {
+            if !known(&p.instrument) {
+                return Err(format!(
+                    "position {}: unknown instrument {:?}",
+                    p.id, p.instrument
+                ));
+            }
+            if p.quantity <= Decimal::ZERO {
+                return Err(format!("position {}: quantity must be positive", p.id));
+            }
+        }
+        for o in &self.orders {
+            if !known(&o.instrument) {
+                return Err(format!(
+                    "order {}: unknown instrument {:?}",
+                    o.client_id, o.instrument
+                ));
+            }
+        }
+        for (name, rate) in [
+            ("transient_failure_rate", self.venue.transient_failure_rate),
+            ("fill_race_rate", self.venue.fill_race_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "venue.{name} must be between 0.0 and 1.0, found {rate}"
+                ));
+            }
+        }
+        if self.generate.is_some() && self.instruments.is_empty() {
+            return Err("[generate] needs at least one instrument".into());
+        }
+        if let Some(g) = &self.generate {
+            if g.unprotected > g.positions {
+                return Err("generate.unprotected cannot exceed generate.positions".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The explicit book plus the generated one: instruments, positions, orders.
+    pub(crate) fn expanded(&self) -> (Vec<InstrumentSpec>, Vec<PositionSpec>, Vec<Order>) {
+        let mut instruments = self.instruments.clone();
+        let mut positions = self.positions.clone();
+        let mut orders = self.orders.clone();
+        let Some(g) = &self.generate else {
+            return (instruments, positions, orders);
+        };
+        let n = self.instruments.len();
+        for i in 0..g.orders {
+            let inst = &self.instruments[i % n];
+            let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+            let offset = Decimal::new(1 + (i % 20) as i64, 2); // 0.01 .. 0.20 of the mark
+            let price = match side {
+                Side::Buy => inst.mark_price * (Decimal::ONE - offset),
+                Side::Sell => inst.mark_price * (Decimal::ONE + offset),
+            };
+            orders.push(Order {
+                client_id: format!("gen-o-{i}"),
+                venue_id: Some(format!("v-gen-o-{i}")),
+                instrument: inst.symbol.clone(),
+                side,
+                position_side: PositionSide::Both,
+                order_type: OrderType::Limit,
+                quantity: Decimal::ONE,
+                filled_quantity: Decimal::ZERO,
+                trigger_price: None,
+                limit_price: Some(price.round_dp(2)),
+                reduce_only: false,
+                close_position: false,
+                status: OrderStatus::New,
+                residence: Residence::Venue,
+                conditional: false,
+            });
+        }
+        for i in 0..g.positions {
+            let base = &self.instruments[i % n];
+            // One instrument per generated position: a venue nets positions per instrument.
+            let inst = InstrumentSpec {
+                symbol: format!("{}-G{i}", base.symbol),
+                mark_price: base.mark_price,
+            };
+            instruments.push(inst.clone());
+            let side = if i % 3 == 2 { Side::Sell } else { Side::Buy };
+            let position_side = PositionSide::Both;
+            let quantity = Decimal::new(1 + (i % 5) as i64, 0);
+            positions.push(PositionSpec {
+                id: format!("gen-p-{i}"),
+                instrument: inst.symbol.clone(),
+                side,
+                position_side,
+                quantity,
+                entry_price: inst.mark_price,
+            });
+            if i >= g.positions - g.unprotected {
+                continue;
+            }
+            let trigger = match side {
+                Side::Buy => inst.mark_price * Decimal::new(95, 2),
+                Side::Sell => inst.mark_price * Decimal::new(105, 2),
+            };
+            orders.push(Order {
+                client_id: format!("gen-stop-{i}"),
+                venue_id: Some(format!("v-gen-stop-{i}")),
+                instrument: inst.symbol.clone(),
+                side: side.opposite(),
+                position_side,
+                order_type: OrderType::StopMarket,
+                quantity,
+                filled_quantity: Decimal::ZERO,
+                trigger_price: Some(trigger.round_dp(2)),
+                limit_price: None,
+                reduce_only: true,
+                close_position: false,
+                status: OrderStatus::New,
+                residence: Residence::Venue,
+                conditional: true,
+            });
+        }
+        (instruments, positions, orders)
+    }
+}
