@@ -1,1 +1,20 @@
-//! Built-in trading shutdown steps: halt, cancel, verify, close.
+//! Built-in trading shutdown steps, each registered by kind through `inventory`:
+//!
+//! - `halt`: stop new orders at the source and confirm it by reading the gate back;
+//! - `cancel`: cancel working orders by id, keeping protective stops, within a rate limit and the budget,
+//!   and name every order that could not be cancelled;
+//! - `verify`: check that every open position is covered by resting stops, and remedy it if told to;
+//! - `close`: disarm dead-man's switches, log out and disconnect every venue connection.
+//!
+//! A binary that builds pipelines from TOML must link this crate:
+//! `extern crate shutdown_steps as _;`.
+
+pub mod cancel;
+pub mod close;
+pub mod coverage;
+pub mod halt;
+mod retry;
+pub mod verify;
+
+pub use crate::cancel::CancelSummary;
+pub use crate::coverage::{Coverage, CoverageRules, coverage};

@@ -1,0 +1,422 @@
+//! `cancel`: cancel working orders by id, keeping protective stops, confirmed from the venue's order state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use shutdown_core::domain::{Order, OrderStatus};
+use shutdown_core::errors::MissingRole;
+use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
+use shutdown_core::{
+    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::retry::{Backoff, retry, work_deadline};
+
+/// Options of `cancel`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "keep_protective_stops",
+        ty: "bool",
+        default: "true",
+        doc: "Leave reduce-only and close-position stops resting (they protect open positions after exit).",
+    },
+    OptionDoc {
+        name: "max_in_flight",
+        ty: "integer",
+        default: "8",
+        doc: "Cancel requests in flight at once.",
+    },
+    OptionDoc {
+        name: "rate_per_sec",
+        ty: "float",
+        default: "0",
+        doc: "Cancel requests per second, to stay under the venue's rate limit; 0 for no pacing.",
+    },
+    OptionDoc {
+        name: "retries",
+        ty: "integer",
+        default: "5",
+        doc: "Retries of one cancel after a transient or rate-limited answer.",
+    },
+    OptionDoc {
+        name: "backoff_ms",
+        ty: "integer",
+        default: "100",
+        doc: "First retry delay in milliseconds; doubles each retry (jittered), at most 2 s.",
+    },
+    OptionDoc {
+        name: "max_rounds",
+        ty: "integer",
+        default: "5",
+        doc: "Rounds of list-then-cancel before the orders still open are reported as orphans.",
+    },
+    OptionDoc {
+        name: "use_mass_cancel",
+        ty: "bool",
+        default: "false",
+        doc: "Start with the venue's mass-cancel, when it can spare protective stops (or when keep_protective_stops = false); every cancel is still confirmed from order state.",
+    },
+];
+
+/// Options of `cancel`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CancelConfig {
+    /// Leave protective stops resting.
+    pub keep_protective_stops: bool,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Requests per second; 0 for no pacing.
+    pub rate_per_sec: f64,
+    /// Retries per cancel.
+    pub retries: u32,
+    /// First retry delay.
+    pub backoff_ms: u64,
+    /// Rounds before giving up.
+    pub max_rounds: u32,
+    /// Start with a mass-cancel.
+    pub use_mass_cancel: bool,
+}
+
+impl Default for CancelConfig {
+    fn default() -> Self {
+        Self {
+            keep_protective_stops: true,
+            max_in_flight: 8,
+            rate_per_sec: 0.0,
+            retries: 5,
+            backoff_ms: 100,
+            max_rounds: 5,
+            use_mass_cancel: false,
+        }
+    }
+}
+
+impl StepConfig for CancelConfig {
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        Ok(Box::new(Cancel {
+            config: self.clone(),
+            orders: node.orders()?,
+        }))
+    }
+}
+
+/// What `cancel` hands to later steps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CancelSummary {
+    /// Orders confirmed cancelled.
+    pub cancelled: usize,
+    /// Orders that filled before their cancel.
+    pub already_filled: usize,
+    /// Orders still working that could not be cancelled.
+    pub orphaned: Vec<String>,
+}
+
+/// An order that could not be cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Orphan {
+    /// Client id.
+    pub client_id: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Cancel attempts made.
+    pub attempts: u32,
+    /// The last error, if any.
+    pub error: Option<String>,
+}
+
+/// The `cancel` step.
+pub struct Cancel {
+    config: CancelConfig,
+    orders: Arc<dyn OrderGateway>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    cancelled: BTreeSet<String>,
+    already_filled: BTreeSet<String>,
+    unknown: BTreeSet<String>,
+    attempts: BTreeMap<String, u32>,
+    errors: BTreeMap<String, String>,
+    requests: u64,
+}
+
+/// Spaces requests `1 / rate` apart.
+struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    /// Wait for the next slot; `false` when it would come after `deadline`.
+    async fn wait(&self, deadline: Instant) -> bool {
+        let Some(interval) = self.interval else {
+            return true;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            if slot >= deadline {
+                return false;
+            }
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
+}
+
+impl Cancel {
+    fn is_target(&self, o: &Order) -> bool {
+        o.status.is_live() && !(self.config.keep_protective_stops && o.is_protective())
+    }
+
+    /// Cancel one order (with retries) and classify the outcome from the venue's order state.
+    async fn cancel_one(
+        orders: Arc<dyn OrderGateway>,
+        order: Order,
+        backoff: Backoff,
+        pacer: Arc<Pacer>,
+        deadline: Instant,
+    ) -> (String, Result<Fate, String>, u32) {
+        let id = order.client_id.clone();
+        let (ack, attempts) = retry(&id, backoff, deadline, || {
+            let orders = orders.clone();
+            let pacer = pacer.clone();
+            let id = id.clone();
+            async move {
+                if !pacer.wait(deadline).await {
+                    return Err(shutdown_core::errors::RoleError::Transient(
+                        "no rate budget left before the deadline".into(),
+                    ));
+                }
+                orders.cancel(&id).await
+            }
+        })
+        .await;
+        let fate = match ack {
+            Ok(CancelAck::Cancelled) => Ok(Fate::Cancelled),
+            Ok(CancelAck::Pending) => Ok(Fate::Pending),
+            // "Too late" or "unknown": look for the fill in the order's state.
+            Ok(CancelAck::AlreadyFilled | CancelAck::UnknownOrder) => match orders.order(&id).await
+            {
+                Ok(Some(o)) if o.status == OrderStatus::Filled => Ok(Fate::Filled),
+                Ok(Some(o)) if o.status == OrderStatus::Cancelled => Ok(Fate::Cancelled),
+                Ok(Some(o)) if o.status.is_live() => Ok(Fate::Pending),
+                Ok(_) => Ok(Fate::Unknown),
+                Err(e) => Err(format!(
+                    "cancel answered unknown, and the order cannot be read: {e}"
+                )),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        (id, fate, attempts)
+    }
+}
+
+enum Fate {
+    Cancelled,
+    Filled,
+    Unknown,
+    Pending,
+}
+
+#[async_trait]
+impl ShutdownStep for Cancel {
+    fn kind(&self) -> &'static str {
+        "cancel"
+    }
+
+    fn plan(&self) -> Vec<String> {
+        let c = &self.config;
+        let mut plan = vec![format!(
+            "cancel every working order by id{}",
+            if c.keep_protective_stops {
+                ", keeping reduce-only/close-position stops"
+            } else {
+                ", protective stops included"
+            }
+        )];
+        if c.use_mass_cancel {
+            plan.push("start with the venue's mass-cancel where it spares stops".into());
+        }
+        plan.push(format!(
+            "at most {} in flight{}, {} retries from {} ms, up to {} rounds; report what stays open",
+            c.max_in_flight,
+            if c.rate_per_sec > 0.0 { format!(", {} per second", c.rate_per_sec) } else { String::new() },
+            c.retries,
+            c.backoff_ms,
+            c.max_rounds
+        ));
+        plan
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        let deadline = work_deadline(ctx.deadline);
+        let backoff = Backoff {
+            retries: self.config.retries,
+            initial: Duration::from_millis(self.config.backoff_ms.max(1)),
+            max: Duration::from_secs(2),
+        };
+        let pacer = Arc::new(Pacer {
+            interval: (self.config.rate_per_sec > 0.0)
+                .then(|| Duration::from_secs_f64(1.0 / self.config.rate_per_sec)),
+            next: Mutex::new(Instant::now()),
+        });
+        let mut tally = Tally::default();
+        let mut kept_stops = BTreeSet::new();
+        let mut mass_cancel = serde_json::Value::Null;
+        let mut rounds = 0;
+        let mut open: Vec<Order>;
+        loop {
+            let (listed, _) = retry("open-orders", backoff, deadline, || {
+                self.orders.open_orders()
+            })
+            .await;
+            open = match listed {
+                Ok(o) => o,
+                Err(e) => {
+                    return Err(StepError::new(format!("cannot list open orders: {e}"))
+                        .detail("cancelled", &tally.cancelled)
+                        .detail("already_filled", &tally.already_filled)
+                        .attempts(rounds.max(1)));
+                }
+            };
+            for o in &open {
+                if o.status.is_live() && !self.is_target(o) {
+                    kept_stops.insert(o.client_id.clone());
+                }
+            }
+            let targets: Vec<Order> = open.iter().filter(|o| self.is_target(o)).cloned().collect();
+            if targets.is_empty() || rounds >= self.config.max_rounds || Instant::now() >= deadline
+            {
+                break;
+            }
+            rounds += 1;
+            if rounds == 1 && self.config.use_mass_cancel {
+                if self.orders.supports_mass_cancel() || !self.config.keep_protective_stops {
+                    let scope = MassCancelScope {
+                        keep_protective_stops: self.config.keep_protective_stops,
+                        instrument: None,
+                    };
+                    let (ack, _) = retry("mass-cancel", backoff, deadline, || {
+                        self.orders.mass_cancel(&scope)
+                    })
+                    .await;
+                    tally.requests += 1;
+                    mass_cancel = match ack {
+                        Ok(a) => serde_json::json!({ "acknowledged": a.count }),
+                        Err(e) => serde_json::json!({ "error": e.to_string() }),
+                    };
+                    // Confirm from order state: list again and cancel what is left by id.
+                    continue;
+                }
+                mass_cancel = serde_json::json!({ "error": "the venue has no mass-cancel that spares stops; cancelled by id" });
+            }
+            let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+            let mut set = JoinSet::new();
+            for order in targets {
+                let permit = limit.clone().acquire_owned();
+                let orders = self.orders.clone();
+                let pacer = pacer.clone();
+                set.spawn(async move {
+                    let _permit = permit.await;
+                    Cancel::cancel_one(orders, order, backoff, pacer, deadline).await
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                let Ok((id, fate, attempts)) = joined else {
+                    continue;
+                };
+                tally.requests += u64::from(attempts);
+                *tally.attempts.entry(id.clone()).or_default() += attempts;
+                match fate {
+                    Ok(Fate::Cancelled) => {
+                        tally.cancelled.insert(id.clone());
+                        tally.errors.remove(&id);
+                    }
+                    Ok(Fate::Filled) => {
+                        tally.already_filled.insert(id.clone());
+                        tally.errors.remove(&id);
+                    }
+                    Ok(Fate::Unknown) => {
+                        tally.unknown.insert(id.clone());
+                    }
+                    Ok(Fate::Pending) => {}
+                    Err(e) => {
+                        tally.errors.insert(id, e);
+                    }
+                }
+            }
+        }
+        // Whatever the last listing still shows as a target could not be cancelled.
+        let orphans: Vec<Orphan> = open
+            .iter()
+            .filter(|o| self.is_target(o))
+            .map(|o| Orphan {
+                client_id: o.client_id.clone(),
+                instrument: o.instrument.clone(),
+                attempts: tally.attempts.get(&o.client_id).copied().unwrap_or(0),
+                error: tally.errors.get(&o.client_id).cloned(),
+            })
+            .collect();
+        // An order confirmed cancelled by state is not "unknown".
+        for id in tally.cancelled.iter().chain(&tally.already_filled) {
+            tally.unknown.remove(id);
+        }
+        ctx.results.insert(CancelSummary {
+            cancelled: tally.cancelled.len(),
+            already_filled: tally.already_filled.len(),
+            orphaned: orphans.iter().map(|o| o.client_id.clone()).collect(),
+        });
+        let max_attempts = tally.attempts.values().copied().max().unwrap_or(1).max(1);
+        let out = StepOutput::new()
+            .attempts(max_attempts)
+            .detail("cancelled", &tally.cancelled)
+            .detail("already_filled", &tally.already_filled)
+            .detail("unknown", &tally.unknown)
+            .detail("orphaned", &orphans)
+            .detail("kept_stops", &kept_stops)
+            .detail("rounds", rounds)
+            .detail("requests", tally.requests)
+            .detail("mass_cancel", mass_cancel);
+        if orphans.is_empty() {
+            Ok(out)
+        } else {
+            let ids: Vec<&str> = orphans
+                .iter()
+                .take(10)
+                .map(|o| o.client_id.as_str())
+                .collect();
+            Err(StepError::new(format!(
+                "{} order{} could not be cancelled: {}{}",
+                orphans.len(),
+                if orphans.len() == 1 { "" } else { "s" },
+                ids.join(", "),
+                if orphans.len() > ids.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ))
+            .with_output(out))
+        }
+    }
+}
+
+shutdown_core::register_step! {
+    kind: "cancel",
+    summary: "Cancel working orders by id, keeping protective stops; report every order left open.",
+    config: CancelConfig,
+    options: OPTIONS,
+    requires: [OrderGateway],
+    critical: true,
+    default_timeout_secs: 10.0,
+}

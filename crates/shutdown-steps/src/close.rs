@@ -1,0 +1,200 @@
+//! `close`: for each venue connection, in parallel: disarm the dead-man's switch, log out, disconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use shutdown_core::errors::MissingRole;
+use shutdown_core::node::Connections;
+use shutdown_core::{
+    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+};
+use tokio::task::JoinSet;
+
+use crate::retry::work_deadline;
+
+/// Options of `close`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "disarm_dead_man",
+        ty: "bool",
+        default: "true",
+        doc: "Disarm the dead-man's switch (cancel-on-disconnect, countdown cancel-all) before disconnecting, so the venue does not cancel the protective stops after exit. A connection whose switch cannot be disarmed is left connected and reported.",
+    },
+    OptionDoc {
+        name: "logout",
+        ty: "bool",
+        default: "true",
+        doc: "Log the session out before disconnecting.",
+    },
+    OptionDoc {
+        name: "connection_timeout_secs",
+        ty: "float",
+        default: "2.0",
+        doc: "Budget of each connection (they close in parallel).",
+    },
+];
+
+/// Options of `close`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloseConfig {
+    /// Disarm first.
+    pub disarm_dead_man: bool,
+    /// Log out.
+    pub logout: bool,
+    /// Per-connection budget.
+    pub connection_timeout_secs: f64,
+}
+
+impl Default for CloseConfig {
+    fn default() -> Self {
+        Self {
+            disarm_dead_man: true,
+            logout: true,
+            connection_timeout_secs: 2.0,
+        }
+    }
+}
+
+impl StepConfig for CloseConfig {
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        Ok(Box::new(Close {
+            config: self.clone(),
+            connections: node.connections()?,
+        }))
+    }
+}
+
+/// What happened to one connection.
+#[derive(Debug, Clone, Default, Serialize)]
+struct ConnectionResult {
+    id: String,
+    venue: String,
+    dead_man_was_armed: bool,
+    disarmed: bool,
+    logged_out: bool,
+    disconnected: bool,
+    error: Option<String>,
+}
+
+/// The `close` step.
+pub struct Close {
+    config: CloseConfig,
+    connections: Arc<dyn Connections>,
+}
+
+async fn close_one(
+    connections: Arc<dyn Connections>,
+    config: CloseConfig,
+    mut r: ConnectionResult,
+) -> ConnectionResult {
+    if r.dead_man_was_armed && config.disarm_dead_man {
+        match connections.disarm_dead_man(&r.id).await {
+            Ok(()) => r.disarmed = true,
+            Err(e) => {
+                r.error = Some(format!(
+                    "cannot disarm the dead-man's switch ({e}); left connected so the venue does not cancel resting stops"
+                ));
+                return r;
+            }
+        }
+    }
+    if config.logout {
+        match connections.logout(&r.id).await {
+            Ok(()) => r.logged_out = true,
+            Err(e) => r.error = Some(format!("logout failed: {e}")),
+        }
+    }
+    match connections.disconnect(&r.id).await {
+        Ok(()) => r.disconnected = true,
+        Err(e) => r.error = Some(format!("disconnect failed: {e}")),
+    }
+    r
+}
+
+#[async_trait]
+impl ShutdownStep for Close {
+    fn kind(&self) -> &'static str {
+        "close"
+    }
+
+    fn plan(&self) -> Vec<String> {
+        let mut plan = Vec::new();
+        if self.config.disarm_dead_man {
+            plan.push("disarm each armed dead-man's switch first".to_owned());
+        } else {
+            plan.push("leave dead-man's switches armed: the venue cancels resting orders, stops included, on disconnect".to_owned());
+        }
+        if self.config.logout {
+            plan.push("log out".into());
+        }
+        plan.push(format!(
+            "disconnect; every connection in parallel, {}s each",
+            self.config.connection_timeout_secs
+        ));
+        plan
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        let list = self.connections.connections().await?;
+        let deadline = work_deadline(ctx.deadline);
+        let per = Duration::from_secs_f64(self.config.connection_timeout_secs.max(0.001));
+        let mut set = JoinSet::new();
+        for c in list.iter().filter(|c| c.connected) {
+            let base = ConnectionResult {
+                id: c.id.clone(),
+                venue: c.venue.clone(),
+                dead_man_was_armed: c.dead_man_armed,
+                ..Default::default()
+            };
+            let connections = self.connections.clone();
+            let config = self.config.clone();
+            set.spawn(async move {
+                let fallback = base.clone();
+                let limit = (tokio::time::Instant::now() + per).min(deadline);
+                match tokio::time::timeout_at(limit, close_one(connections, config, base)).await {
+                    Ok(r) => r,
+                    Err(_) => ConnectionResult {
+                        error: Some(format!("no answer within {:.3}s", per.as_secs_f64())),
+                        ..fallback
+                    },
+                }
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            if let Ok(r) = joined {
+                results.push(r);
+            }
+        }
+        results.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut out = StepOutput::new().detail("connections", &results);
+        for r in results
+            .iter()
+            .filter(|r| r.dead_man_was_armed && !r.disarmed && r.disconnected)
+        {
+            out = out.problem(format!("{}: dead-man's switch was left armed; the venue cancels resting orders, stops included", r.id));
+        }
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.id)))
+            .collect();
+        if failed.is_empty() {
+            Ok(out)
+        } else {
+            Err(StepError::new(failed.join("; ")).with_output(out))
+        }
+    }
+}
+
+shutdown_core::register_step! {
+    kind: "close",
+    summary: "Disarm dead-man's switches, log out and disconnect every venue connection, in parallel.",
+    config: CloseConfig,
+    options: OPTIONS,
+    requires: [Connections],
+    critical: false,
+    default_timeout_secs: 5.0,
+}

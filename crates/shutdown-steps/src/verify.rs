@@ -1,0 +1,347 @@
+//! `verify`: every open position must be covered by resting stops; report, place a stop, flatten or fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use shutdown_core::domain::{Order, Position, Side};
+use shutdown_core::errors::MissingRole;
+use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
+use shutdown_core::{
+    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+};
+use tokio::time::Instant;
+
+use crate::coverage::{Coverage, CoverageRules, Rejected, coverage, same_position};
+use crate::retry::{Backoff, retry, work_deadline};
+
+/// Options of `verify`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "on_unprotected",
+        ty: "\"report\" | \"place_stop\" | \"flatten\" | \"fail\"",
+        default: "\"report\"",
+        doc: "What to do about an unprotected position: report it (degraded), place a reduce-only stop for the missing quantity, exit it with a reduce-only market order, or fail the step.",
+    },
+    OptionDoc {
+        name: "stop_distance_pct",
+        ty: "float",
+        default: "1.0",
+        doc: "Distance of a placed stop from the mark price, in percent, on the loss side.",
+    },
+    OptionDoc {
+        name: "quantity_tolerance",
+        ty: "decimal",
+        default: "0",
+        doc: "Covered quantity may fall short of the position by this much (one lot step).",
+    },
+    OptionDoc {
+        name: "count_local_stops",
+        ty: "bool",
+        default: "false",
+        doc: "Count stops held only by this process (they vanish when it exits).",
+    },
+];
+
+/// What to do about an unprotected position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnprotected {
+    /// Report it; the shutdown ends degraded.
+    Report,
+    /// Place a reduce-only stop for the missing quantity, then check again.
+    PlaceStop,
+    /// Exit the position with a reduce-only market order, then check again.
+    Flatten,
+    /// Fail the step.
+    Fail,
+}
+
+/// Options of `verify`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Policy.
+    pub on_unprotected: OnUnprotected,
+    /// Stop distance in percent.
+    pub stop_distance_pct: f64,
+    /// Quantity tolerance.
+    pub quantity_tolerance: Decimal,
+    /// Count local stops.
+    pub count_local_stops: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            on_unprotected: OnUnprotected::Report,
+            stop_distance_pct: 1.0,
+            quantity_tolerance: Decimal::ZERO,
+            count_local_stops: false,
+        }
+    }
+}
+
+impl StepConfig for VerifyConfig {
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        Ok(Box::new(Verify {
+            config: self.clone(),
+            orders: node.orders()?,
+            positions: node.positions()?,
+        }))
+    }
+}
+
+/// One position in the report.
+#[derive(Debug, Clone, Serialize)]
+struct PositionStatus {
+    id: String,
+    instrument: String,
+    side: Side,
+    quantity: Decimal,
+    mark_price: Decimal,
+    covered: Decimal,
+    protected: bool,
+    stops: Vec<String>,
+    rejected: Vec<Rejected>,
+    action: Option<String>,
+}
+
+/// What `verify` hands to later steps (metrics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VerifySummary {
+    /// Positions checked.
+    pub positions: usize,
+    /// Positions left unprotected.
+    pub unprotected: usize,
+}
+
+/// The `verify` step.
+pub struct Verify {
+    config: VerifyConfig,
+    orders: Arc<dyn OrderGateway>,
+    positions: Arc<dyn PositionBook>,
+}
+
+const BACKOFF: Backoff = Backoff {
+    retries: 3,
+    initial: Duration::from_millis(50),
+    max: Duration::from_secs(1),
+};
+
+impl Verify {
+    fn rules(&self) -> CoverageRules {
+        CoverageRules {
+            quantity_tolerance: self.config.quantity_tolerance,
+            count_local_stops: self.config.count_local_stops,
+        }
+    }
+
+    /// Positions and live orders, freshly read (fills may have landed during the cancels).
+    async fn read(&self, deadline: Instant) -> Result<(Vec<Position>, Vec<Order>), StepError> {
+        let (positions, _) = retry("positions", BACKOFF, deadline, || {
+            self.positions.positions()
+        })
+        .await;
+        let positions =
+            positions.map_err(|e| StepError::new(format!("cannot read positions: {e}")))?;
+        let (orders, _) = retry("open-orders", BACKOFF, deadline, || {
+            self.orders.open_orders()
+        })
+        .await;
+        let orders = orders.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
+        Ok((positions, orders))
+    }
+
+    fn judge(&self, positions: &[Position], orders: &[Order]) -> Vec<(Position, Coverage)> {
+        let rules = self.rules();
+        positions
+            .iter()
+            .map(|p| (p.clone(), coverage(p, p.mark_price, orders, &rules)))
+            .collect()
+    }
+
+    async fn remedy(&self, p: &Position, c: &Coverage, deadline: Instant) -> String {
+        let side = p.side.opposite();
+        match self.config.on_unprotected {
+            OnUnprotected::PlaceStop => {
+                let missing = p.quantity - c.covered;
+                let d = Decimal::try_from(self.config.stop_distance_pct / 100.0)
+                    .unwrap_or(Decimal::new(1, 2));
+                let trigger = match p.side {
+                    Side::Buy => p.mark_price * (Decimal::ONE - d),
+                    Side::Sell => p.mark_price * (Decimal::ONE + d),
+                }
+                .round_dp(8);
+                let request = StopRequest {
+                    client_id: format!("shutdown-stop-{}", p.id),
+                    instrument: p.instrument.clone(),
+                    side,
+                    position_side: p.position_side,
+                    quantity: missing,
+                    trigger_price: trigger,
+                };
+                match retry(&request.client_id, BACKOFF, deadline, || {
+                    self.orders.place_stop(&request)
+                })
+                .await
+                .0
+                {
+                    Ok(o) => format!("placed stop {} for {missing} at {trigger}", o.client_id),
+                    Err(e) => format!("placing a stop failed: {e}"),
+                }
+            }
+            OnUnprotected::Flatten => {
+                let request = ExitRequest {
+                    client_id: format!("shutdown-exit-{}", p.id),
+                    instrument: p.instrument.clone(),
+                    side,
+                    position_side: p.position_side,
+                    quantity: p.quantity,
+                };
+                match retry(&request.client_id, BACKOFF, deadline, || {
+                    self.orders.place_exit(&request)
+                })
+                .await
+                .0
+                {
+                    Ok(o) => format!(
+                        "sent reduce-only market exit {} for {}",
+                        o.client_id, o.filled_quantity
+                    ),
+                    Err(e) => format!("exit failed: {e}"),
+                }
+            }
+            OnUnprotected::Report | OnUnprotected::Fail => "none".into(),
+        }
+    }
+}
+
+fn status(p: &Position, c: &Coverage, action: Option<String>) -> PositionStatus {
+    PositionStatus {
+        id: p.id.clone(),
+        instrument: p.instrument.clone(),
+        side: p.side,
+        quantity: p.quantity,
+        mark_price: p.mark_price,
+        covered: c.covered,
+        protected: c.protected,
+        stops: c.stops.clone(),
+        rejected: c.rejected.clone(),
+        action,
+    }
+}
+
+#[async_trait]
+impl ShutdownStep for Verify {
+    fn kind(&self) -> &'static str {
+        "verify"
+    }
+
+    fn plan(&self) -> Vec<String> {
+        vec![
+            "re-read positions and open orders (conditional orders included)".into(),
+            "check each position: opposite-side reduce-only stop, resting at the venue, trigger on the loss side, remaining quantity covers it".into(),
+            format!("on an unprotected position: {}", match self.config.on_unprotected {
+                OnUnprotected::Report => "report it".to_owned(),
+                OnUnprotected::PlaceStop => format!("place a reduce-only stop {}% from the mark, then check again", self.config.stop_distance_pct),
+                OnUnprotected::Flatten => "exit it with a reduce-only market order, then check again".to_owned(),
+                OnUnprotected::Fail => "fail the step".to_owned(),
+            }),
+        ]
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        let deadline = work_deadline(ctx.deadline);
+        let (positions, mut orders) = self.read(deadline).await?;
+        let mut verdicts = self.judge(&positions, &orders);
+        let mut actions: std::collections::HashMap<String, String> = Default::default();
+        let remedies = matches!(
+            self.config.on_unprotected,
+            OnUnprotected::PlaceStop | OnUnprotected::Flatten
+        );
+        if remedies && verdicts.iter().any(|(_, c)| !c.protected) {
+            for (p, c) in verdicts.iter().filter(|(_, c)| !c.protected) {
+                let action = self.remedy(p, c, deadline).await;
+                actions.insert(p.id.clone(), action);
+            }
+            // Check again from the venue's state, not from what we asked for.
+            let (positions, now) = self.read(deadline).await?;
+            orders = now;
+            verdicts = self.judge(&positions, &orders);
+            for id in actions
+                .keys()
+                .filter(|id| !positions.iter().any(|p| &p.id == *id))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                if let Some(a) = actions.get_mut(&id) {
+                    a.push_str("; position closed");
+                }
+            }
+        }
+        let final_positions: Vec<Position> = verdicts.iter().map(|(p, _)| p.clone()).collect();
+        let orphan_stops: Vec<String> = orders
+            .iter()
+            .filter(|o| {
+                o.is_protective()
+                    && o.status.is_live()
+                    && !final_positions.iter().any(|p| same_position(p, o))
+            })
+            .map(|o| o.client_id.clone())
+            .collect();
+        let report: Vec<PositionStatus> = verdicts
+            .iter()
+            .map(|(p, c)| status(p, c, actions.remove(&p.id)))
+            .collect();
+        let closed: Vec<(String, String)> = actions.into_iter().collect();
+        let unprotected: Vec<&PositionStatus> = report.iter().filter(|s| !s.protected).collect();
+        ctx.results.insert(VerifySummary {
+            positions: report.len(),
+            unprotected: unprotected.len(),
+        });
+        let mut out = StepOutput::new()
+            .detail("positions", &report)
+            .detail("unprotected", unprotected.len())
+            .detail("orphan_stops", &orphan_stops)
+            .detail("closed_by_remedy", &closed);
+        if unprotected.is_empty() {
+            for id in &orphan_stops {
+                out = out.problem(format!("stop {id} has no position to protect"));
+            }
+            return Ok(out);
+        }
+        let names: Vec<String> = unprotected
+            .iter()
+            .take(10)
+            .map(|s| {
+                format!(
+                    "{} ({} {}, covered {})",
+                    s.id, s.instrument, s.quantity, s.covered
+                )
+            })
+            .collect();
+        let message = format!(
+            "{} position{} unprotected: {}",
+            unprotected.len(),
+            if unprotected.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+        match self.config.on_unprotected {
+            OnUnprotected::Report => Ok(out.problem(message)),
+            _ => Err(StepError::new(message).with_output(out)),
+        }
+    }
+}
+
+shutdown_core::register_step! {
+    kind: "verify",
+    summary: "Check that every open position is covered by resting reduce-only stops; report, place a stop, flatten or fail.",
+    config: VerifyConfig,
+    options: OPTIONS,
+    requires: [OrderGateway, PositionBook],
+    critical: true,
+    default_timeout_secs: 5.0,
+}

@@ -1,0 +1,171 @@
+//! `cancel` against the paper venue.
+
+use shutdown_core::StepOutcome;
+use shutdown_core::domain::OrderStatus;
+use shutdown_paper::PaperNode;
+
+use crate::support::{ids, order, position, run, scenario};
+
+fn book() -> String {
+    let mut s = position("p1", "BTC-PERP", "buy", "1");
+    s += &order(
+        "stop-1",
+        "BTC-PERP",
+        "sell",
+        "stop_market",
+        "1",
+        "trigger_price = 60000\nreduce_only = true\nconditional = true",
+    );
+    for i in 0..20 {
+        s += &order(
+            &format!("o-{i}"),
+            "ETH-PERP",
+            "buy",
+            "limit",
+            "1",
+            "limit_price = 2900",
+        );
+    }
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn working_orders_are_cancelled_and_protective_stops_survive() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run("[[steps]]\nkind = \"cancel\"\n", &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert_eq!(ids(&step.details["cancelled"]).len(), 20);
+    assert_eq!(ids(&step.details["kept_stops"]), ["stop-1"]);
+    assert_eq!(paper.get_order("stop-1").unwrap().status, OrderStatus::New);
+    assert!(
+        paper
+            .all_orders()
+            .iter()
+            .filter(|o| o.client_id.starts_with("o-"))
+            .all(|o| o.status == OrderStatus::Cancelled)
+    );
+    assert_eq!(report.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_go_too_when_the_config_says_so() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\nkeep_protective_stops = false\n",
+        &paper,
+    )
+    .await;
+    assert_eq!(ids(&report.steps[0].details["cancelled"]).len(), 21);
+    assert_eq!(
+        paper.get_order("stop-1").unwrap().status,
+        OrderStatus::Cancelled
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fills_racing_cancels_are_terminal_not_errors() {
+    let paper = PaperNode::new(&scenario(&format!(
+        "{}\n[venue]\nfill_race_rate = 0.5\n",
+        book()
+    )));
+    let report = run("[[steps]]\nkind = \"cancel\"\n", &paper).await;
+    let step = &report.steps[0];
+    let cancelled = ids(&step.details["cancelled"]).len();
+    let filled = ids(&step.details["already_filled"]).len();
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert!(filled > 0, "some fills raced the cancels");
+    assert_eq!(cancelled + filled, 20);
+    assert_eq!(paper.stats().fills_racing_cancels as usize, filled);
+    for id in ids(&step.details["already_filled"]) {
+        assert_eq!(paper.get_order(&id).unwrap().status, OrderStatus::Filled);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_rejections_are_retried_within_the_budget() {
+    let paper = PaperNode::new(&scenario(&format!(
+        "{}\n[venue]\nrate_limit_per_sec = 5\nlatency_ms = 10\n",
+        book()
+    )));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 20\nmax_in_flight = 4\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert_eq!(ids(&step.details["cancelled"]).len(), 20);
+    assert!(paper.stats().rate_limited > 0, "the venue did push back");
+    assert!(step.attempts > 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pacing_under_the_venue_limit_avoids_rejections() {
+    let paper = PaperNode::new(&scenario(&format!(
+        "{}\n[venue]\nrate_limit_per_sec = 5\n",
+        book()
+    )));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 20\nrate_per_sec = 4\n",
+        &paper,
+    )
+    .await;
+    assert_eq!(report.steps[0].outcome, StepOutcome::Succeeded);
+    assert_eq!(paper.stats().rate_limited, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_mass_cancel_path_spares_stops_and_is_confirmed_from_state() {
+    let paper = PaperNode::new(&scenario(&format!(
+        "{}\n[venue]\nmass_cancel = true\n",
+        book()
+    )));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\nuse_mass_cancel = true\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert_eq!(step.details["mass_cancel"]["acknowledged"], 20);
+    assert_eq!(
+        paper.stats().cancel_requests,
+        0,
+        "nothing was left to cancel by id"
+    );
+    assert_eq!(paper.get_order("stop-1").unwrap().status, OrderStatus::New);
+}
+
+#[tokio::test(start_paused = true)]
+async fn orders_that_cannot_be_cancelled_are_orphans_and_degrade_the_shutdown() {
+    let paper = PaperNode::new(&scenario(&format!(
+        "{}\n[venue]\nuncancellable = [\"o-3\", \"o-7\"]\n",
+        book()
+    )));
+    let report = run("[[steps]]\nkind = \"cancel\"\nmax_rounds = 3\n", &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Failed);
+    let orphans: Vec<&str> = step.details["orphaned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphans, ["o-3", "o-7"]);
+    assert_eq!(step.details["orphaned"][0]["attempts"], 3);
+    assert!(
+        step.details["orphaned"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be cancelled")
+    );
+    assert!(
+        step.error
+            .as_deref()
+            .unwrap()
+            .starts_with("2 orders could not be cancelled: o-3, o-7")
+    );
+    assert_eq!(ids(&step.details["cancelled"]).len(), 18);
+    assert_eq!(report.exit_code, 10);
+}

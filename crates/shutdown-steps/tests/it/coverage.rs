@@ -1,0 +1,163 @@
+//! The protection rule, with property tests.
+
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use shutdown_core::domain::{
+    Order, OrderStatus, OrderType, Position, PositionSide, Residence, Side,
+};
+use shutdown_steps::{CoverageRules, coverage};
+
+fn long(qty: Decimal) -> Position {
+    Position {
+        id: "p".into(),
+        instrument: "X".into(),
+        side: Side::Buy,
+        position_side: PositionSide::Both,
+        quantity: qty,
+        entry_price: dec!(100),
+        mark_price: dec!(100),
+    }
+}
+
+fn stop(id: &str, qty: Decimal, trigger: Decimal) -> Order {
+    Order {
+        client_id: id.into(),
+        venue_id: None,
+        instrument: "X".into(),
+        side: Side::Sell,
+        position_side: PositionSide::Both,
+        order_type: OrderType::StopMarket,
+        quantity: qty,
+        filled_quantity: Decimal::ZERO,
+        trigger_price: Some(trigger),
+        limit_price: None,
+        reduce_only: true,
+        close_position: false,
+        status: OrderStatus::New,
+        residence: Residence::Venue,
+        conditional: true,
+    }
+}
+
+fn why(p: &Position, o: Order) -> &'static str {
+    let c = coverage(p, p.mark_price, &[o], &CoverageRules::default());
+    assert!(!c.protected);
+    c.rejected.first().map(|r| r.why).unwrap_or("not rejected")
+}
+
+#[test]
+fn a_good_stop_protects() {
+    let c = coverage(
+        &long(dec!(2)),
+        dec!(100),
+        &[stop("s", dec!(2), dec!(95))],
+        &CoverageRules::default(),
+    );
+    assert!(c.protected);
+    assert_eq!(c.stops, ["s"]);
+}
+
+#[test]
+fn each_way_a_stop_fails_to_protect_is_caught_and_named() {
+    let p = long(dec!(2));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.side = Side::Buy;
+    assert!(why(&p, o).contains("same side"));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.reduce_only = false;
+    assert!(why(&p, o).contains("not reduce-only"));
+    let o = stop("s", dec!(1), dec!(95));
+    assert_eq!(
+        why(&p, o),
+        "not rejected",
+        "short quantity is not a rejection, only short cover"
+    );
+    let o = stop("s", dec!(2), dec!(101));
+    assert!(why(&p, o).contains("already crossed"));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.residence = Residence::Local;
+    assert!(why(&p, o).contains("only by this process"));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.filled_quantity = dec!(1.5);
+    let c = coverage(&p, p.mark_price, &[o], &CoverageRules::default());
+    assert!(!c.protected);
+    assert_eq!(c.covered, dec!(0.5));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.order_type = OrderType::TakeProfit;
+    assert!(why(&p, o).contains("take-profit"));
+    let mut o = stop("s", dec!(2), dec!(95));
+    o.status = OrderStatus::Cancelled;
+    assert!(why(&p, o).contains("not working"));
+}
+
+#[test]
+fn a_close_position_stop_covers_the_whole_position() {
+    let mut o = stop("s", Decimal::ZERO, dec!(95));
+    o.reduce_only = false;
+    o.close_position = true;
+    assert!(coverage(&long(dec!(7)), dec!(100), &[o], &CoverageRules::default()).protected);
+}
+
+fn arb_stop() -> impl Strategy<Value = Order> {
+    (
+        0u32..400,
+        0u32..400,
+        80u32..120,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(q, f, t, sell, ro, local)| {
+            let q = Decimal::new(i64::from(q), 2);
+            let mut o = stop("s", q, Decimal::from(t));
+            o.filled_quantity = Decimal::new(i64::from(f), 2).min(q);
+            o.side = if sell { Side::Sell } else { Side::Buy };
+            o.reduce_only = ro;
+            o.residence = if local {
+                Residence::Local
+            } else {
+                Residence::Venue
+            };
+            o
+        })
+}
+
+proptest! {
+    #[test]
+    fn protected_exactly_when_counted_stops_cover_the_position(
+        qty in 1u32..500,
+        stops in proptest::collection::vec(arb_stop(), 0..6),
+    ) {
+        let p = long(Decimal::new(i64::from(qty), 2));
+        let c = coverage(&p, p.mark_price, &stops, &CoverageRules::default());
+        // The rule, restated: sell side, reduce-only, at the venue, trigger below the mark.
+        let expected: Decimal = stops.iter()
+            .filter(|o| o.side == Side::Sell && o.reduce_only && o.residence == Residence::Venue && o.trigger_price.unwrap() < p.mark_price && o.remaining() > Decimal::ZERO)
+            .map(Order::remaining)
+            .sum();
+        prop_assert_eq!(c.covered, expected);
+        prop_assert_eq!(c.protected, expected >= p.quantity);
+        prop_assert_eq!(c.stops.len() + c.rejected.len(), stops.len());
+    }
+
+    #[test]
+    fn adding_a_stop_never_removes_protection(qty in 1u32..500, stops in proptest::collection::vec(arb_stop(), 0..5), extra in arb_stop()) {
+        let p = long(Decimal::new(i64::from(qty), 2));
+        let before = coverage(&p, p.mark_price, &stops, &CoverageRules::default());
+        let mut more = stops.clone();
+        more.push(extra);
+        let after = coverage(&p, p.mark_price, &more, &CoverageRules::default());
+        prop_assert!(after.covered >= before.covered);
+        prop_assert!(!before.protected || after.protected);
+    }
+
+    #[test]
+    fn growing_the_position_past_its_cover_unprotects_it(cover in 1u32..500, growth in 1u32..100) {
+        let s = stop("s", Decimal::new(i64::from(cover), 2), dec!(90));
+        let p = long(Decimal::new(i64::from(cover), 2));
+        prop_assert!(coverage(&p, p.mark_price, std::slice::from_ref(&s), &CoverageRules::default()).protected);
+        let grown = long(Decimal::new(i64::from(cover + growth), 2));
+        prop_assert!(!coverage(&grown, grown.mark_price, &[s], &CoverageRules::default()).protected);
+    }
+}

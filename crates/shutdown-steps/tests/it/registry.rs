@@ -1,0 +1,15 @@
+//! The registry holds exactly the built-in kinds of this crate.
+
+use shutdown_core::Registry;
+
+#[test]
+fn the_built_in_kinds_are_registered_sorted() {
+    let registry = Registry::global().expect("no duplicate kinds");
+    assert_eq!(registry.kind_names(), ["cancel", "close", "halt", "verify"]);
+    for reg in registry.registrations() {
+        assert!(!reg.summary.is_empty());
+        for o in reg.options {
+            assert!(!o.doc.is_empty(), "{}.{} is undocumented", reg.kind, o.name);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `verify` against the paper venue.
+
+use shutdown_core::StepOutcome;
+use shutdown_paper::PaperNode;
+
+use crate::support::{order, position, run, scenario};
+
+fn stop(id: &str, qty: &str, trigger: &str) -> String {
+    order(
+        id,
+        "BTC-PERP",
+        "sell",
+        "stop_market",
+        qty,
+        &format!("trigger_price = {trigger}\nreduce_only = true\nconditional = true"),
+    )
+}
+
+fn book() -> String {
+    let mut s = position("covered", "ETH-PERP", "sell", "10");
+    s += &order(
+        "eth-stop",
+        "ETH-PERP",
+        "buy",
+        "stop_market",
+        "10",
+        "trigger_price = 3100\nreduce_only = true",
+    );
+    s += &position("grown", "BTC-PERP", "buy", "2");
+    s += &stop("btc-stop", "1", "60000");
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn report_mode_names_the_unprotected_position_and_degrades() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run("[[steps]]\nkind = \"verify\"\n", &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded);
+    assert_eq!(step.details["unprotected"], 1);
+    assert_eq!(step.problems.len(), 1);
+    assert!(
+        step.problems[0].contains("grown (BTC-PERP 2, covered 1)"),
+        "{:?}",
+        step.problems
+    );
+    let positions = step.details["positions"].as_array().unwrap();
+    let covered = positions.iter().find(|p| p["id"] == "covered").unwrap();
+    assert_eq!(covered["protected"], true);
+    assert_eq!(report.exit_code, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_mode_fails_the_step() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run("[[steps]]\nkind = \"verify\"\non_unprotected = \"fail\"\non_error = \"abort\"\n[[steps]]\nkind = \"halt\"\n", &paper).await;
+    assert_eq!(report.steps[0].outcome, StepOutcome::Failed);
+    assert_eq!(report.steps[1].outcome, StepOutcome::NotRun);
+    assert_eq!(report.exit_code, 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn place_stop_remedies_and_the_re_check_passes() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run(
+        "[[steps]]\nkind = \"verify\"\non_unprotected = \"place_stop\"\nstop_distance_pct = 2\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert_eq!(step.details["unprotected"], 0);
+    let placed = paper.get_order("shutdown-stop-grown").expect("stop placed");
+    assert_eq!(placed.quantity.to_string(), "1");
+    assert_eq!(
+        placed.trigger_price.unwrap().normalize().to_string(),
+        "63700"
+    );
+    assert!(placed.reduce_only);
+    assert_eq!(report.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flatten_exits_the_position_and_the_re_check_passes() {
+    let paper = PaperNode::new(&scenario(&book()));
+    let report = run(
+        "[[steps]]\nkind = \"verify\"\non_unprotected = \"flatten\"\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert!(!paper.open_positions().iter().any(|p| p.id == "grown"));
+    assert_eq!(step.details["closed_by_remedy"][0][0], "grown");
+    // The stop of the closed position is now an orphan, and is reported.
+    assert_eq!(step.details["orphan_stops"][0], "btc-stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fills_during_cancel_are_seen_because_verify_re_reads_positions() {
+    // A resting buy that fills while being cancelled grows the long past its stop.
+    let mut s = position("long", "BTC-PERP", "buy", "1");
+    s += &stop("s1", "1", "60000");
+    s += &order(
+        "buy-more",
+        "BTC-PERP",
+        "buy",
+        "limit",
+        "1",
+        "limit_price = 64000",
+    );
+    let paper = PaperNode::new(&scenario(&format!("{s}\n[venue]\nfill_race_rate = 1.0\n")));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\n[[steps]]\nkind = \"verify\"\n",
+        &paper,
+    )
+    .await;
+    assert_eq!(report.steps[0].details["already_filled"][0], "buy-more");
+    assert_eq!(report.steps[1].details["unprotected"], 1);
+    assert!(report.steps[1].problems[0].contains("long (BTC-PERP 2, covered 1)"));
+}
