@@ -1,2 +1,383 @@
-//! `shutdownctl`, the operator binary.
-fn main() {}
+//! `shutdownctl`, the operator's view of a shutdown pipeline: list step kinds, validate and plan a
+//! config, dry-run it against a scenario on the paper venue, read a shutdown report.
+
+// Link the crates whose steps register themselves.
+extern crate shutdown_steps as _;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use shutdown_core::{PipelineConfig, Registry, Report, Shutdown, exit_code};
+use shutdown_paper::{PaperNode, Scenario};
+
+/// Seconds of headroom between the global timeout and the orchestrator's SIGKILL.
+const HEADROOM_SECS: f64 = 2.0;
+
+#[derive(Parser)]
+#[command(
+    name = "shutdownctl",
+    version,
+    about = "Validate, plan and dry-run graceful-shutdown pipelines for trading nodes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every registered step kind with its options.
+    #[command(after_help = "Example:\n  shutdownctl steps --json")]
+    Steps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config: `ok` and exit 0, or every problem and exit 78.
+    #[command(
+        after_help = "Example:\n  shutdownctl validate examples/configs/pipeline.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, ...) apply, as they would in the node."
+    )]
+    Validate {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the ordered steps and the time budget against the orchestrator's grace period.
+    #[command(
+        after_help = "Example:\n  shutdownctl plan examples/configs/pipeline.toml --grace-period 30\n\nExit codes: 0 fine, 1 warnings with --deny-warnings, 78 invalid config."
+    )]
+    Plan {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// The orchestrator's grace period in seconds (Kubernetes terminationGracePeriodSeconds,
+        /// docker stop --time, systemd TimeoutStopSec).
+        #[arg(long, value_name = "SECS")]
+        grace_period: Option<f64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when there are warnings.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Run the pipeline against a scenario on the paper venue; nothing leaves the process.
+    #[command(
+        after_help = "Example:\n  shutdownctl dry-run examples/configs/pipeline.toml --scenario examples/scenarios/basic.toml\n\nExits with the pipeline's exit code: 0 clean, 10 degraded, 11 aborted, 12 forced, 78 invalid config."
+    )]
+    DryRun {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// The scenario (TOML): instruments, positions, orders, connections, venue behaviour.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shutdown report written by a node (`report_path`).
+    #[command(
+        after_help = "Example:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json"
+    )]
+    Report {
+        /// The report file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHUTDOWNCTL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Steps { json } => steps(json),
+        Command::Validate { config, json } => validate(&config, json),
+        Command::Plan {
+            config,
+            grace_period,
+            json,
+            deny_warnings,
+        } => plan(&config, grace_period, json, deny_warnings),
+        Command::DryRun {
+            config,
+            scenario,
+            seed,
+            json,
+        } => dry_run(&config, &scenario, seed, json),
+        Command::Report { file, json } => report(&file, json),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
+fn load(config: &PathBuf, json: bool) -> Result<PipelineConfig, i32> {
+    PipelineConfig::load(config).map_err(|e| {
+        if json {
+            print_json(&serde_json::json!({ "ok": false, "problems": e.problems }));
+        } else {
+            eprintln!("error: {e}");
+        }
+        exit_code::INVALID_CONFIG
+    })
+}
+
+fn steps(json: bool) -> i32 {
+    let registry = match Registry::global() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if json {
+        let kinds: Vec<_> = registry
+            .registrations()
+            .map(|r| serde_json::json!({
+                "kind": r.kind, "summary": r.summary, "critical": r.critical,
+                "default_timeout_secs": r.default_timeout_secs, "requires": r.requires, "options": r.options,
+            }))
+            .collect();
+        print_json(&kinds);
+        return 0;
+    }
+    for r in registry.registrations() {
+        println!("{}  {}", r.kind, r.summary);
+        println!(
+            "    default timeout {}s, {}",
+            r.default_timeout_secs,
+            if r.critical {
+                "critical"
+            } else {
+                "not critical"
+            }
+        );
+        for o in r.options {
+            println!("    {} ({}, default {})", o.name, o.ty, o.default);
+            println!("        {}", o.doc);
+        }
+        println!();
+    }
+    0
+}
+
+fn validate(path: &PathBuf, json: bool) -> i32 {
+    let config = match load(path, json) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let kinds: Vec<&str> = config.steps.iter().map(|s| s.registration.kind).collect();
+    if json {
+        print_json(&serde_json::json!({
+            "ok": true, "timeout_secs": config.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
+        }));
+    } else {
+        println!(
+            "ok: {} steps ({}), global timeout {}s",
+            kinds.len(),
+            kinds.join(" -> "),
+            config.timeout.as_secs_f64()
+        );
+        for w in &config.warnings {
+            println!("warning: {w}");
+        }
+    }
+    0
+}
+
+#[derive(Serialize)]
+struct PlanStep {
+    index: usize,
+    name: String,
+    kind: &'static str,
+    enabled: bool,
+    timeout_secs: f64,
+    critical: bool,
+    on_error: shutdown_core::OnError,
+    actions: Vec<String>,
+}
+
+fn plan(path: &PathBuf, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32 {
+    let config = match load(path, json) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let node = PaperNode::new(&empty_scenario()).node();
+    let pipeline = match config.build(&node) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INVALID_CONFIG;
+        }
+    };
+    let global = config.timeout.as_secs_f64();
+    let steps: Vec<PlanStep> = config
+        .steps
+        .iter()
+        .zip(&pipeline.steps)
+        .map(|(spec, built)| PlanStep {
+            index: spec.index,
+            name: spec.name.clone(),
+            kind: spec.registration.kind,
+            enabled: spec.settings.enabled,
+            timeout_secs: spec.settings.timeout.as_secs_f64(),
+            critical: spec.settings.critical,
+            on_error: spec.settings.on_error,
+            actions: built.step.as_ref().map(|s| s.plan()).unwrap_or_default(),
+        })
+        .collect();
+    let sum: f64 = steps
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| s.timeout_secs)
+        .sum();
+    let critical_sum: f64 = steps
+        .iter()
+        .filter(|s| s.enabled && s.critical)
+        .map(|s| s.timeout_secs)
+        .sum();
+    let mut warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    if sum > global {
+        warnings.push(format!("the step timeouts add up to {sum}s, more than the global {global}s: late steps may not run"));
+    }
+    if critical_sum > global {
+        warnings.push(format!("the critical steps need up to {critical_sum}s, more than the global {global}s: after a second signal they cannot all fit"));
+    }
+    if let Some(g) = grace {
+        if global + HEADROOM_SECS > g {
+            warnings.push(format!(
+                "global timeout {global}s + {HEADROOM_SECS}s headroom does not fit in the {g}s grace period: the process would be killed before it can force-exit; raise the grace period or lower timeout_secs"
+            ));
+        }
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "timeout_secs": global, "step_timeouts_sum_secs": sum, "critical_timeouts_sum_secs": critical_sum,
+            "grace_period_secs": grace, "headroom_secs": HEADROOM_SECS, "steps": steps, "warnings": warnings,
+        }));
+    } else {
+        println!(
+            "{:<3} {:<16} {:<8} {:>8} {:<8} {:<8}",
+            "#", "step", "kind", "timeout", "critical", "on_error"
+        );
+        for s in &steps {
+            println!(
+                "{:<3} {:<16} {:<8} {:>7}s {:<8} {:<8}{}",
+                s.index,
+                s.name,
+                s.kind,
+                s.timeout_secs,
+                if s.critical { "yes" } else { "no" },
+                match s.on_error {
+                    shutdown_core::OnError::Abort => "abort",
+                    shutdown_core::OnError::Continue => "continue",
+                },
+                if s.enabled { "" } else { " (disabled)" }
+            );
+            for a in &s.actions {
+                println!("      - {a}");
+            }
+        }
+        println!();
+        println!(
+            "budget: steps {sum}s, critical {critical_sum}s, global {global}s{}",
+            grace
+                .map(|g| format!(", grace period {g}s"))
+                .unwrap_or_default()
+        );
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+    }
+    if deny_warnings && !warnings.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+fn empty_scenario() -> Scenario {
+    Scenario::from_toml("", "empty")
+        .unwrap_or_else(|e| unreachable!("the empty scenario is valid: {e}"))
+}
+
+fn dry_run(config_path: &PathBuf, scenario_path: &PathBuf, seed: Option<u64>, json: bool) -> i32 {
+    let config = match load(config_path, false) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let scenario = match Scenario::load(scenario_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INVALID_CONFIG;
+        }
+    };
+    let paper = PaperNode::with_seed(&scenario, seed.unwrap_or(scenario.seed));
+    let node = paper.node();
+    let mut pipeline = match config.build(&node) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INVALID_CONFIG;
+        }
+    };
+    // A dry run leaves nothing behind: no report file.
+    pipeline.report_path = None;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let report: Report = runtime.block_on(Shutdown::new(pipeline, node).run());
+    if json {
+        print_json(&report);
+    } else {
+        print!("{report}");
+    }
+    report.exit_code
+}
+
+fn report(path: &PathBuf, json: bool) -> i32 {
+    match shutdown_core::report::read_report(path) {
+        Ok(r) => {
+            if json {
+                print_json(&r);
+            } else {
+                print!("{r}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -110,7 +110,7 @@ pub fn parse_options<T: DeserializeOwned>(
         let value = config::Value::new(None, config::ValueKind::Table(table.clone()));
         match value.try_deserialize::<T>() {
             Ok(parsed) if errors.is_empty() => return Ok(parsed),
-            Ok(_) => return Err(errors),
+            Ok(_) => return Err(sorted(errors)),
             Err(e) => {
                 let key = error_key(&e).filter(|k| table.contains_key(k));
                 let message = clean_message(&e);
@@ -124,12 +124,18 @@ pub fn parse_options<T: DeserializeOwned>(
                     }
                     None => {
                         errors.push(OptionError { key: None, message });
-                        return Err(errors);
+                        return Err(sorted(errors));
                     }
                 }
             }
         }
     }
+}
+
+/// Errors in key order: the options table does not keep the file's order.
+fn sorted(mut errors: Vec<OptionError>) -> Vec<OptionError> {
+    errors.sort_by(|a, b| a.key.cmp(&b.key));
+    errors
 }
 
 fn error_key(e: &config::ConfigError) -> Option<String> {
@@ -404,7 +410,7 @@ mod tests {
         ]);
         let errors = parse_options::<Opts>(&options, DOCS).unwrap_err();
         let keys: Vec<_> = errors.iter().filter_map(|e| e.key.clone()).collect();
-        assert_eq!(keys, ["retires", "rate", "retries"], "{errors:?}");
-        assert!(errors[0].message.contains("did you mean `retries`"));
+        assert_eq!(keys, ["rate", "retires", "retries"], "{errors:?}");
+        assert!(errors[1].message.contains("did you mean `retries`"));
     }
 }

@@ -275,18 +275,31 @@ impl ShutdownStep for Cancel {
         let mut mass_cancel = serde_json::Value::Null;
         let mut rounds = 0;
         let mut open: Vec<Order>;
+        let mut last_targets: Vec<Order> = Vec::new();
+        let mut list_error: Option<String> = None;
         loop {
-            let (listed, _) = retry("open-orders", backoff, deadline, || {
+            // The last listing may come after the work deadline: give it until the runner's.
+            let list_deadline = if rounds == 0 { deadline } else { ctx.deadline };
+            let (listed, _) = retry("open-orders", backoff, list_deadline, || {
                 self.orders.open_orders()
             })
             .await;
             open = match listed {
                 Ok(o) => o,
+                Err(e) if rounds == 0 => {
+                    return Err(StepError::new(format!("cannot list open orders: {e}")));
+                }
                 Err(e) => {
-                    return Err(StepError::new(format!("cannot list open orders: {e}"))
-                        .detail("cancelled", &tally.cancelled)
-                        .detail("already_filled", &tally.already_filled)
-                        .attempts(rounds.max(1)));
+                    // Cannot confirm from the venue: every earlier target not confirmed gone is an orphan.
+                    list_error = Some(format!("cannot list open orders to confirm: {e}"));
+                    last_targets
+                        .iter()
+                        .filter(|o| {
+                            !tally.cancelled.contains(&o.client_id)
+                                && !tally.already_filled.contains(&o.client_id)
+                        })
+                        .cloned()
+                        .collect()
                 }
             };
             for o in &open {
@@ -295,10 +308,14 @@ impl ShutdownStep for Cancel {
                 }
             }
             let targets: Vec<Order> = open.iter().filter(|o| self.is_target(o)).cloned().collect();
-            if targets.is_empty() || rounds >= self.config.max_rounds || Instant::now() >= deadline
+            if targets.is_empty()
+                || rounds >= self.config.max_rounds
+                || Instant::now() >= deadline
+                || list_error.is_some()
             {
                 break;
             }
+            last_targets.clone_from(&targets);
             rounds += 1;
             if rounds == 1 && self.config.use_mass_cancel {
                 if self.orders.supports_mass_cancel() || !self.config.keep_protective_stops {
@@ -364,7 +381,11 @@ impl ShutdownStep for Cancel {
                 client_id: o.client_id.clone(),
                 instrument: o.instrument.clone(),
                 attempts: tally.attempts.get(&o.client_id).copied().unwrap_or(0),
-                error: tally.errors.get(&o.client_id).cloned(),
+                error: tally
+                    .errors
+                    .get(&o.client_id)
+                    .cloned()
+                    .or_else(|| list_error.clone()),
             })
             .collect();
         // An order confirmed cancelled by state is not "unknown".

@@ -12,7 +12,9 @@ use shutdown_core::{
 };
 use tokio::task::JoinSet;
 
-use crate::retry::work_deadline;
+use tokio::time::Instant;
+
+use crate::retry::{Backoff, retry, work_deadline};
 
 /// Options of `close`.
 pub const OPTIONS: &[OptionDoc] = &[
@@ -85,13 +87,24 @@ pub struct Close {
     connections: Arc<dyn Connections>,
 }
 
+const BACKOFF: Backoff = Backoff {
+    retries: 3,
+    initial: Duration::from_millis(50),
+    max: Duration::from_millis(500),
+};
+
 async fn close_one(
     connections: Arc<dyn Connections>,
     config: CloseConfig,
     mut r: ConnectionResult,
+    deadline: Instant,
 ) -> ConnectionResult {
+    let id = r.id.clone();
     if r.dead_man_was_armed && config.disarm_dead_man {
-        match connections.disarm_dead_man(&r.id).await {
+        match retry(&id, BACKOFF, deadline, || connections.disarm_dead_man(&id))
+            .await
+            .0
+        {
             Ok(()) => r.disarmed = true,
             Err(e) => {
                 r.error = Some(format!(
@@ -102,12 +115,18 @@ async fn close_one(
         }
     }
     if config.logout {
-        match connections.logout(&r.id).await {
+        match retry(&id, BACKOFF, deadline, || connections.logout(&id))
+            .await
+            .0
+        {
             Ok(()) => r.logged_out = true,
             Err(e) => r.error = Some(format!("logout failed: {e}")),
         }
     }
-    match connections.disconnect(&r.id).await {
+    match retry(&id, BACKOFF, deadline, || connections.disconnect(&id))
+        .await
+        .0
+    {
         Ok(()) => r.disconnected = true,
         Err(e) => r.error = Some(format!("disconnect failed: {e}")),
     }
@@ -154,7 +173,9 @@ impl ShutdownStep for Close {
             set.spawn(async move {
                 let fallback = base.clone();
                 let limit = (tokio::time::Instant::now() + per).min(deadline);
-                match tokio::time::timeout_at(limit, close_one(connections, config, base)).await {
+                match tokio::time::timeout_at(limit, close_one(connections, config, base, limit))
+                    .await
+                {
                     Ok(r) => r,
                     Err(_) => ConnectionResult {
                         error: Some(format!("no answer within {:.3}s", per.as_secs_f64())),
