@@ -4,7 +4,7 @@
 // Link the crates whose steps register themselves.
 extern crate shutdown_steps as _;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -132,7 +132,7 @@ fn print_json(value: &impl Serialize) {
     }
 }
 
-fn load(config: &PathBuf, json: bool) -> Result<PipelineConfig, i32> {
+fn load(config: &Path, json: bool) -> Result<PipelineConfig, i32> {
     PipelineConfig::load(config).map_err(|e| {
         if json {
             print_json(&serde_json::json!({ "ok": false, "problems": e.problems }));
@@ -182,7 +182,7 @@ fn steps(json: bool) -> i32 {
     0
 }
 
-fn validate(path: &PathBuf, json: bool) -> i32 {
+fn validate(path: &Path, json: bool) -> i32 {
     let config = match load(path, json) {
         Ok(c) => c,
         Err(code) => return code,
@@ -218,7 +218,7 @@ struct PlanStep {
     actions: Vec<String>,
 }
 
-fn plan(path: &PathBuf, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32 {
+fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32 {
     let config = match load(path, json) {
         Ok(c) => c,
         Err(code) => return code,
@@ -322,7 +322,7 @@ fn empty_scenario() -> Scenario {
         .unwrap_or_else(|e| unreachable!("the empty scenario is valid: {e}"))
 }
 
-fn dry_run(config_path: &PathBuf, scenario_path: &PathBuf, seed: Option<u64>, json: bool) -> i32 {
+fn dry_run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bool) -> i32 {
     let config = match load(config_path, false) {
         Ok(c) => c,
         Err(code) => return code,
@@ -365,7 +365,7 @@ fn dry_run(config_path: &PathBuf, scenario_path: &PathBuf, seed: Option<u64>, js
     report.exit_code
 }
 
-fn report(path: &PathBuf, json: bool) -> i32 {
+fn report(path: &Path, json: bool) -> i32 {
     match shutdown_core::report::read_report(path) {
         Ok(r) => {
             if json {
