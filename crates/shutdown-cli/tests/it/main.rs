@@ -1,0 +1,241 @@
+//! The real `shutdownctl` binary: every command, its output and its exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("SHUTDOWN_TIMEOUT_SECS")
+        .output()
+        .expect("run shutdownctl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const PIPELINE: &str = "examples/configs/pipeline.toml";
+
+#[test]
+fn steps_lists_every_kind_with_its_options() {
+    let out = ctl(&["steps", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cancel", "close", "halt", "verify"]);
+    let cancel = &v[0]["options"];
+    assert!(
+        cancel
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["name"] == "keep_protective_stops" && o["default"] == "true")
+    );
+    let human = text(&ctl(&["steps"]).stdout);
+    assert!(human.contains("keep_protective_stops (bool, default true)"));
+}
+
+#[test]
+fn validate_says_ok_or_lists_every_problem_with_exit_78() {
+    let out = ctl(&["validate", PIPELINE]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("ok: 4 steps (halt -> cancel -> verify -> close)"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "timeout_secs = -1\n[[steps]]\nkind = \"cancle\"\n[[steps]]\nkind = \"halt\"\nretries = \"x\"\n").unwrap();
+    let out = ctl(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = text(&out.stderr);
+    assert!(err.contains("3 configuration problems"), "{err}");
+    assert!(
+        err.contains("bad.toml: `timeout_secs`: must be a finite number"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "bad.toml: step 1 (cancle): `kind`: unknown step kind `cancle`; did you mean `cancel`?"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("bad.toml: step 2 (halt): `retries`:"), "{err}");
+
+    let out = ctl(&["validate", "--json", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["problems"].as_array().unwrap().len(), 3);
+    assert_eq!(v["problems"][1]["step"]["index"], 1);
+    assert_eq!(v["problems"][1]["key"], "kind");
+}
+
+#[test]
+fn validate_explains_missing_files_directories_and_broken_toml() {
+    let out = ctl(&["validate", "nope.toml"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("nope.toml: cannot read"));
+    let out = ctl(&["validate", "examples"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains("examples: is a directory"));
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "timeout_secs = \n").unwrap();
+    let out = ctl(&["validate", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("invalid TOML") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_weighs_the_budget_against_the_grace_period() {
+    let out = ctl(&["plan", PIPELINE, "--grace-period", "60"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("budget: steps 18s, critical 12s, global 20s, grace period 60s"),
+        "{s}"
+    );
+    assert!(!s.contains("warning"), "{s}");
+    let out = ctl(&["plan", PIPELINE, "--grace-period", "20", "--deny-warnings"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("does not fit in the 20s grace period"));
+    let out = ctl(&["plan", PIPELINE, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"][1]["kind"], "cancel");
+    assert_eq!(v["steps"][1]["critical"], true);
+    assert_eq!(v["timeout_secs"], 20.0);
+}
+
+#[test]
+fn plan_applies_environment_overrides() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+        .args(["plan", PIPELINE, "--json"])
+        .current_dir(root())
+        .env("SHUTDOWN_TIMEOUT_SECS", "9")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timeout_secs"], 9.0);
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("more than the global 9s"))
+    );
+}
+
+fn dry_run(scenario: &str, seed: &str) -> (i32, serde_json::Value) {
+    let out = ctl(&[
+        "dry-run",
+        PIPELINE,
+        "--scenario",
+        scenario,
+        "--json",
+        "--seed",
+        seed,
+    ]);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    for key in ["started_at", "duration"] {
+        v[key] = serde_json::Value::Null;
+    }
+    for s in v["steps"].as_array_mut().unwrap() {
+        s["duration"] = serde_json::Value::Null;
+    }
+    v
+}
+
+#[test]
+fn dry_run_runs_the_pipeline_on_the_paper_venue_and_is_repeatable() {
+    let (code, a) = dry_run("examples/scenarios/basic.toml", "7");
+    assert_eq!(code, 0, "{a:#}");
+    assert_eq!(a["outcome"], "clean");
+    let verify = &a["steps"][2];
+    assert_eq!(verify["kind"], "verify");
+    let eth = verify["details"]["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "eth-short")
+        .unwrap();
+    assert!(
+        eth["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("placed stop shutdown-stop-eth-short for 4")
+    );
+    let (_, b) = dry_run("examples/scenarios/basic.toml", "7");
+    assert_eq!(without_timings(a), without_timings(b));
+}
+
+#[test]
+fn dry_run_of_a_hostile_venue_is_degraded_and_names_the_orphan() {
+    let (code, v) = dry_run("examples/scenarios/hostile.toml", "3");
+    assert_eq!(code, 10);
+    assert_eq!(v["outcome"], "degraded");
+    assert_eq!(
+        v["steps"][1]["details"]["orphaned"][0]["client_id"],
+        "stuck-1"
+    );
+}
+
+#[test]
+fn dry_run_names_a_broken_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad-scenario.toml");
+    std::fs::write(
+        &bad,
+        "[[positions]]\nid = \"p\"\ninstrument = \"X\"\nside = \"up\"\n",
+    )
+    .unwrap();
+    let out = ctl(&["dry-run", PIPELINE, "--scenario", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad-scenario.toml: invalid scenario") && err.contains("line 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn report_prints_a_report_file_and_human_output_fits_80_columns() {
+    let (_, v) = dry_run("examples/scenarios/basic.toml", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = ctl(&["report", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("shutdown clean (exit 0)"), "{s}");
+    assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
+    let out = ctl(&["report", "--file", "missing.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("missing.json"));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in ["steps", "validate", "plan", "dry-run", "report"] {
+        let out = ctl(&[cmd, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("Example:"), "{cmd}");
+    }
+}
