@@ -1,4 +1,5 @@
 //! The real `shutdownctl` binary: every command, its output and its exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
