@@ -343,10 +343,6 @@ fn apply_fill(s: &mut State, order: &Order, qty: Decimal) {
     }
 }
 
-fn hung() -> std::future::Pending<RoleResult<()>> {
-    std::future::pending()
-}
-
 #[async_trait]
 impl TradingGate for PaperNode {
     async fn halt(&self) -> RoleResult<()> {
@@ -572,12 +568,24 @@ impl StateSource for PaperNode {
 }
 
 impl PaperNode {
-    fn connection(&self, id: &str) -> RoleResult<bool> {
-        self.lock()
+    /// A call on one connection: unknown ids are rejected, a hung connection never answers.
+    async fn on_connection(&self, id: &str) -> RoleResult<()> {
+        let hangs = self
+            .lock()
             .connections
             .get(id)
             .map(|c| c.hangs)
-            .ok_or_else(|| RoleError::Rejected(format!("unknown connection {id}")))
+            .ok_or_else(|| RoleError::Rejected(format!("unknown connection {id}")))?;
+        if hangs {
+            return std::future::pending().await;
+        }
+        self.call().await
+    }
+
+    fn update_connection(&self, id: &str, f: impl FnOnce(&mut ConnectionInfo)) {
+        if let Some(c) = self.lock().connections.get_mut(id) {
+            f(&mut c.info);
+        }
     }
 }
 
@@ -588,31 +596,19 @@ impl Connections for PaperNode {
     }
 
     async fn disarm_dead_man(&self, id: &str) -> RoleResult<()> {
-        if self.connection(id)? {
-            return hung().await;
-        }
-        self.call().await?;
-        if let Some(c) = self.lock().connections.get_mut(id) {
-            c.info.dead_man_armed = false;
-        }
+        self.on_connection(id).await?;
+        self.update_connection(id, |c| c.dead_man_armed = false);
         Ok(())
     }
 
     async fn logout(&self, id: &str) -> RoleResult<()> {
-        if self.connection(id)? {
-            return hung().await;
-        }
-        self.call().await?;
-        if let Some(c) = self.lock().connections.get_mut(id) {
-            c.info.logged_in = false;
-        }
+        self.on_connection(id).await?;
+        self.update_connection(id, |c| c.logged_in = false);
         Ok(())
     }
 
     async fn disconnect(&self, id: &str) -> RoleResult<()> {
-        if self.connection(id)? {
-            return hung().await;
-        }
+        self.on_connection(id).await?;
         let mut s = self.lock();
         let armed = match s.connections.get_mut(id) {
             Some(c) => {

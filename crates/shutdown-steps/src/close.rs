@@ -87,6 +87,13 @@ pub struct Close {
     connections: Arc<dyn Connections>,
 }
 
+fn add_error(r: &mut ConnectionResult, message: String) {
+    r.error = Some(match r.error.take() {
+        Some(earlier) => format!("{earlier}; {message}"),
+        None => message,
+    });
+}
+
 const BACKOFF: Backoff = Backoff {
     retries: 3,
     initial: Duration::from_millis(50),
@@ -120,7 +127,7 @@ async fn close_one(
             .0
         {
             Ok(()) => r.logged_out = true,
-            Err(e) => r.error = Some(format!("logout failed: {e}")),
+            Err(e) => add_error(&mut r, format!("logout failed: {e}")),
         }
     }
     match retry(&id, BACKOFF, deadline, || connections.disconnect(&id))
@@ -128,7 +135,7 @@ async fn close_one(
         .0
     {
         Ok(()) => r.disconnected = true,
-        Err(e) => r.error = Some(format!("disconnect failed: {e}")),
+        Err(e) => add_error(&mut r, format!("disconnect failed: {e}")),
     }
     r
 }
@@ -170,19 +177,9 @@ impl ShutdownStep for Close {
             };
             let connections = self.connections.clone();
             let config = self.config.clone();
-            set.spawn(async move {
-                let fallback = base.clone();
-                let limit = (tokio::time::Instant::now() + per).min(deadline);
-                match tokio::time::timeout_at(limit, close_one(connections, config, base, limit))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => ConnectionResult {
-                        error: Some(format!("no answer within {:.3}s", per.as_secs_f64())),
-                        ..fallback
-                    },
-                }
-            });
+            // Every call of close_one is bounded by `limit`, so the connection is too.
+            let limit = (Instant::now() + per).min(deadline);
+            set.spawn(close_one(connections, config, base, limit));
         }
         let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {

@@ -44,9 +44,7 @@ where
             Ok(Err(e)) => e,
             Err(_) => {
                 return (
-                    Err(RoleError::Transient(
-                        "no answer before the step's deadline".into(),
-                    )),
+                    Err(RoleError::Transient("no answer before the deadline".into())),
                     attempt,
                 );
             }
