@@ -318,3 +318,42 @@ impl Scenario {
         (instruments, positions, orders)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconsistent_scenarios_are_named() {
+        let err = Scenario::from_toml(
+            "[[positions]]\nid = \"p\"\ninstrument = \"X\"\nside = \"buy\"\nquantity = 1\nentry_price = 1\n",
+            "s.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.toml: invalid scenario: position p: unknown instrument \"X\""
+        );
+        let err = Scenario::from_toml("[venue]\nfill_race_rate = 2.0\n", "s.toml").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("venue.fill_race_rate must be between 0.0 and 1.0")
+        );
+        let err = Scenario::from_toml("[venue]\nlatency = 5\n", "s.toml").unwrap_err();
+        assert!(err.to_string().contains("unknown field `latency`"), "{err}");
+    }
+
+    #[test]
+    fn generate_adds_the_book_it_says() {
+        let s = Scenario::from_toml(
+            "[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n[generate]\norders = 30\npositions = 6\nunprotected = 2\n",
+            "s.toml",
+        )
+        .unwrap();
+        let (instruments, positions, orders) = s.expanded();
+        assert_eq!(instruments.len(), 7);
+        assert_eq!(positions.len(), 6);
+        let stops = orders.iter().filter(|o| o.is_protective()).count();
+        assert_eq!((orders.len(), stops), (34, 4));
+    }
+}

@@ -634,3 +634,79 @@ impl Connections for PaperNode {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario() -> Scenario {
+        Scenario::from_toml(
+            "[venue]\nfill_race_rate = 0.3\ntransient_failure_rate = 0.2\n[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n[generate]\norders = 50\npositions = 0\n",
+            "s.toml",
+        )
+        .unwrap()
+    }
+
+    async fn cancel_all(node: &PaperNode) -> Vec<Result<CancelAck, RoleError>> {
+        let mut out = Vec::new();
+        for o in node.all_orders() {
+            out.push(node.cancel(&o.client_id).await);
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
+        let a = cancel_all(&PaperNode::with_seed(&scenario(), 5)).await;
+        let b = cancel_all(&PaperNode::with_seed(&scenario(), 5)).await;
+        let c = cancel_all(&PaperNode::with_seed(&scenario(), 6)).await;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_answers_429_then_refills() {
+        let s = Scenario::from_toml(
+            "[venue]\nrate_limit_per_sec = 2\n[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n",
+            "s.toml",
+        )
+        .unwrap();
+        let node = PaperNode::new(&s);
+        assert!(node.open_orders().await.is_ok());
+        assert!(node.open_orders().await.is_ok());
+        assert!(matches!(
+            node.open_orders().await,
+            Err(RoleError::RateLimited {
+                retry_after: Some(_)
+            })
+        ));
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(node.open_orders().await.is_ok());
+        assert_eq!(node.stats().rate_limited, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_halted_gate_reads_back_halted_and_crossed_stops_are_rejected() {
+        let s = Scenario::from_toml(
+            "[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n",
+            "s.toml",
+        )
+        .unwrap();
+        let node = PaperNode::new(&s);
+        node.halt().await.unwrap();
+        assert!(node.is_halted().await.unwrap());
+        let stop = StopRequest {
+            client_id: "s".into(),
+            instrument: "B".into(),
+            side: Side::Sell,
+            position_side: shutdown_core::domain::PositionSide::Both,
+            quantity: Decimal::ONE,
+            trigger_price: Decimal::new(101, 0),
+        };
+        let err = node.place_stop(&stop).await.unwrap_err();
+        assert!(
+            err.to_string().contains("would trigger immediately"),
+            "{err}"
+        );
+    }
+}
