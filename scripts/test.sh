@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, as "command:package".
-needs=()
+needs=("redis-server:redis-server")
 missing=()
 for pair in "${needs[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}

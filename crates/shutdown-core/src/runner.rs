@@ -181,6 +181,8 @@ pub struct Shutdown {
     handle: ShutdownHandle,
     sinks: Vec<Arc<dyn ReportSink>>,
     exit_process: bool,
+    dry_run: bool,
+    overrides: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -207,7 +209,21 @@ impl Shutdown {
             handle: ShutdownHandle::new(),
             sinks,
             exit_process: false,
+            dry_run: false,
+            overrides: Arc::default(),
         }
+    }
+
+    /// A dry run: steps are told not to write outside the process (see [`StepContext::dry_run`]).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// A run-time setting for the steps (see [`StepContext::override_value`]).
+    pub fn with_override(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.overrides).insert(key.into(), value.into());
+        self
     }
 
     /// Use this handle (share one with code that must trigger or observe the shutdown).
@@ -420,6 +436,10 @@ impl Shutdown {
                 cancel: token.clone(),
                 node: self.node.clone(),
                 results: results.clone(),
+                trader_id: self.pipeline.trader_id.clone(),
+                receipt: receipt(&shared.lock()),
+                dry_run: self.dry_run,
+                overrides: self.overrides.clone(),
             };
             let span = tracing::info_span!(
                 "step",
@@ -548,6 +568,17 @@ fn log_step(span: &tracing::Span, r: &StepReport) {
             tracing::error!(parent: span, outcome = %r.outcome, duration = r.duration, attempts = r.attempts, error, "step failed")
         }
     }
+}
+
+/// The receipt a step receives: what has happened before it.
+fn receipt(p: &Progress) -> serde_json::Value {
+    serde_json::json!({
+        "trader_id": p.trader_id,
+        "reason": p.reason,
+        "started_at": p.started_at,
+        "timeout_secs": p.timeout.as_secs_f64(),
+        "steps": p.steps,
+    })
 }
 
 /// The report from what has happened so far: a running step counts as interrupted, the rest as not run.

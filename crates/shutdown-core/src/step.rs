@@ -65,6 +65,14 @@ pub struct StepContext {
     pub node: Node,
     /// Results handed from earlier steps to later ones.
     pub results: SharedResults,
+    /// The node's trader id.
+    pub trader_id: String,
+    /// The shutdown receipt so far: reason, start, and the report entries of the steps before this one.
+    pub receipt: serde_json::Value,
+    /// A dry run: steps that write outside the process (to Redis, say) must not.
+    pub dry_run: bool,
+    /// Settings the embedding program or the operator passed at run time (`redis_url`, ...).
+    pub overrides: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for StepContext {
@@ -78,6 +86,11 @@ impl fmt::Debug for StepContext {
 }
 
 impl StepContext {
+    /// A run-time setting, if one was given.
+    pub fn override_value(&self, key: &str) -> Option<&str> {
+        self.overrides.get(key).map(String::as_str)
+    }
+
     /// Time left before this step's deadline.
     pub fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())

@@ -1,0 +1,413 @@
+//! `flush`: one atomic snapshot of the node's state to Redis, or to a local fallback file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use shutdown_core::errors::MissingRole;
+use shutdown_core::node::StateSource;
+use shutdown_core::{
+    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+};
+use tokio::time::Instant;
+
+use crate::keys::Keys;
+use crate::snapshot::{Snapshot, now_rfc3339};
+use crate::store::{WriteOptions, write_snapshot};
+use crate::target::RedisTarget;
+
+/// Options of `flush`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "url",
+        ty: "string",
+        default: "\"\"",
+        doc: "Redis URL (redis://, rediss://, redis+unix://). Prefer url_env for URLs with a password.",
+    },
+    OptionDoc {
+        name: "url_env",
+        ty: "string",
+        default: "\"REDIS_URL\"",
+        doc: "Environment variable holding the Redis URL; it wins over `url` when set.",
+    },
+    OptionDoc {
+        name: "key_prefix",
+        ty: "string",
+        default: "the trader id",
+        doc: "Keys are `{key_prefix}:...`: the braces are a hash tag, so one transaction stays in one Redis Cluster slot.",
+    },
+    OptionDoc {
+        name: "connect_timeout_ms",
+        ty: "integer",
+        default: "1000",
+        doc: "Connect timeout of each attempt.",
+    },
+    OptionDoc {
+        name: "response_timeout_ms",
+        ty: "integer",
+        default: "5000",
+        doc: "Response timeout of each command (a large snapshot needs more than the redis crate's 500 ms).",
+    },
+    OptionDoc {
+        name: "retries",
+        ty: "integer",
+        default: "3",
+        doc: "Attempts after the first, with doubling backoff, within the step's budget.",
+    },
+    OptionDoc {
+        name: "backoff_ms",
+        ty: "integer",
+        default: "100",
+        doc: "First retry delay.",
+    },
+    OptionDoc {
+        name: "chunk_size",
+        ty: "integer",
+        default: "1000",
+        doc: "Entries per HSET while staging.",
+    },
+    OptionDoc {
+        name: "wait_replicas",
+        ty: "integer",
+        default: "0",
+        doc: "Replicas that must acknowledge (WAIT); fewer is reported as a problem. 0 skips WAIT.",
+    },
+    OptionDoc {
+        name: "wait_timeout_ms",
+        ty: "integer",
+        default: "500",
+        doc: "How long WAIT may take.",
+    },
+    OptionDoc {
+        name: "verify_full",
+        ty: "bool",
+        default: "false",
+        doc: "Read every entry back and check the digest, not only counts and the stored digest.",
+    },
+    OptionDoc {
+        name: "fallback_dir",
+        ty: "string",
+        default: "\"shutdown-fallback\"",
+        doc: "Directory of the fallback file `<trader_id>-snapshot.json`, written when Redis cannot take the snapshot.",
+    },
+];
+
+fn default_url_env() -> String {
+    "REDIS_URL".into()
+}
+fn default_fallback_dir() -> PathBuf {
+    PathBuf::from("shutdown-fallback")
+}
+
+/// Options of `flush`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushConfig {
+    /// Redis URL.
+    #[serde(default)]
+    pub url: String,
+    /// Environment variable with the URL.
+    #[serde(default = "default_url_env")]
+    pub url_env: String,
+    /// Key prefix (the trader id when empty).
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Connect timeout.
+    #[serde(default = "d1000")]
+    pub connect_timeout_ms: u64,
+    /// Response timeout.
+    #[serde(default = "d5000")]
+    pub response_timeout_ms: u64,
+    /// Retries.
+    #[serde(default = "d3")]
+    pub retries: u32,
+    /// First retry delay.
+    #[serde(default = "d100")]
+    pub backoff_ms: u64,
+    /// Entries per HSET.
+    #[serde(default = "d1000usize")]
+    pub chunk_size: usize,
+    /// Replicas for WAIT.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// WAIT timeout.
+    #[serde(default = "d500")]
+    pub wait_timeout_ms: u64,
+    /// Full read-back.
+    #[serde(default)]
+    pub verify_full: bool,
+    /// Fallback directory.
+    #[serde(default = "default_fallback_dir")]
+    pub fallback_dir: PathBuf,
+}
+
+fn d3() -> u32 {
+    3
+}
+fn d100() -> u64 {
+    100
+}
+fn d500() -> u64 {
+    500
+}
+fn d1000() -> u64 {
+    1000
+}
+fn d5000() -> u64 {
+    5000
+}
+fn d1000usize() -> usize {
+    1000
+}
+
+impl StepConfig for FlushConfig {
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        Ok(Box::new(Flush {
+            config: self.clone(),
+            state: node.state()?,
+        }))
+    }
+}
+
+/// The `flush` step.
+pub struct Flush {
+    config: FlushConfig,
+    state: Arc<dyn StateSource>,
+}
+
+impl FlushConfig {
+    /// The URL to use: the run-time override, the environment variable, or `url`.
+    fn url(&self, ctx: &StepContext) -> Option<String> {
+        ctx.override_value("redis_url")
+            .map(str::to_owned)
+            .or_else(|| std::env::var(&self.url_env).ok().filter(|u| !u.is_empty()))
+            .or_else(|| (!self.url.is_empty()).then(|| self.url.clone()))
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            chunk_size: self.chunk_size,
+            wait_replicas: self.wait_replicas,
+            wait_timeout: Duration::from_millis(self.wait_timeout_ms),
+            verify_full: self.verify_full,
+            ..WriteOptions::default()
+        }
+    }
+}
+
+impl Flush {
+    async fn gather(&self, ctx: &StepContext) -> Result<Snapshot, StepError> {
+        let fail = |what: &str, e: shutdown_core::errors::RoleError| {
+            StepError::new(format!("cannot read {what} from the node: {e}"))
+        };
+        Ok(Snapshot {
+            trader_id: ctx.trader_id.clone(),
+            taken_at: now_rfc3339(),
+            orders: self.state.orders().await.map_err(|e| fail("orders", e))?,
+            positions: self
+                .state
+                .positions()
+                .await
+                .map_err(|e| fail("positions", e))?,
+            accounts: self
+                .state
+                .accounts()
+                .await
+                .map_err(|e| fail("accounts", e))?,
+            strategies: self
+                .state
+                .strategies()
+                .await
+                .map_err(|e| fail("strategies", e))?,
+            receipt: ctx.receipt.clone(),
+        })
+    }
+
+    /// Try Redis until it takes the snapshot or `deadline` comes; the last error otherwise.
+    async fn to_redis(
+        &self,
+        target: &RedisTarget,
+        keys: &Keys,
+        snapshot: &Snapshot,
+        deadline: Instant,
+    ) -> (Result<crate::store::Written, String>, u32) {
+        let encoded = match snapshot.encode() {
+            Ok(e) => e,
+            Err(e) => return (Err(format!("cannot encode the snapshot: {e}")), 0),
+        };
+        let options = self.config.write_options();
+        let mut attempt = 0;
+        let mut delay = Duration::from_millis(self.config.backoff_ms.max(1));
+        loop {
+            attempt += 1;
+            let tag = format!("{}-{attempt}", snapshot.taken_at.replace([':', '.'], ""));
+            let work = async {
+                let mut con = target
+                    .connect(
+                        Duration::from_millis(self.config.connect_timeout_ms),
+                        Duration::from_millis(self.config.response_timeout_ms),
+                    )
+                    .await
+                    .map_err(|e| e.0)?;
+                write_snapshot(&mut con, keys, snapshot, &encoded, &tag, &options)
+                    .await
+                    .map_err(|e| target.scrub(&format!("{}: {e}", target.shown())))
+            };
+            let result = match tokio::time::timeout_at(deadline, work).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "{}: no answer before the step's deadline",
+                    target.shown()
+                )),
+            };
+            match result {
+                Ok(w) => return (Ok(w), attempt),
+                Err(e) if attempt > self.config.retries || Instant::now() + delay >= deadline => {
+                    return (Err(e), attempt);
+                }
+                Err(e) => tracing::warn!(attempt, error = %e, "flush attempt failed; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+#[async_trait]
+impl ShutdownStep for Flush {
+    fn kind(&self) -> &'static str {
+        "flush"
+    }
+
+    fn plan(&self) -> Vec<String> {
+        vec![
+            "read orders, positions, accounts and strategy state from the node".into(),
+            format!(
+                "stage them in Redis in chunks of {}, then switch them in one MULTI/EXEC with the receipt and the clean marker{}",
+                self.config.chunk_size,
+                if self.config.wait_replicas > 0 {
+                    format!("; WAIT for {} replica(s)", self.config.wait_replicas)
+                } else {
+                    String::new()
+                }
+            ),
+            format!(
+                "read back ({}); {} retries",
+                if self.config.verify_full {
+                    "every entry"
+                } else {
+                    "counts and digest"
+                },
+                self.config.retries
+            ),
+            format!(
+                "if Redis cannot take it: write {}/<trader_id>-snapshot.json",
+                self.config.fallback_dir.display()
+            ),
+        ]
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        let snapshot = self.gather(&ctx).await?;
+        let url = self.config.url(&ctx);
+        if ctx.dry_run && ctx.override_value("redis_url").is_none() {
+            let bytes = snapshot.encode().map(|e| e.bytes).map_err(StepError::new)?;
+            return Ok(StepOutput::new()
+                .detail("dry_run", true)
+                .detail("counts", snapshot.counts())
+                .detail("bytes", bytes)
+                .detail("written_to", "nowhere (dry run)"));
+        }
+        let prefix = if self.config.key_prefix.is_empty() {
+            ctx.trader_id.clone()
+        } else {
+            self.config.key_prefix.clone()
+        };
+        let keys = Keys::new(&prefix).map_err(StepError::new)?;
+        let start = Instant::now();
+        // Leave time to write the fallback file if Redis never answers.
+        let budget = ctx.deadline.saturating_duration_since(start);
+        let redis_deadline = start
+            + budget
+                .mul_f64(0.8)
+                .min(budget.saturating_sub(Duration::from_millis(300)));
+        let (redis, attempts) = match url.as_deref().map(RedisTarget::parse) {
+            Some(Ok(target)) => {
+                let (r, n) = self
+                    .to_redis(&target, &keys, &snapshot, redis_deadline)
+                    .await;
+                (r.map(|w| (w, target.shown().to_owned())), n)
+            }
+            Some(Err(e)) => (Err(e.0), 0),
+            None => (
+                Err(format!(
+                    "no Redis URL: set `url`, or the environment variable {}",
+                    self.config.url_env
+                )),
+                0,
+            ),
+        };
+        let out = StepOutput::new()
+            .attempts(attempts.max(1))
+            .detail("counts", snapshot.counts())
+            .detail("taken_at", &snapshot.taken_at);
+        match redis {
+            Ok((written, shown)) => {
+                let mut out = out
+                    .detail("written_to", format!("redis {shown}"))
+                    .detail("keys", format!("{{{prefix}}}:*"))
+                    .detail("digest", &written.digest)
+                    .detail("bytes", written.bytes)
+                    .detail("seconds", start.elapsed().as_secs_f64());
+                if let Some(acked) = written.replicas_acked {
+                    out = out.detail("replicas_acked", acked);
+                    if acked < i64::from(self.config.wait_replicas) {
+                        out = out.problem(format!(
+                            "only {acked} of {} replicas acknowledged the snapshot",
+                            self.config.wait_replicas
+                        ));
+                    }
+                }
+                Ok(out)
+            }
+            Err(redis_error) => {
+                match crate::fallback::write(&self.config.fallback_dir, &snapshot, &redis_error) {
+                    Ok(path) => Ok(out
+                        .detail("written_to", format!("file {}", path.display()))
+                        .detail("fallback_file", path.display().to_string())
+                        .detail("redis_error", &redis_error)
+                        .problem(format!(
+                            "Redis did not take the snapshot ({redis_error}); it is in {}",
+                            path.display()
+                        ))),
+                    Err(file_error) => {
+                        // Last resort: the temp directory, so the state is still somewhere on disk.
+                        let tmp = std::env::temp_dir();
+                        match crate::fallback::write(&tmp, &snapshot, &redis_error) {
+                        Ok(path) => Ok(out
+                            .detail("fallback_file", path.display().to_string())
+                            .detail("redis_error", &redis_error)
+                            .problem(format!("Redis did not take the snapshot ({redis_error}) and {file_error}; it is in {}", path.display()))),
+                        Err(tmp_error) => Err(StepError::new(format!(
+                            "the snapshot was NOT saved: Redis: {redis_error}; fallback: {file_error}; temp dir: {tmp_error}"
+                        ))
+                        .with_output(out)),
+                    }
+                    }
+                }
+            }
+        }
+    }
+}
+
+shutdown_core::register_step! {
+    kind: "flush",
+    summary: "Snapshot orders, positions, accounts and strategy state to Redis in one transaction, or to a fallback file.",
+    config: FlushConfig,
+    options: OPTIONS,
+    requires: [StateSource],
+    critical: true,
+    default_timeout_secs: 5.0,
+}

@@ -1,0 +1,88 @@
+//! The final report in Redis (`{prefix}:shutdown:last` and a capped history), or in the fallback file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shutdown_core::report::FileSink;
+use shutdown_core::{Report, ReportSink};
+
+use crate::fallback;
+use crate::keys::Keys;
+use crate::target::RedisTarget;
+
+/// Writes the final report to Redis; when Redis cannot take it, to `<fallback_dir>/<trader_id>-report.json`.
+#[derive(Debug)]
+pub struct RedisReportSink {
+    target: RedisTarget,
+    keys: Keys,
+    history: usize,
+    timeout: Duration,
+    fallback_dir: PathBuf,
+}
+
+impl RedisReportSink {
+    /// A sink for `url` under `key_prefix`, keeping `history` reports; every wait bounded by `timeout`.
+    pub fn new(
+        url: &str,
+        key_prefix: &str,
+        history: usize,
+        timeout: Duration,
+        fallback_dir: impl Into<PathBuf>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            target: RedisTarget::parse(url).map_err(|e| e.0)?,
+            keys: Keys::new(key_prefix)?,
+            history: history.max(1),
+            timeout,
+            fallback_dir: fallback_dir.into(),
+        })
+    }
+
+    fn to_redis(&self, report: &Report) -> Result<(), String> {
+        let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
+        let mut con = self
+            .target
+            .connect_blocking(self.timeout)
+            .map_err(|e| e.0)?;
+        let cap = isize::try_from(self.history).unwrap_or(isize::MAX) - 1;
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.keys.last_report())
+            .arg(&json)
+            .ignore()
+            .cmd("LPUSH")
+            .arg(self.keys.history())
+            .arg(&json)
+            .ignore()
+            .cmd("LTRIM")
+            .arg(self.keys.history())
+            .arg(0)
+            .arg(cap)
+            .ignore()
+            .query::<()>(&mut con)
+            .map_err(|e| self.target.error("cannot write the report to", &e).0)
+    }
+}
+
+impl ReportSink for RedisReportSink {
+    fn name(&self) -> String {
+        format!("redis {}", self.target.shown())
+    }
+
+    fn write(&self, report: &Report) -> Result<(), String> {
+        match self.to_redis(report) {
+            Ok(()) => Ok(()),
+            Err(redis_error) => {
+                let path = fallback::report_path(&self.fallback_dir, &report.trader_id);
+                let kept = std::fs::create_dir_all(&self.fallback_dir)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| FileSink::new(&path).write(report));
+                Err(match kept {
+                    Ok(()) => format!("{redis_error}; the report is in {}", path.display()),
+                    Err(e) => format!("{redis_error}; and the fallback failed: {e}"),
+                })
+            }
+        }
+    }
+}

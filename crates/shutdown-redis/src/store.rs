@@ -1,0 +1,275 @@
+//! Reading and writing snapshots in Redis: staged in chunks, switched in one MULTI/EXEC, read back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use serde::Serialize;
+
+use crate::keys::{COLLECTIONS, Keys};
+use crate::snapshot::{Encoded, Meta, Snapshot, digest};
+
+/// How a snapshot is written.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Fields per HSET while staging (keeps each command short, so Redis never stalls for long).
+    pub chunk_size: usize,
+    /// Replicas that must acknowledge the transaction (`WAIT`); 0 to skip.
+    pub wait_replicas: u32,
+    /// How long `WAIT` may take.
+    pub wait_timeout: Duration,
+    /// Read every entry back and check the digest (not only counts and the stored digest).
+    pub verify_full: bool,
+    /// Staging keys of an attempt that never committed expire after this.
+    pub staging_ttl: Duration,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: 1000,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
+            verify_full: false,
+            staging_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Written {
+    /// Entries per collection.
+    pub counts: [usize; 4],
+    /// Digest of the entries.
+    pub digest: String,
+    /// Bytes of the entries.
+    pub bytes: usize,
+    /// Replicas that acknowledged, when `WAIT` was asked for.
+    pub replicas_acked: Option<i64>,
+}
+
+/// A problem with a write or a read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Redis answered with an error or did not answer.
+    #[error("{0}")]
+    Redis(String),
+    /// The data read back is not what was written.
+    #[error("read-back check failed: {0}")]
+    Mismatch(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Redis(e.to_string())
+    }
+}
+
+/// Write `snapshot` so that readers see the previous snapshot or this one, never a mix, and no entry of
+/// the previous one survives. `attempt` keeps the staging keys of concurrent or retried writes apart.
+pub async fn write_snapshot(
+    con: &mut MultiplexedConnection,
+    keys: &Keys,
+    snapshot: &Snapshot,
+    encoded: &Encoded,
+    attempt: &str,
+    options: &WriteOptions,
+) -> Result<Written, StoreError> {
+    let ttl = options.staging_ttl.as_secs().max(1);
+    // 1. Stage each collection in short commands, pipelined.
+    for (name, entries) in COLLECTIONS.iter().zip(&encoded.collections) {
+        if entries.is_empty() {
+            continue;
+        }
+        let staging = keys.staging(attempt, name);
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(&staging).ignore();
+        for chunk in entries.chunks(options.chunk_size.max(1)) {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&staging);
+            for (k, v) in chunk {
+                cmd.arg(k).arg(v.as_slice());
+            }
+            pipe.add_command(cmd).ignore();
+        }
+        pipe.cmd("EXPIRE").arg(&staging).arg(ttl).ignore();
+        pipe.query_async::<()>(con).await?;
+    }
+    // 2. Switch everything at once; the clean marker goes last.
+    let meta = Meta {
+        trader_id: snapshot.trader_id.clone(),
+        taken_at: snapshot.taken_at.clone(),
+        counts: snapshot.counts(),
+        digest: encoded.digest.clone(),
+        encoding: "json".into(),
+    };
+    let meta_json = serde_json::to_string(&meta).map_err(|e| StoreError::Redis(e.to_string()))?;
+    let receipt =
+        serde_json::to_string(&snapshot.receipt).map_err(|e| StoreError::Redis(e.to_string()))?;
+    let mut tx = redis::pipe();
+    tx.atomic();
+    for (name, entries) in COLLECTIONS.iter().zip(&encoded.collections) {
+        if entries.is_empty() {
+            tx.cmd("DEL").arg(keys.collection(name)).ignore();
+        } else {
+            tx.cmd("RENAME")
+                .arg(keys.staging(attempt, name))
+                .arg(keys.collection(name))
+                .ignore();
+            tx.cmd("PERSIST").arg(keys.collection(name)).ignore();
+        }
+    }
+    tx.cmd("SET").arg(keys.meta()).arg(&meta_json).ignore();
+    tx.cmd("SET").arg(keys.receipt()).arg(&receipt).ignore();
+    tx.cmd("SET").arg(keys.clean()).arg("true").ignore();
+    tx.query_async::<()>(con).await?;
+    // 3. Replicas, when asked.
+    let replicas_acked = if options.wait_replicas > 0 {
+        let timeout_ms = u64::try_from(options.wait_timeout.as_millis()).unwrap_or(u64::MAX);
+        Some(
+            redis::cmd("WAIT")
+                .arg(options.wait_replicas)
+                .arg(timeout_ms)
+                .query_async::<i64>(con)
+                .await?,
+        )
+    } else {
+        None
+    };
+    // 4. Read back.
+    verify(con, keys, &meta, options.verify_full).await?;
+    Ok(Written {
+        counts: meta.counts,
+        digest: meta.digest,
+        bytes: encoded.bytes,
+        replicas_acked,
+    })
+}
+
+async fn verify(
+    con: &mut MultiplexedConnection,
+    keys: &Keys,
+    meta: &Meta,
+    full: bool,
+) -> Result<(), StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for name in COLLECTIONS {
+        pipe.cmd("HLEN").arg(keys.collection(name));
+    }
+    pipe.cmd("GET")
+        .arg(keys.meta())
+        .cmd("GET")
+        .arg(keys.clean());
+    let (o, p, a, s, stored, clean): (usize, usize, usize, usize, Option<String>, Option<String>) =
+        pipe.query_async(con).await?;
+    if [o, p, a, s] != meta.counts {
+        return Err(StoreError::Mismatch(format!(
+            "counts {:?} in Redis, {:?} written",
+            [o, p, a, s],
+            meta.counts
+        )));
+    }
+    let stored: Option<Meta> = stored.and_then(|m| serde_json::from_str(&m).ok());
+    if stored.as_ref() != Some(meta) {
+        return Err(StoreError::Mismatch(
+            "the stored snapshot metadata is not the one written".into(),
+        ));
+    }
+    if clean.as_deref() != Some("true") {
+        return Err(StoreError::Mismatch("the clean marker is not set".into()));
+    }
+    if full {
+        let (_, collections, _, _) = read_raw(con, keys).await?;
+        let actual = digest(&collections);
+        if actual != meta.digest {
+            return Err(StoreError::Mismatch(format!(
+                "digest {actual} in Redis, {} written",
+                meta.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
+type Raw = (
+    Option<Meta>,
+    [Vec<(String, Vec<u8>)>; 4],
+    Option<serde_json::Value>,
+    Option<String>,
+);
+
+async fn read_raw(con: &mut MultiplexedConnection, keys: &Keys) -> Result<Raw, StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for name in COLLECTIONS {
+        pipe.cmd("HGETALL").arg(keys.collection(name));
+    }
+    pipe.cmd("GET")
+        .arg(keys.meta())
+        .cmd("GET")
+        .arg(keys.receipt())
+        .cmd("GET")
+        .arg(keys.clean());
+    type Entries = HashMap<String, Vec<u8>>;
+    let (o, p, a, s, meta, receipt, clean): (
+        Entries,
+        Entries,
+        Entries,
+        Entries,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = pipe.query_async(con).await?;
+    let meta = match meta {
+        Some(m) => Some(
+            serde_json::from_str::<Meta>(&m)
+                .map_err(|e| StoreError::Mismatch(format!("snapshot metadata: {e}")))?,
+        ),
+        None => None,
+    };
+    let receipt = receipt.and_then(|r| serde_json::from_str(&r).ok());
+    Ok((
+        meta,
+        [o, p, a, s].map(|m| m.into_iter().collect()),
+        receipt,
+        clean,
+    ))
+}
+
+/// The last snapshot in Redis (checked against its digest) and the clean marker.
+pub async fn read_snapshot(
+    con: &mut MultiplexedConnection,
+    keys: &Keys,
+) -> Result<(Option<Snapshot>, Option<bool>), StoreError> {
+    let (meta, collections, receipt, clean) = read_raw(con, keys).await?;
+    let clean = clean.map(|c| c == "true");
+    let Some(meta) = meta else {
+        return Ok((None, clean));
+    };
+    let actual = digest(&collections);
+    if actual != meta.digest {
+        return Err(StoreError::Mismatch(format!(
+            "digest {actual} in Redis, {} recorded",
+            meta.digest
+        )));
+    }
+    let snapshot = Snapshot::decode(
+        meta,
+        receipt.unwrap_or(serde_json::Value::Null),
+        collections,
+    )
+    .map_err(StoreError::Mismatch)?;
+    Ok((Some(snapshot), clean))
+}
+
+/// Record that a node is running: a crash from now on leaves the marker at `false`.
+pub async fn mark_running(con: &mut MultiplexedConnection, keys: &Keys) -> Result<(), StoreError> {
+    redis::cmd("SET")
+        .arg(keys.clean())
+        .arg("false")
+        .query_async::<()>(con)
+        .await?;
+    Ok(())
+}

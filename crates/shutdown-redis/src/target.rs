@@ -1,0 +1,177 @@
+//! A Redis URL that never shows its password: in logs, errors, reports and `Debug` output.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::IntoConnectionInfo;
+
+/// Where to reach Redis, parsed from a URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+#[derive(Clone)]
+pub struct RedisTarget {
+    client: redis::Client,
+    shown: String,
+    password: Option<String>,
+}
+
+/// A Redis error, with any password scrubbed from its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RedisError(pub String);
+
+impl RedisTarget {
+    /// Parse a URL. The error never contains the password.
+    pub fn parse(url: &str) -> Result<Self, RedisError> {
+        let shown = redact(url);
+        let secret = password_in(url);
+        let fail = |e: redis::RedisError| {
+            let text = format!("invalid Redis URL {shown}: {e}");
+            RedisError(match &secret {
+                Some(p) if !p.is_empty() => text.replace(p.as_str(), "***"),
+                _ => text,
+            })
+        };
+        let info = url.into_connection_info().map_err(fail)?;
+        let password = info.redis_settings().password().map(str::to_owned);
+        let client = redis::Client::open(info).map_err(fail)?;
+        Ok(Self {
+            client,
+            shown,
+            password,
+        })
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Replace the password by `***` wherever it appears in `text`.
+    pub fn scrub(&self, text: &str) -> String {
+        match &self.password {
+            Some(p) if !p.is_empty() => text.replace(p.as_str(), "***"),
+            _ => text.to_owned(),
+        }
+    }
+
+    /// An error about this target: the action, the URL (redacted) and the cause (scrubbed).
+    pub fn error(&self, action: &str, e: &redis::RedisError) -> RedisError {
+        RedisError(self.scrub(&format!("{action} {}: {e}", self.shown)))
+    }
+
+    /// An async connection, with connect and response timeouts.
+    pub async fn connect(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error("cannot connect to", &e))
+    }
+
+    /// A blocking connection, with connect and read/write timeouts (for report sinks).
+    pub fn connect_blocking(&self, timeout: Duration) -> Result<redis::Connection, RedisError> {
+        let con = self
+            .client
+            .get_connection_with_timeout(timeout)
+            .map_err(|e| self.error("cannot connect to", &e))?;
+        con.set_read_timeout(Some(timeout))
+            .map_err(|e| self.error("cannot configure", &e))?;
+        con.set_write_timeout(Some(timeout))
+            .map_err(|e| self.error("cannot configure", &e))?;
+        Ok(con)
+    }
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisTarget").field(&self.shown).finish()
+    }
+}
+
+impl fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// The password written in a URL, if any (userinfo or `pass=`/`password=` query).
+fn password_in(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if let Some((_, p)) = userinfo.split_once(':') {
+            return Some(p.to_owned());
+        }
+    }
+    let query = &url[url.find('?')? + 1..];
+    query.split('&').find_map(|kv| match kv.split_once('=') {
+        Some(("pass" | "password", v)) => Some(v.to_owned()),
+        _ => None,
+    })
+}
+
+/// `redis://user:secret@host/0` -> `redis://user:***@host/0`; `?pass=` and `?password=` too.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                out = format!(
+                    "{}{user}:***{}",
+                    &out[..rest_start],
+                    &out[rest_start + at..]
+                );
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://app:s3cret@cache:6380"),
+            "rediss://app:***@cache:6380"
+        );
+        assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(
+            redact("redis+unix:///tmp/r.sock?db=1&pass=s3cret"),
+            "redis+unix:///tmp/r.sock?db=1&pass=***"
+        );
+        let t = RedisTarget::parse("redis://app:s3cret@127.0.0.1:1/").unwrap();
+        assert!(!format!("{t:?} {t}").contains("s3cret"));
+        assert_eq!(t.scrub("auth s3cret failed"), "auth *** failed");
+        let err = RedisTarget::parse("redis://app:s3cret@[bad/").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}

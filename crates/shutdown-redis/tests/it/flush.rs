@@ -1,0 +1,250 @@
+//! The flush step against a real Redis.
+
+use std::time::Duration;
+
+use redis::Commands;
+use shutdown_core::StepOutcome;
+use shutdown_paper::PaperNode;
+use shutdown_redis::restore::{PreviousShutdown, SnapshotSource};
+use shutdown_redis::{RestoreOptions, restore};
+
+use crate::support::{RedisServer, flush_config, run, scenario};
+
+fn options(server: &RedisServer, url: Option<String>) -> RestoreOptions {
+    RestoreOptions {
+        url,
+        trader_id: "trader-001".into(),
+        key_prefix: None,
+        fallback_dir: server.fallback_dir(),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_round_trips() {
+    let server = RedisServer::start();
+    let paper = PaperNode::new(&scenario(20_000, 2_000));
+    let report = run(
+        &flush_config(&server.url, &server.fallback_dir(), "verify_full = true"),
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert!(step.problems.is_empty(), "{:?}", step.problems);
+    assert!(
+        step.details["written_to"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis redis+unix://")
+    );
+    let restored = restore(&options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
+    assert_eq!(restored.previous_shutdown, PreviousShutdown::Clean);
+    assert_eq!(restored.source, Some(SnapshotSource::Redis));
+    let snap = restored.snapshot.unwrap();
+    let mut want = paper.all_orders();
+    let mut got = snap.orders.clone();
+    want.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    got.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    assert_eq!(got.len(), 20_000 + 2_000);
+    assert_eq!(got, want);
+    assert_eq!(snap.positions.len(), 2_000);
+    assert_eq!(snap.strategies[0].state["inventory"], 3);
+    assert_eq!(snap.receipt["reason"], "api");
+    let mut con = server.client();
+    let keys: Vec<String> = con.keys("*").unwrap();
+    assert!(
+        keys.iter().all(|k| k.starts_with("{trader-001}:")),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.contains(":staging:")),
+        "staging keys are gone: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_entries_of_the_previous_snapshot_never_survive() {
+    let server = RedisServer::start();
+    let config = flush_config(&server.url, &server.fallback_dir(), "");
+    run(&config, &PaperNode::new(&scenario(50, 5))).await;
+    run(&config, &PaperNode::new(&scenario(10, 0))).await;
+    let mut con = server.client();
+    let orders: usize = con.hlen("{trader-001}:orders").unwrap();
+    let positions: bool = con.exists("{trader-001}:positions").unwrap();
+    assert_eq!(orders, 10);
+    assert!(!positions, "an empty collection leaves no key behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_reader_never_sees_a_mix_of_two_snapshots() {
+    let server = RedisServer::start();
+    let small = PaperNode::new(&scenario(300, 0));
+    let big = PaperNode::new(&scenario(3000, 0));
+    let config = flush_config(&server.url, &server.fallback_dir(), "chunk_size = 100");
+    run(&config, &small).await;
+    let url = server.url.clone();
+    let reader = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let (n, meta): (usize, String) = redis::pipe()
+                .atomic()
+                .cmd("HLEN")
+                .arg("{trader-001}:orders")
+                .cmd("GET")
+                .arg("{trader-001}:snapshot")
+                .query(&mut con)
+                .unwrap();
+            let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+            assert_eq!(
+                meta["counts"][0].as_u64().unwrap() as usize,
+                n,
+                "orders and metadata from different snapshots"
+            );
+            seen.insert(n);
+        }
+        seen
+    });
+    for i in 0..6 {
+        let paper = if i % 2 == 0 { &big } else { &small };
+        let report = run(&config, paper).await;
+        assert_eq!(report.steps[0].outcome, StepOutcome::Succeeded);
+    }
+    let seen = reader.join().unwrap();
+    assert!(seen.iter().all(|n| *n == 300 || *n == 3000), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_before_the_flush_means_a_complete_fallback_file() {
+    let mut server = RedisServer::start();
+    let url = server.url.clone();
+    server.kill();
+    let paper = PaperNode::new(&scenario(500, 20));
+    let report = run(
+        &flush_config(&url, &server.fallback_dir(), "retries = 2\nbackoff_ms = 10"),
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded);
+    assert_eq!(report.exit_code, 10, "degraded: Redis did not take it");
+    let file = step.details["fallback_file"].as_str().unwrap();
+    assert!(step.problems[0].contains(file), "{:?}", step.problems);
+    assert_eq!(step.attempts, 3);
+    let restored = restore(&options(&server, Some(url))).await.unwrap();
+    assert_eq!(restored.source, Some(SnapshotSource::File));
+    assert!(restored.redis_error.is_some());
+    let snap = restored.snapshot.unwrap();
+    assert_eq!(snap.orders.len(), 520);
+    assert_eq!(snap.positions.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_in_the_middle_of_a_flush_loses_nothing() {
+    let mut server = RedisServer::start();
+    let paper = PaperNode::new(&scenario(200_000, 0));
+    let config = flush_config(
+        &server.url,
+        &server.fallback_dir(),
+        "chunk_size = 50\nretries = 1\nbackoff_ms = 10",
+    );
+    let pid = server.pid();
+    // Kill the server once the staging keys start to fill.
+    let url = server.url.clone();
+    let killer = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let keys: Vec<String> = con.keys("*staging*").unwrap_or_default();
+            if !keys.is_empty() {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+                return true;
+            }
+        }
+        false
+    });
+    let report = run(&config, &paper).await;
+    assert!(killer.join().unwrap(), "the flush was caught in the middle");
+    server.kill();
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    let restored = restore(&options(&server, None)).await.unwrap();
+    assert_eq!(restored.source, Some(SnapshotSource::File));
+    assert_eq!(restored.snapshot.unwrap().orders.len(), 200_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_paused_past_the_budget_means_fallback_within_the_budget() {
+    let server = RedisServer::start();
+    let mut con = server.client();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(30_000)
+        .arg("ALL")
+        .query::<()>(&mut con)
+        .unwrap();
+    let paper = PaperNode::new(&scenario(100, 5));
+    let config = flush_config(&server.url, &server.fallback_dir(), "")
+        .replace("timeout_secs = 10", "timeout_secs = 2");
+    let start = std::time::Instant::now();
+    let report = run(&config, &paper).await;
+    let took = start.elapsed();
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert!(step.details["fallback_file"].is_string());
+    assert!(
+        took < Duration::from_secs(2),
+        "fallback written within the step's 2 s budget, took {took:?}"
+    );
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut con)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_server_takes_the_right_password_and_never_shows_it() {
+    let server = RedisServer::start_tcp(&["--requirepass", "s3cret-pw"]);
+    let port = server.port.unwrap();
+    let paper = PaperNode::new(&scenario(10, 1));
+    let good = format!("redis://:s3cret-pw@127.0.0.1:{port}/");
+    let report = run(&flush_config(&good, &server.fallback_dir(), ""), &paper).await;
+    assert!(
+        report.steps[0].details["written_to"]
+            .as_str()
+            .unwrap()
+            .contains(":***@")
+    );
+    assert!(
+        report.steps[0].problems.is_empty(),
+        "{:?}",
+        report.steps[0].problems
+    );
+
+    let bad = format!("redis://:wrong-pw@127.0.0.1:{port}/");
+    let report = run(
+        &flush_config(&bad, &server.fallback_dir(), "retries = 0"),
+        &paper,
+    )
+    .await;
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(
+        !text.contains("wrong-pw") && !text.contains("s3cret-pw"),
+        "{text}"
+    );
+    let error = report.steps[0].details["redis_error"].as_str().unwrap();
+    assert!(error.contains("redis://:***@127.0.0.1"), "{error}");
+    assert!(
+        error.to_lowercase().contains("auth") || error.contains("WRONGPASS"),
+        "{error}"
+    );
+}
