@@ -2,15 +2,18 @@
 //! config, dry-run it against a scenario on the paper venue, read a shutdown report.
 
 // Link the crates whose steps register themselves.
+extern crate shutdown_redis as _;
 extern crate shutdown_steps as _;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use shutdown_core::{PipelineConfig, Registry, Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
+use shutdown_redis::{PreviousShutdown, RestoreOptions};
 
 /// Seconds of headroom between the global timeout and the orchestrator's SIGKILL.
 const HEADROOM_SECS: f64 = 2.0;
@@ -80,19 +83,60 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Flush to this Redis instead of a throwaway sink (the only side effect a dry run may have).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
     },
-    /// Print a shutdown report written by a node (`report_path`).
+    /// Print the last shutdown report: from a file a node wrote (`report_path`), or from Redis.
     #[command(
-        after_help = "Example:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json"
+        after_help = "Examples:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl report --trader-id trader-001"
     )]
     Report {
         /// The report file.
         #[arg(long)]
-        file: PathBuf,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        redis: RedisArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Say whether the previous shutdown was clean and what its last snapshot holds (reads only).
+    #[command(
+        after_help = "Example:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl restore --trader-id trader-001 --fallback-dir /var/lib/trader/fallback\n\nExit codes: 0 clean or no previous run, 10 not clean (reconcile with the venue), 1 error."
+    )]
+    Restore {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The flush step's fallback directory.
+        #[arg(long, default_value = "shutdown-fallback")]
+        fallback_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where a node keeps its snapshot and reports in Redis.
+#[derive(clap::Args)]
+struct RedisArgs {
+    /// Redis URL (default: the REDIS_URL environment variable, which keeps the password off the command line).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The node's trader id.
+    #[arg(long, default_value = "trader-001")]
+    trader_id: String,
+    /// Key prefix (default: the trader id).
+    #[arg(long)]
+    key_prefix: Option<String>,
+}
+
+impl RedisArgs {
+    fn url(&self) -> Option<String> {
+        self.redis
+            .clone()
+            .or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()))
+    }
 }
 
 fn main() -> ExitCode {
@@ -119,8 +163,14 @@ fn main() -> ExitCode {
             scenario,
             seed,
             json,
-        } => dry_run(&config, &scenario, seed, json),
-        Command::Report { file, json } => report(&file, json),
+            redis,
+        } => dry_run(&config, &scenario, seed, json, redis),
+        Command::Report { file, redis, json } => report(file.as_deref(), &redis, json),
+        Command::Restore {
+            redis,
+            fallback_dir,
+            json,
+        } => restore(&redis, fallback_dir, json),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -296,7 +346,9 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
                 if s.enabled { "" } else { " (disabled)" }
             );
             for a in &s.actions {
-                println!("      - {a}");
+                for (i, line) in wrap(a, 72).iter().enumerate() {
+                    println!("      {} {line}", if i == 0 { "-" } else { " " });
+                }
             }
         }
         println!();
@@ -307,7 +359,9 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
                 .unwrap_or_default()
         );
         for w in &warnings {
-            println!("warning: {w}");
+            for (i, line) in wrap(&format!("warning: {w}"), 78).iter().enumerate() {
+                println!("{}{line}", if i == 0 { "" } else { "  " });
+            }
         }
     }
     if deny_warnings && !warnings.is_empty() {
@@ -317,12 +371,35 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
     }
 }
 
+/// Split `text` into lines of at most `width` characters, at spaces where possible.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
 fn empty_scenario() -> Scenario {
     Scenario::from_toml("", "empty")
         .unwrap_or_else(|e| unreachable!("the empty scenario is valid: {e}"))
 }
 
-fn dry_run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bool) -> i32 {
+fn dry_run(
+    config_path: &Path,
+    scenario_path: &Path,
+    seed: Option<u64>,
+    json: bool,
+    redis: Option<String>,
+) -> i32 {
     let config = match load(config_path, false) {
         Ok(c) => c,
         Err(code) => return code,
@@ -347,7 +424,7 @@ fn dry_run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bo
     pipeline.report_path = None;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,
@@ -356,7 +433,11 @@ fn dry_run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bo
             return 1;
         }
     };
-    let report: Report = runtime.block_on(Shutdown::new(pipeline, node).run());
+    let mut shutdown = Shutdown::new(pipeline, node).dry_run(true);
+    if let Some(url) = redis {
+        shutdown = shutdown.with_override("redis_url", url);
+    }
+    let report: Report = runtime.block_on(shutdown.run());
     if json {
         print_json(&report);
     } else {
@@ -365,8 +446,53 @@ fn dry_run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bo
     report.exit_code
 }
 
-fn report(path: &Path, json: bool) -> i32 {
-    match shutdown_core::report::read_report(path) {
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            1
+        })
+}
+
+fn restore_options(redis: &RedisArgs, fallback_dir: PathBuf) -> RestoreOptions {
+    RestoreOptions {
+        url: redis.url(),
+        trader_id: redis.trader_id.clone(),
+        key_prefix: redis.key_prefix.clone(),
+        fallback_dir,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn report(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
+    let found = match file {
+        Some(path) => shutdown_core::report::read_report(path),
+        None => {
+            if redis.url().is_none() {
+                eprintln!("error: give --file PATH, or --redis URL (or set REDIS_URL)");
+                return 2;
+            }
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            rt.block_on(shutdown_redis::restore(&restore_options(
+                redis,
+                PathBuf::from("shutdown-fallback"),
+            )))
+            .and_then(|r| match (r.last_report, r.redis_error) {
+                (Some(report), _) => Ok(report),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(format!(
+                    "no shutdown report recorded for {}",
+                    redis.trader_id
+                )),
+            })
+        }
+    };
+    match found {
         Ok(r) => {
             if json {
                 print_json(&r);
@@ -374,6 +500,51 @@ fn report(path: &Path, json: bool) -> i32 {
                 print!("{r}");
             }
             0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn restore(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(shutdown_redis::restore(&restore_options(
+        redis,
+        fallback_dir,
+    ))) {
+        Ok(r) => {
+            if json {
+                print_json(&serde_json::json!({
+                    "previous_shutdown": r.previous_shutdown,
+                    "source": r.source,
+                    "taken_at": r.snapshot.as_ref().map(|s| s.taken_at.clone()),
+                    "counts": r.snapshot.as_ref().map(|s| s.counts()),
+                    "last_report_outcome": r.last_report.as_ref().map(|l| l.outcome),
+                    "redis_error": r.redis_error,
+                    "summary": r.summary(),
+                }));
+            } else {
+                println!("{}", r.summary());
+                if let Some(e) = &r.redis_error {
+                    println!("redis: {e}");
+                }
+                if let Some(l) = &r.last_report {
+                    println!(
+                        "last report: {} (exit {}) at {}",
+                        l.outcome, l.exit_code, l.started_at
+                    );
+                }
+            }
+            if r.previous_shutdown == PreviousShutdown::Unclean {
+                10
+            } else {
+                0
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -24,7 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let socket = dir.path().join("bench.sock");
     let mut server = Command::new("redis-server")
-        .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+        ])
         .arg(&socket)
         .arg("--dir")
         .arg(dir.path())
@@ -60,16 +68,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = WriteOptions::default();
     let keys = Keys::new("bench")?;
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (flush, raw) = rt.block_on(async {
         let client = redis::Client::open(url.as_str())?;
-        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
-        let mut con = client.get_multiplexed_async_connection_with_config(&cfg).await?;
+        let cfg =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
         let mut flush = Vec::new();
         let mut raw = Vec::new();
         for round in 0..ROUNDS {
             let start = Instant::now();
-            write_snapshot(&mut con, &keys, &snapshot, &encoded, &format!("r{round}"), &options).await?;
+            write_snapshot(
+                &mut con,
+                &keys,
+                &snapshot,
+                &encoded,
+                &format!("r{round}"),
+                &options,
+            )
+            .await?;
             flush.push(start.elapsed());
 
             let start = Instant::now();
@@ -93,9 +114,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let _ = server.kill();
     let mb = encoded.bytes as f64 / 1e6;
-    println!("snapshot: {} orders, {} positions, {mb:.1} MB of entries", snapshot.orders.len(), snapshot.positions.len());
-    println!("flush (stage + MULTI/EXEC + read-back), median of {ROUNDS}: {:.1} ms ({:.0} MB/s)", flush.as_secs_f64() * 1e3, mb / flush.as_secs_f64());
-    println!("raw pipelined HSET of the same bytes, median of {ROUNDS}: {:.1} ms ({:.0} MB/s)", raw.as_secs_f64() * 1e3, mb / raw.as_secs_f64());
-    println!("ratio raw/flush: {:.2} (goal >= 0.80)", raw.as_secs_f64() / flush.as_secs_f64());
+    println!(
+        "snapshot: {} orders, {} positions, {mb:.1} MB of entries",
+        snapshot.orders.len(),
+        snapshot.positions.len()
+    );
+    println!(
+        "flush (stage + MULTI/EXEC + read-back), median of {ROUNDS}: {:.1} ms ({:.0} MB/s)",
+        flush.as_secs_f64() * 1e3,
+        mb / flush.as_secs_f64()
+    );
+    println!(
+        "raw pipelined HSET of the same bytes, median of {ROUNDS}: {:.1} ms ({:.0} MB/s)",
+        raw.as_secs_f64() * 1e3,
+        mb / raw.as_secs_f64()
+    );
+    println!(
+        "ratio raw/flush: {:.2} (goal >= 0.80)",
+        raw.as_secs_f64() / flush.as_secs_f64()
+    );
     Ok(())
 }

@@ -34,7 +34,7 @@ fn steps_lists_every_kind_with_its_options() {
         .iter()
         .map(|k| k["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["cancel", "close", "halt", "verify"]);
+    assert_eq!(kinds, ["cancel", "close", "flush", "halt", "verify"]);
     let cancel = &v[0]["options"];
     assert!(
         cancel
@@ -51,7 +51,9 @@ fn steps_lists_every_kind_with_its_options() {
 fn validate_says_ok_or_lists_every_problem_with_exit_78() {
     let out = ctl(&["validate", PIPELINE]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).starts_with("ok: 4 steps (halt -> cancel -> verify -> close)"));
+    assert!(
+        text(&out.stdout).starts_with("ok: 5 steps (halt -> cancel -> verify -> flush -> close)")
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
@@ -106,13 +108,15 @@ fn plan_weighs_the_budget_against_the_grace_period() {
     assert_eq!(out.status.code(), Some(0));
     let s = text(&out.stdout);
     assert!(
-        s.contains("budget: steps 18s, critical 12s, global 20s, grace period 60s"),
+        s.contains("budget: steps 20s, critical 15s, global 20s, grace period 60s"),
         "{s}"
     );
     assert!(!s.contains("warning"), "{s}");
     let out = ctl(&["plan", PIPELINE, "--grace-period", "20", "--deny-warnings"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("does not fit in the 20s grace period"));
+    let s = text(&out.stdout);
+    assert!(s.contains("does not fit in the 20s"), "{s}");
+    assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
     let out = ctl(&["plan", PIPELINE, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["steps"][1]["kind"], "cancel");
@@ -234,9 +238,95 @@ fn report_prints_a_report_file_and_human_output_fits_80_columns() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["steps", "validate", "plan", "dry-run", "report"] {
+    for cmd in ["steps", "validate", "plan", "dry-run", "report", "restore"] {
         let out = ctl(&[cmd, "--help"]);
         assert_eq!(out.status.code(), Some(0));
-        assert!(text(&out.stdout).contains("Example:"), "{cmd}");
+        assert!(text(&out.stdout).contains("Example"), "{cmd}");
+    }
+}
+
+mod redis {
+    use shutdown_testkit::redis_server::RedisServer;
+
+    use super::{PIPELINE, ctl, text};
+
+    fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
+        let socket = server.dir.path().join("redis.sock");
+        let out = std::process::Command::new("redis-cli")
+            .arg("-s")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        text(&out.stdout)
+    }
+
+    #[test]
+    fn dry_run_with_redis_flushes_there_and_restore_reads_it_back() {
+        let server = RedisServer::start();
+        let out = ctl(&[
+            "dry-run",
+            PIPELINE,
+            "--scenario",
+            "examples/scenarios/basic.toml",
+            "--json",
+            "--redis",
+            &server.url,
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let flush = &v["steps"][3];
+        assert_eq!(flush["kind"], "flush");
+        assert!(
+            flush["details"]["written_to"]
+                .as_str()
+                .unwrap()
+                .starts_with("redis "),
+            "{flush:#}"
+        );
+        assert_eq!(
+            redis_cli(&server, &["HLEN", "{trader-001}:orders"]).trim(),
+            "6",
+            "5 orders and the stop verify placed"
+        );
+
+        let out = ctl(&["restore", "--redis", &server.url, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["previous_shutdown"], "clean");
+        assert_eq!(r["source"], "redis");
+        assert_eq!(r["counts"][1], 2);
+
+        // A node that started and then died: the marker says running.
+        redis_cli(&server, &["SET", "{trader-001}:shutdown:clean", "false"]);
+        let out = ctl(&["restore", "--redis", &server.url]);
+        assert_eq!(out.status.code(), Some(10));
+        assert!(text(&out.stdout).starts_with("previous shutdown was NOT clean"));
+    }
+
+    #[test]
+    fn report_reads_the_last_report_from_redis() {
+        let server = RedisServer::start();
+        let out = ctl(&["report", "--redis", &server.url]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("no shutdown report recorded for trader-001"));
+        let (_, v) = super::dry_run("examples/scenarios/basic.toml", "7");
+        redis_cli(
+            &server,
+            &["SET", "{trader-001}:shutdown:last", &v.to_string()],
+        );
+        let out = ctl(&["report", "--redis", &server.url]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("shutdown clean (exit 0)"));
+    }
+
+    #[test]
+    fn report_needs_a_source() {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+            .arg("report")
+            .env_remove("REDIS_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("give --file PATH, or --redis URL"));
     }
 }

@@ -8,7 +8,7 @@ use shutdown_paper::PaperNode;
 use shutdown_redis::restore::{PreviousShutdown, SnapshotSource};
 use shutdown_redis::{RestoreOptions, restore};
 
-use crate::support::{RedisServer, flush_config, run, scenario};
+use crate::support::{RedisServer, client, flush_config, run, scenario};
 
 fn options(server: &RedisServer, url: Option<String>) -> RestoreOptions {
     RestoreOptions {
@@ -53,7 +53,7 @@ async fn a_large_snapshot_round_trips() {
     assert_eq!(snap.positions.len(), 2_000);
     assert_eq!(snap.strategies[0].state["inventory"], 3);
     assert_eq!(snap.receipt["reason"], "api");
-    let mut con = server.client();
+    let mut con = client(&server);
     let keys: Vec<String> = con.keys("*").unwrap();
     assert!(
         keys.iter().all(|k| k.starts_with("{trader-001}:")),
@@ -71,7 +71,7 @@ async fn stale_entries_of_the_previous_snapshot_never_survive() {
     let config = flush_config(&server.url, &server.fallback_dir(), "");
     run(&config, &PaperNode::new(&scenario(50, 5))).await;
     run(&config, &PaperNode::new(&scenario(10, 0))).await;
-    let mut con = server.client();
+    let mut con = client(&server);
     let orders: usize = con.hlen("{trader-001}:orders").unwrap();
     let positions: bool = con.exists("{trader-001}:positions").unwrap();
     assert_eq!(orders, 10);
@@ -154,7 +154,7 @@ async fn redis_killed_in_the_middle_of_a_flush_loses_nothing() {
         &server.fallback_dir(),
         "chunk_size = 50\nretries = 1\nbackoff_ms = 10",
     );
-    let pid = server.pid();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.pid()).unwrap());
     // Kill the server once the staging keys start to fill.
     let url = server.url.clone();
     let killer = std::thread::spawn(move || {
@@ -185,7 +185,7 @@ async fn redis_killed_in_the_middle_of_a_flush_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_paused_past_the_budget_means_fallback_within_the_budget() {
     let server = RedisServer::start();
-    let mut con = server.client();
+    let mut con = client(&server);
     redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(30_000)

@@ -7,7 +7,7 @@ use shutdown_paper::PaperNode;
 use shutdown_redis::restore::PreviousShutdown;
 use shutdown_redis::{RedisReportSink, RestoreOptions, restore, restore_and_mark_running};
 
-use crate::support::{RedisServer, flush_config, run, scenario};
+use crate::support::{RedisServer, client, flush_config, run, scenario};
 
 fn options(server: &RedisServer) -> RestoreOptions {
     RestoreOptions {
@@ -67,7 +67,7 @@ async fn the_report_sink_keeps_the_last_report_and_a_capped_history() {
     for _ in 0..5 {
         sink.write(&report).unwrap();
     }
-    let mut con = server.client();
+    let mut con = client(&server);
     let len: usize = redis::cmd("LLEN")
         .arg("{trader-001}:shutdown:history")
         .query(&mut con)

@@ -1,111 +1,18 @@
 //! A real `redis-server` per test: own unix socket (or TCP port), own temp dir, killed on drop.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
-use std::time::Duration;
+use std::path::Path;
 
 use shutdown_core::config::EnvOverrides;
 use shutdown_core::{PipelineConfig, Report, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
+pub use shutdown_testkit::redis_server::RedisServer;
 
-pub struct RedisServer {
-    child: Child,
-    pub dir: tempfile::TempDir,
-    pub url: String,
-    pub port: Option<u16>,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-impl RedisServer {
-    /// A server on a unix socket.
-    pub fn start() -> RedisServer {
-        Self::spawn(&[], false)
-    }
-
-    /// A server on a TCP port with extra arguments (`--requirepass x`).
-    pub fn start_tcp(extra: &[&str]) -> RedisServer {
-        Self::spawn(extra, true)
-    }
-
-    fn spawn(extra: &[&str], tcp: bool) -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let port = tcp.then(free_port);
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(port.unwrap_or(0).to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--unixsocketperm")
-            .arg("700")
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no")
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.to_lowercase().contains("ready to accept connections") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("redis-server ready within 10 s");
-        let url = match port {
-            Some(p) => format!("redis://127.0.0.1:{p}/"),
-            None => format!("redis+unix://{}", socket.display()),
-        };
-        RedisServer {
-            child,
-            dir,
-            url,
-            port,
-        }
-    }
-
-    pub fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap())
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    pub fn fallback_dir(&self) -> PathBuf {
-        self.dir.path().join("fallback")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A blocking client of the test server.
+pub fn client(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
 
 pub fn scenario(orders: usize, positions: usize) -> Scenario {
