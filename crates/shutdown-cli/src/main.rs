@@ -15,6 +15,25 @@ use shutdown_core::{PipelineConfig, Registry, Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::{PreviousShutdown, RestoreOptions};
 
+/// `print!` that exits quietly (like a program killed by SIGPIPE) when stdout is closed (`| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// `println!` that exits quietly when stdout is closed.
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
 /// Seconds of headroom between the global timeout and the orchestrator's SIGKILL.
 const HEADROOM_SECS: f64 = 2.0;
 
@@ -177,7 +196,7 @@ fn main() -> ExitCode {
 
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
     }
 }
@@ -213,8 +232,11 @@ fn steps(json: bool) -> i32 {
         return 0;
     }
     for r in registry.registrations() {
-        println!("{}  {}", r.kind, r.summary);
-        println!(
+        outln!("{}", r.kind);
+        for line in wrap(r.summary, 74) {
+            outln!("    {line}");
+        }
+        outln!(
             "    default timeout {}s, {}",
             r.default_timeout_secs,
             if r.critical {
@@ -224,10 +246,17 @@ fn steps(json: bool) -> i32 {
             }
         );
         for o in r.options {
-            println!("    {} ({}, default {})", o.name, o.ty, o.default);
-            println!("        {}", o.doc);
+            for (i, line) in wrap(&format!("{} ({}, default {})", o.name, o.ty, o.default), 74)
+                .iter()
+                .enumerate()
+            {
+                outln!("    {}{line}", if i == 0 { "" } else { "  " });
+            }
+            for line in wrap(o.doc, 70) {
+                outln!("        {line}");
+            }
         }
-        println!();
+        outln!();
     }
     0
 }
@@ -243,14 +272,14 @@ fn validate(path: &Path, json: bool) -> i32 {
             "ok": true, "timeout_secs": config.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
         }));
     } else {
-        println!(
+        outln!(
             "ok: {} steps ({}), global timeout {}s",
             kinds.len(),
             kinds.join(" -> "),
             config.timeout.as_secs_f64()
         );
         for w in &config.warnings {
-            println!("warning: {w}");
+            outln!("warning: {w}");
         }
     }
     0
@@ -327,12 +356,17 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
             "grace_period_secs": grace, "headroom_secs": HEADROOM_SECS, "steps": steps, "warnings": warnings,
         }));
     } else {
-        println!(
+        outln!(
             "{:<3} {:<16} {:<8} {:>8} {:<8} {:<8}",
-            "#", "step", "kind", "timeout", "critical", "on_error"
+            "#",
+            "step",
+            "kind",
+            "timeout",
+            "critical",
+            "on_error"
         );
         for s in &steps {
-            println!(
+            outln!(
                 "{:<3} {:<16} {:<8} {:>7}s {:<8} {:<8}{}",
                 s.index,
                 s.name,
@@ -347,12 +381,12 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
             );
             for a in &s.actions {
                 for (i, line) in wrap(a, 72).iter().enumerate() {
-                    println!("      {} {line}", if i == 0 { "-" } else { " " });
+                    outln!("      {} {line}", if i == 0 { "-" } else { " " });
                 }
             }
         }
-        println!();
-        println!(
+        outln!();
+        outln!(
             "budget: steps {sum}s, critical {critical_sum}s, global {global}s{}",
             grace
                 .map(|g| format!(", grace period {g}s"))
@@ -360,7 +394,7 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
         );
         for w in &warnings {
             for (i, line) in wrap(&format!("warning: {w}"), 78).iter().enumerate() {
-                println!("{}{line}", if i == 0 { "" } else { "  " });
+                outln!("{}{line}", if i == 0 { "" } else { "  " });
             }
         }
     }
@@ -441,7 +475,7 @@ fn dry_run(
     if json {
         print_json(&report);
     } else {
-        print!("{report}");
+        out!("{report}");
     }
     report.exit_code
 }
@@ -497,7 +531,7 @@ fn report(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
             if json {
                 print_json(&r);
             } else {
-                print!("{r}");
+                out!("{r}");
             }
             0
         }
@@ -529,14 +563,16 @@ fn restore(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
                     "summary": r.summary(),
                 }));
             } else {
-                println!("{}", r.summary());
+                outln!("{}", r.summary());
                 if let Some(e) = &r.redis_error {
-                    println!("redis: {e}");
+                    outln!("redis: {e}");
                 }
                 if let Some(l) = &r.last_report {
-                    println!(
+                    outln!(
                         "last report: {} (exit {}) at {}",
-                        l.outcome, l.exit_code, l.started_at
+                        l.outcome,
+                        l.exit_code,
+                        l.started_at
                     );
                 }
             }

@@ -45,6 +45,7 @@ fn steps_lists_every_kind_with_its_options() {
     );
     let human = text(&ctl(&["steps"]).stdout);
     assert!(human.contains("keep_protective_stops (bool, default true)"));
+    assert!(human.lines().all(|l| l.chars().count() <= 80), "{human}");
 }
 
 #[test]
