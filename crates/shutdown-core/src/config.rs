@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "signals",
     "report_path",
     "trader_id",
+    "metrics",
     "steps",
     "cancel_orders",
     "verify_stop_losses",
@@ -40,6 +41,12 @@ const COMPACT_SWITCHES: &[(&str, &str)] = &[
 ];
 /// The pipeline the compact form builds, in order.
 pub const DEFAULT_PIPELINE: &[&str] = &["halt", "cancel", "verify", "flush", "close"];
+const METRICS_KEYS: &[&str] = &[
+    "pushgateway_url",
+    "textfile_path",
+    "push_timeout_secs",
+    "job",
+];
 const STEP_KEYS: &[&str] = &[
     "kind",
     "name",
@@ -139,6 +146,32 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// Where the shutdown's metrics go (`[metrics]`); a dying process cannot be scraped, so they are pushed
+/// or written at the end of the shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// Pushgateway base URL (`http://pushgateway:9091`).
+    pub pushgateway_url: Option<String>,
+    /// node_exporter textfile collector path (`/var/lib/node_exporter/textfile/shutdown.prom`).
+    pub textfile_path: Option<PathBuf>,
+    /// Bound on the push, so a dead Pushgateway delays the exit by at most this.
+    #[serde(serialize_with = "ser_secs")]
+    pub push_timeout: Duration,
+    /// Job label of the pushed group.
+    pub job: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            pushgateway_url: None,
+            textfile_path: None,
+            push_timeout: Duration::from_secs(2),
+            job: "shutdown".into(),
+        }
+    }
+}
+
 /// A validated step of a [`PipelineConfig`].
 #[derive(Debug)]
 pub struct StepSpec {
@@ -169,6 +202,8 @@ pub struct PipelineConfig {
     pub report_path: Option<PathBuf>,
     /// The node's trader id (keys, metrics labels, report).
     pub trader_id: String,
+    /// Where metrics go.
+    pub metrics: MetricsConfig,
     /// Steps in order.
     pub steps: Vec<StepSpec>,
     /// Non-fatal findings (a step timeout longer than the global one, say).
@@ -325,6 +360,7 @@ impl PipelineConfig {
             signals: self.signals.clone(),
             report_path: self.report_path.clone(),
             trader_id: self.trader_id.clone(),
+            metrics: self.metrics.clone(),
             steps,
         })
     }
@@ -492,6 +528,7 @@ impl Parser<'_> {
         let mut signals = vec!["SIGTERM", "SIGINT"];
         let mut report_path = None;
         let mut trader_id = DEFAULT_TRADER_ID.to_owned();
+        let mut metrics = MetricsConfig::default();
         let mut switches: BTreeMap<&'static str, (bool, Value)> = BTreeMap::new();
         let mut step_values = None;
 
@@ -523,6 +560,7 @@ impl Parser<'_> {
                     None => {}
                 },
                 "steps" => step_values = Some(value),
+                "metrics" => self.metrics(&value, &mut metrics),
                 k => {
                     if let Some((name, _)) = COMPACT_SWITCHES.iter().find(|(s, _)| *s == k) {
                         if let Some(b) = self.boolean(&value, None, k) {
@@ -586,12 +624,55 @@ impl Parser<'_> {
                 signals,
                 report_path,
                 trader_id,
+                metrics,
                 steps,
                 warnings: self.warnings,
             }),
             _ => Err(ConfigErrors {
                 problems: self.problems,
             }),
+        }
+    }
+
+    fn metrics(&mut self, value: &Value, metrics: &mut MetricsConfig) {
+        let ValueKind::Table(table) = &value.kind else {
+            let message = format!(
+                "expected a [metrics] table, found {}",
+                describe(&value.kind)
+            );
+            self.problem(Some(value), None, "metrics", message);
+            return;
+        };
+        let mut entries: Vec<(&String, &Value)> = table.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, v) in entries {
+            let path = format!("metrics.{key}");
+            match key.as_str() {
+                "pushgateway_url" => {
+                    if let Some(u) = self.string(v, None, &path) {
+                        if u.starts_with("http://") || u.starts_with("https://") {
+                            metrics.pushgateway_url = Some(u.trim_end_matches('/').to_owned());
+                        } else {
+                            self.problem(Some(v), None, &path, format!("expected an http:// or https:// URL, found {u:?}"));
+                        }
+                    }
+                }
+                "textfile_path" => metrics.textfile_path = self.string(v, None, &path).map(PathBuf::from),
+                "push_timeout_secs" => {
+                    if let Some(t) = self.seconds(v, None, &path) {
+                        metrics.push_timeout = t;
+                    }
+                }
+                "job" => match self.string(v, None, &path) {
+                    Some(j) if valid_trader_id(&j) => metrics.job = j,
+                    Some(j) => self.problem(Some(v), None, &path, format!("must be 1 to 64 characters of letters, digits, `-`, `_` or `.`, found {j:?}")),
+                    None => {}
+                },
+                other => {
+                    let message = unknown_message("key", other, METRICS_KEYS);
+                    self.problem(Some(v), None, &path, message);
+                }
+            }
         }
     }
 

@@ -129,7 +129,7 @@ fn unknown_keys_are_errors_with_a_suggestion() {
     assert_eq!(
         problems("timeout_sec = 3\n"),
         [
-            "node.toml: `timeout_sec`: unknown key `timeout_sec`; did you mean `timeout_secs`? (known: cancel_orders, flush_cache, log_level, report_path, signals, steps, timeout_secs, trader_id, verify_stop_losses)"
+            "node.toml: `timeout_sec`: unknown key `timeout_sec`; did you mean `timeout_secs`? (known: cancel_orders, flush_cache, log_level, metrics, report_path, signals, steps, timeout_secs, trader_id, verify_stop_losses)"
         ]
     );
     let p = problems("[[steps]]\nkind = \"cancel\"\nmax_inflight = 3\n");
@@ -318,4 +318,47 @@ fn build_fails_when_an_enabled_step_needs_a_missing_role() {
     let cfg = parse("[[steps]]\nkind = \"verify\"\n").unwrap();
     let pipeline = cfg.build(&Node::new()).unwrap();
     assert_eq!(pipeline.steps.len(), 1);
+}
+
+#[test]
+fn the_metrics_table_is_validated_and_overridable() {
+    let cfg = parse("[metrics]\npushgateway_url = \"http://pgw:9091/\"\ntextfile_path = \"/tmp/s.prom\"\npush_timeout_secs = 1.5\n").unwrap();
+    assert_eq!(
+        cfg.metrics.pushgateway_url.as_deref(),
+        Some("http://pgw:9091")
+    );
+    assert_eq!(cfg.metrics.push_timeout, Duration::from_millis(1500));
+    assert_eq!(cfg.metrics.job, "shutdown");
+    let p = problems("[metrics]\npushgateway = \"http://x\"\npush_timeout_secs = 0\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].contains("`metrics.push_timeout_secs`: must be"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].contains(
+            "`metrics.pushgateway`: unknown key `pushgateway`; did you mean `pushgateway_url`?"
+        ),
+        "{p:?}"
+    );
+    let vars = HashMap::from([(
+        "SHUTDOWN_METRICS__PUSHGATEWAY_URL".to_owned(),
+        "http://pgw2:9091".to_owned(),
+    )]);
+    let cfg = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap();
+    assert_eq!(
+        cfg.metrics.pushgateway_url.as_deref(),
+        Some("http://pgw2:9091")
+    );
+    let vars = HashMap::from([(
+        "SHUTDOWN_METRICS__PUSHGATEWAY_URL".to_owned(),
+        "pgw2:9091".to_owned(),
+    )]);
+    let err = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap_err();
+    assert!(
+        err.problems[0]
+            .origin
+            .contains("SHUTDOWN_METRICS__PUSHGATEWAY_URL"),
+        "{err}"
+    );
 }

@@ -114,6 +114,8 @@ pub struct Pipeline {
     pub report_path: Option<std::path::PathBuf>,
     /// Trader id.
     pub trader_id: String,
+    /// Where metrics go (read by a metrics sink).
+    pub metrics: crate::config::MetricsConfig,
     /// Steps in order.
     pub steps: Vec<PipelineStep>,
 }
@@ -126,6 +128,7 @@ impl Pipeline {
             signals: vec!["SIGTERM", "SIGINT"],
             report_path: None,
             trader_id: DEFAULT_TRADER_ID.to_owned(),
+            metrics: crate::config::MetricsConfig::default(),
             steps: Vec::new(),
         }
     }
@@ -232,9 +235,11 @@ impl Shutdown {
         self
     }
 
-    /// Add a report sink; sinks are written in the order added, the log line last.
+    /// Add a report sink. Sinks are written in the order added, then the report file (so that it names
+    /// every sink that failed), the log line last.
     pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
-        self.sinks.push(sink);
+        let at = self.sinks.len() - usize::from(self.pipeline.report_path.is_some());
+        self.sinks.insert(at, sink);
         self
     }
 

@@ -334,6 +334,10 @@ async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
         .await;
     let on_disk = crate::report::read_report(&path).unwrap();
     assert_eq!(on_disk.steps, report.steps);
+    assert_eq!(
+        on_disk.sink_errors, report.sink_errors,
+        "the file names the sink that failed before it"
+    );
     assert_eq!(report.sink_errors.len(), 1);
     assert!(report.sink_errors[0].contains("missing/r.json"));
 }

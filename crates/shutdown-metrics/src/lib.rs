@@ -1,0 +1,201 @@
+//! Prometheus metrics of a shutdown. A dying process cannot be scraped, so [`MetricsSink`] pushes them
+//! to a Pushgateway and/or writes a node_exporter textfile when the report is final.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `shutdown_total` | counter | `reason`, `outcome` |
+//! | `shutdown_duration_seconds` | gauge | |
+//! | `shutdown_step_duration_seconds` | gauge | `step`, `outcome` |
+//! | `shutdown_orders_cancelled_total` | counter | |
+//! | `shutdown_orders_orphaned` | gauge | |
+//! | `shutdown_positions_unprotected` | gauge | |
+//! | `shutdown_exit_code` | gauge | |
+//!
+//! Every metric carries the grouping labels `job` and `trader_id` on the Pushgateway, and as
+//! labels in the textfile.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use shutdown_core::config::MetricsConfig;
+use shutdown_core::{Report, ReportSink};
+
+/// The metrics of one report, in the Prometheus text format.
+pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, String> {
+    let labels = const_labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let registry = Registry::new_custom(None, Some(labels)).map_err(|e| e.to_string())?;
+    let err = |e: prometheus::Error| e.to_string();
+
+    let total = IntCounterVec::new(
+        Opts::new(
+            "shutdown_total",
+            "Shutdowns, by what started them and how they ended.",
+        ),
+        &["reason", "outcome"],
+    )
+    .map_err(err)?;
+    total
+        .with_label_values(&[report.reason.as_str(), &report.outcome.to_string()])
+        .inc();
+    let duration = Gauge::new(
+        "shutdown_duration_seconds",
+        "Seconds from the shutdown request to the final report.",
+    )
+    .map_err(err)?;
+    duration.set(report.duration);
+    let exit = Gauge::new(
+        "shutdown_exit_code",
+        "Exit code of the shutdown (0 clean, 10 degraded, 11 aborted, 12 forced).",
+    )
+    .map_err(err)?;
+    exit.set(f64::from(report.exit_code));
+    let steps = GaugeVec::new(
+        Opts::new(
+            "shutdown_step_duration_seconds",
+            "Seconds each step took, by step name and outcome.",
+        ),
+        &["step", "outcome"],
+    )
+    .map_err(err)?;
+    for s in &report.steps {
+        steps
+            .with_label_values(&[s.name.as_str(), &s.outcome.to_string()])
+            .set(s.duration);
+    }
+    let count = |kind: &str, key: &str| -> u64 {
+        report
+            .steps
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| match &s.details.get(key) {
+                Some(serde_json::Value::Array(a)) => a.len() as u64,
+                Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    };
+    let cancelled = IntCounter::new(
+        "shutdown_orders_cancelled_total",
+        "Orders the shutdown cancelled.",
+    )
+    .map_err(err)?;
+    cancelled.inc_by(count("cancel", "cancelled"));
+    let orphaned = Gauge::new(
+        "shutdown_orders_orphaned",
+        "Orders left working that the shutdown could not cancel.",
+    )
+    .map_err(err)?;
+    orphaned.set(count("cancel", "orphaned") as f64);
+    let unprotected = Gauge::new(
+        "shutdown_positions_unprotected",
+        "Open positions left without protective stop coverage.",
+    )
+    .map_err(err)?;
+    unprotected.set(count("verify", "unprotected") as f64);
+
+    for c in [
+        Box::new(total) as Box<dyn prometheus::core::Collector>,
+        Box::new(duration),
+        Box::new(exit),
+        Box::new(steps),
+        Box::new(cancelled),
+        Box::new(orphaned),
+        Box::new(unprotected),
+    ] {
+        registry.register(c).map_err(err)?;
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .map_err(err)?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// Pushes the final report's metrics to a Pushgateway and/or writes them to a textfile.
+#[derive(Debug, Clone)]
+pub struct MetricsSink {
+    pushgateway_url: Option<String>,
+    textfile_path: Option<PathBuf>,
+    timeout: Duration,
+    job: String,
+    trader_id: String,
+}
+
+impl MetricsSink {
+    /// A sink for `[metrics]`; `None` when it names neither a Pushgateway nor a textfile.
+    pub fn new(config: &MetricsConfig, trader_id: &str) -> Option<Self> {
+        if config.pushgateway_url.is_none() && config.textfile_path.is_none() {
+            return None;
+        }
+        Some(Self {
+            pushgateway_url: config.pushgateway_url.clone(),
+            textfile_path: config.textfile_path.clone(),
+            timeout: config.push_timeout,
+            job: config.job.clone(),
+            trader_id: trader_id.to_owned(),
+        })
+    }
+
+    fn push(&self, url: &str, body: &str) -> Result<(), String> {
+        let target = format!(
+            "{url}/metrics/job/{}/trader_id/{}",
+            self.job, self.trader_id
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.timeout))
+            .build()
+            .into();
+        agent
+            .put(&target)
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .send(body)
+            .map(|_| ())
+            .map_err(|e| format!("push to {target} failed: {e}"))
+    }
+}
+
+impl ReportSink for MetricsSink {
+    fn name(&self) -> String {
+        "metrics".into()
+    }
+
+    fn write(&self, report: &Report) -> Result<(), String> {
+        let mut errors = Vec::new();
+        if let Some(url) = &self.pushgateway_url {
+            // The Pushgateway adds job and trader_id from the URL (grouping key).
+            match encode(report, &[]) {
+                Ok(body) => {
+                    if let Err(e) = self.push(url, &body) {
+                        errors.push(e);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(path) = &self.textfile_path {
+            let written = encode(
+                report,
+                &[("job", &self.job), ("trader_id", &self.trader_id)],
+            )
+            .and_then(|body| {
+                shutdown_core::report::write_atomic(path, body.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            });
+            if let Err(e) = written {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}

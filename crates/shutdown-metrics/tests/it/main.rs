@@ -1,0 +1,149 @@
+//! Metrics against a real Pushgateway, checked with promtool.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::time::{Duration, Instant};
+
+use shutdown_core::config::MetricsConfig;
+use shutdown_core::{Outcome, Report, ReportSink, StepOutcome, StepReport};
+use shutdown_metrics::{MetricsSink, encode};
+use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
+
+fn report() -> Report {
+    let step = |name: &str, kind: &str, details: serde_json::Value| StepReport {
+        name: name.into(),
+        kind: kind.into(),
+        critical: true,
+        outcome: StepOutcome::Succeeded,
+        duration: 0.25,
+        attempts: 1,
+        error: None,
+        problems: vec![],
+        details: details.as_object().cloned().unwrap(),
+    };
+    Report {
+        trader_id: "trader-007".into(),
+        reason: "SIGTERM".into(),
+        forced_by: None,
+        started_at: "2026-01-01T00:00:00Z".into(),
+        duration: 1.5,
+        outcome: Outcome::Degraded,
+        exit_code: 10,
+        timeout_secs: 30.0,
+        steps: vec![
+            step(
+                "cancel",
+                "cancel",
+                serde_json::json!({"cancelled": ["a", "b", "c"], "orphaned": [{"client_id": "x"}]}),
+            ),
+            step("verify", "verify", serde_json::json!({"unprotected": 2})),
+        ],
+        sink_errors: vec![],
+    }
+}
+
+fn config(pushgateway: Option<String>, textfile: Option<std::path::PathBuf>) -> MetricsConfig {
+    MetricsConfig {
+        pushgateway_url: pushgateway,
+        textfile_path: textfile,
+        push_timeout: Duration::from_millis(500),
+        job: "shutdown".into(),
+    }
+}
+
+#[test]
+fn the_encoded_metrics_carry_the_contract_names_and_pass_promtool() {
+    let text = encode(&report(), &[("trader_id", "trader-007")]).unwrap();
+    for line in [
+        "shutdown_total{outcome=\"degraded\",reason=\"SIGTERM\",trader_id=\"trader-007\"} 1",
+        "shutdown_duration_seconds{trader_id=\"trader-007\"} 1.5",
+        "shutdown_step_duration_seconds{outcome=\"succeeded\",step=\"cancel\",trader_id=\"trader-007\"} 0.25",
+        "shutdown_orders_cancelled_total{trader_id=\"trader-007\"} 3",
+        "shutdown_orders_orphaned{trader_id=\"trader-007\"} 1",
+        "shutdown_positions_unprotected{trader_id=\"trader-007\"} 2",
+        "shutdown_exit_code{trader_id=\"trader-007\"} 10",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    let (ok, out) = promtool_check_metrics(&text);
+    assert!(ok, "{out}\n{text}");
+}
+
+#[test]
+fn the_pushgateway_holds_the_metrics_under_the_trader_group() {
+    let pgw = Pushgateway::start();
+    let sink = MetricsSink::new(&config(Some(pgw.url.clone()), None), "trader-007").unwrap();
+    sink.write(&report()).unwrap();
+    let api: serde_json::Value = ureq::get(&format!("{}/api/v1/metrics", pgw.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let group = &api["data"][0];
+    assert_eq!(group["labels"]["job"], "shutdown");
+    assert_eq!(group["labels"]["trader_id"], "trader-007");
+    assert_eq!(
+        group["shutdown_orders_orphaned"]["metrics"][0]["value"],
+        "1"
+    );
+    let text = ureq::get(&format!("{}/metrics", pgw.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(text.contains("shutdown_total{instance=\"\",job=\"shutdown\",outcome=\"degraded\",reason=\"SIGTERM\",trader_id=\"trader-007\"} 1"), "{text}");
+    let ours: String = text
+        .lines()
+        .filter(|l| l.contains("shutdown_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (ok, out) = promtool_check_metrics(&ours);
+    assert!(ok, "{out}\n{ours}");
+}
+
+#[test]
+fn a_dead_pushgateway_costs_at_most_the_push_timeout_and_is_named() {
+    // A port nobody listens on refuses at once; an unroutable address would hang: both are bounded.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink =
+        MetricsSink::new(&config(Some(format!("http://127.0.0.1:{port}")), None), "t").unwrap();
+    let start = Instant::now();
+    let err = sink.write(&report()).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(
+        err.contains(&format!(
+            "push to http://127.0.0.1:{port}/metrics/job/shutdown/trader_id/t failed"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_textfile_is_written_for_node_exporter() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shutdown.prom");
+    let sink = MetricsSink::new(&config(None, Some(path.clone())), "trader-007").unwrap();
+    sink.write(&report()).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let total = text
+        .lines()
+        .find(|l| l.starts_with("shutdown_total{"))
+        .unwrap();
+    for label in [
+        "job=\"shutdown\"",
+        "trader_id=\"trader-007\"",
+        "outcome=\"degraded\"",
+        "reason=\"SIGTERM\"",
+    ] {
+        assert!(total.contains(label), "{total}");
+    }
+    assert!(total.ends_with("} 1"), "{total}");
+    let (ok, out) = promtool_check_metrics(&text);
+    assert!(ok, "{out}");
+    assert!(MetricsSink::new(&config(None, None), "t").is_none());
+}
