@@ -1,1 +1,4 @@
-//! Shared helpers for the example programs.
+//! Shared parts of the example programs: a custom step (`notify`) and a toy market-making strategy.
+
+pub mod notify;
+pub mod strategy;

@@ -48,6 +48,11 @@ impl std::fmt::Debug for PipelineStep {
 impl PipelineStep {
     /// A step named after its kind: 5 s, not critical, `on_error = "continue"`.
     pub fn new(step: impl ShutdownStep) -> Self {
+        Self::from_boxed(Box::new(step))
+    }
+
+    /// A step built from a registered kind's config (`StepConfig::build`), named after its kind.
+    pub fn from_boxed(step: Box<dyn ShutdownStep>) -> Self {
         let kind = step.kind();
         Self {
             name: kind.to_owned(),
@@ -58,7 +63,7 @@ impl PipelineStep {
                 on_error: OnError::Continue,
                 enabled: true,
             },
-            step: Some(Arc::new(step)),
+            step: Some(Arc::from(step)),
         }
     }
 

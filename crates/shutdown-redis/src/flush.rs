@@ -30,7 +30,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "url_env",
         ty: "string",
         default: "\"REDIS_URL\"",
-        doc: "Environment variable holding the Redis URL; it wins over `url` when set.",
+        doc: "Environment variable holding the Redis URL; it wins over `url` when set. With no URL at all, the snapshot goes to the file in fallback_dir as its destination.",
     },
     OptionDoc {
         name: "key_prefix",
@@ -333,21 +333,33 @@ impl ShutdownStep for Flush {
             + budget
                 .mul_f64(0.8)
                 .min(budget.saturating_sub(Duration::from_millis(300)));
-        let (redis, attempts) = match url.as_deref().map(RedisTarget::parse) {
-            Some(Ok(target)) => {
+        let Some(url) = url else {
+            // No Redis configured: the file is the destination, not a fallback.
+            return crate::fallback::write(
+                &self.config.fallback_dir,
+                &snapshot,
+                "no Redis URL configured",
+            )
+            .map(|path| {
+                StepOutput::new()
+                    .detail("counts", snapshot.counts())
+                    .detail("taken_at", &snapshot.taken_at)
+                    .detail("written_to", format!("file {}", path.display()))
+            })
+            .map_err(|e| {
+                StepError::new(format!(
+                    "the snapshot was NOT saved: no Redis URL configured and {e}"
+                ))
+            });
+        };
+        let (redis, attempts) = match RedisTarget::parse(&url) {
+            Ok(target) => {
                 let (r, n) = self
                     .to_redis(&target, &keys, &snapshot, redis_deadline)
                     .await;
                 (r.map(|w| (w, target.shown().to_owned())), n)
             }
-            Some(Err(e)) => (Err(e.0), 0),
-            None => (
-                Err(format!(
-                    "no Redis URL: set `url`, or the environment variable {}",
-                    self.config.url_env
-                )),
-                0,
-            ),
+            Err(e) => (Err(e.0), 0),
         };
         let out = StepOutput::new()
             .attempts(attempts.max(1))

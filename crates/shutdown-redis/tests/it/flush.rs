@@ -248,3 +248,21 @@ async fn a_password_server_takes_the_right_password_and_never_shows_it() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_redis_url_the_file_is_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[steps]]\nkind = \"flush\"\nurl_env = \"SHUTDOWN_TEST_NO_SUCH_VAR\"\nfallback_dir = \"{}\"\n",
+        dir.path().display()
+    );
+    let report = run(&config, &PaperNode::new(&scenario(10, 2))).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Succeeded);
+    assert!(step.problems.is_empty(), "{:?}", step.problems);
+    assert_eq!(report.exit_code, 0);
+    let file = shutdown_redis::fallback::read(dir.path(), "trader-001")
+        .unwrap()
+        .unwrap();
+    assert_eq!(file.snapshot.orders.len(), 12);
+}

@@ -1,18 +1,14 @@
-//! A `testnode` child process: its stdout lines, its exit, signals to it; every wait bounded.
+//! A `testnode` child process with its config and report in a temp dir.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use shutdown_testkit::process::Proc;
 
 pub struct TestNode {
-    pid: Pid,
-    lines: Receiver<String>,
-    exit: Receiver<ExitStatus>,
+    proc: Proc,
     pub report: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -24,79 +20,32 @@ impl TestNode {
         let config_path = dir.path().join("node.toml");
         std::fs::write(&config_path, config).expect("write config");
         let report = dir.path().join("report.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_testnode"))
-            .arg(&config_path)
-            .env("SHUTDOWN_REPORT_PATH", &report)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn testnode");
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (line_tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (exit_tx, exit) = channel();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = exit_tx.send(status);
-            }
-        });
-        let node = TestNode {
-            pid,
-            lines,
-            exit,
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_testnode"));
+        cmd.arg(&config_path).env("SHUTDOWN_REPORT_PATH", &report);
+        let mut proc = Proc::spawn(cmd);
+        proc.wait_line("ready");
+        TestNode {
+            proc,
             report,
             _dir: dir,
-        };
-        node.wait_line("ready");
-        node
-    }
-
-    /// Wait (at most 10 s) for a stdout line equal to `want`.
-    pub fn wait_line(&self, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line == want => return,
-                Ok(_) => continue,
-                Err(e) => panic!("no line {want:?} from testnode: {e}"),
-            }
         }
     }
 
-    pub fn signal(&self, signal: Signal) {
-        kill(self.pid, signal).expect("send signal");
+    pub fn wait_line(&mut self, want: &str) {
+        self.proc.wait_line(want);
     }
 
-    /// Wait (at most `limit`) for the exit; returns the code and how long the wait took.
+    pub fn signal(&self, signal: Signal) {
+        self.proc.signal(signal);
+    }
+
     pub fn wait_exit(&self, limit: Duration) -> (i32, Duration) {
-        let start = Instant::now();
-        let status = self
-            .exit
-            .recv_timeout(limit)
-            .unwrap_or_else(|e| panic!("testnode did not exit within {limit:?}: {e}"));
-        (
-            status.code().expect("exit code, not a signal"),
-            start.elapsed(),
-        )
+        let (code, waited) = self.proc.wait_exit(limit);
+        (code.expect("exit code, not a signal"), waited)
     }
 
     pub fn report(&self) -> serde_json::Value {
         read_json(&self.report)
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL);
     }
 }
 

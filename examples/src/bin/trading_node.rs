@@ -1,0 +1,106 @@
+//! A trading node on the paper venue that shuts down gracefully: `trading_node CONFIG SCENARIO`.
+//!
+//! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
+//! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean; then it quotes
+//! continuously, prints `ready` once it has orders resting, and on SIGTERM or SIGINT runs the pipeline of CONFIG and exits with its
+//! exit code. Metrics go where `[metrics]` says; the report to `report_path`, Redis and the log.
+
+// Link the crates whose steps register themselves (the built-in ones and this crate's `notify`).
+extern crate shutdown_examples as _;
+extern crate shutdown_redis as _;
+extern crate shutdown_steps as _;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shutdown_core::{PipelineConfig, Shutdown, exit_code};
+use shutdown_metrics::MetricsSink;
+use shutdown_paper::{PaperNode, Scenario};
+use shutdown_redis::{RedisReportSink, RestoreOptions, restore_and_mark_running};
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn fail(code: i32, message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(code);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, config_path, scenario_path] = args.as_slice() else {
+        fail(2, "usage: trading_node CONFIG SCENARIO");
+    };
+    let config = PipelineConfig::load(config_path)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(config.log_level.as_str())
+        .init();
+    let scenario = Scenario::load(scenario_path)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    let paper = PaperNode::new(&scenario);
+    let node = paper.node();
+    let pipeline = config
+        .build(&node)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+
+    let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    let restore = RestoreOptions {
+        url: redis_url.clone(),
+        trader_id: config.trader_id.clone(),
+        key_prefix: None,
+        fallback_dir: "shutdown-fallback".into(),
+        timeout: Duration::from_secs(2),
+    };
+    match restore_and_mark_running(&restore).await {
+        Ok(r) => say(&format!("restore: {}", r.summary())),
+        Err(e) => say(&format!("restore: failed: {e}")),
+    }
+
+    let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    if let Some(sink) = MetricsSink::new(&config.metrics, &config.trader_id) {
+        shutdown = shutdown.with_sink(Arc::new(sink));
+    }
+    if let Some(url) = &redis_url {
+        match RedisReportSink::new(
+            url,
+            &config.trader_id,
+            20,
+            Duration::from_secs(1),
+            "shutdown-fallback",
+        ) {
+            Ok(sink) => shutdown = shutdown.with_sink(Arc::new(sink)),
+            Err(e) => fail(exit_code::INVALID_CONFIG, &e),
+        }
+    }
+    let _signals = shutdown
+        .listen_signals()
+        .unwrap_or_else(|e| fail(1, &format!("cannot install the signal handler: {e}")));
+
+    let mut quoting = Vec::new();
+    for inst in &scenario.instruments {
+        let first = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(shutdown_examples::strategy::make_markets(
+            paper.clone(),
+            shutdown.handle(),
+            inst.symbol.clone(),
+            inst.mark_price,
+            Duration::from_millis(10),
+            first.clone(),
+        ));
+        quoting.push(first);
+    }
+    // Ready means trading: every strategy has an order resting (bounded, in case the venue refuses).
+    for first in quoting {
+        let _ = tokio::time::timeout(Duration::from_secs(5), first.notified()).await;
+    }
+    say("ready");
+    shutdown.run_when_requested().await;
+}

@@ -1,0 +1,63 @@
+//! A toy market maker on the paper venue: it places and cancels orders until the shutdown is requested.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use shutdown_core::ShutdownHandle;
+use shutdown_core::domain::{Order, OrderStatus, OrderType, PositionSide, Residence, Side};
+use shutdown_paper::PaperNode;
+use tokio::sync::Notify;
+
+/// Quote `instrument` around `mid` every `every` until a shutdown is requested; returns orders placed.
+/// `first` is notified once the first order rests at the venue.
+pub async fn make_markets(
+    paper: PaperNode,
+    handle: ShutdownHandle,
+    instrument: String,
+    mid: Decimal,
+    every: Duration,
+    first: Arc<Notify>,
+) -> u64 {
+    let mut placed = 0u64;
+    let mut n = 0u64;
+    while !handle.is_shutdown_requested() {
+        n += 1;
+        let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
+        let offset = Decimal::new(i64::try_from(n % 10).unwrap_or(0) + 1, 3);
+        let price = match side {
+            Side::Buy => mid * (Decimal::ONE - offset),
+            Side::Sell => mid * (Decimal::ONE + offset),
+        };
+        let order = Order {
+            client_id: format!("mm-{n}"),
+            venue_id: None,
+            instrument: instrument.clone(),
+            side,
+            position_side: PositionSide::Both,
+            order_type: OrderType::Limit,
+            quantity: Decimal::ONE,
+            filled_quantity: Decimal::ZERO,
+            trigger_price: None,
+            limit_price: Some(price.round_dp(2)),
+            reduce_only: false,
+            close_position: false,
+            status: OrderStatus::PendingNew,
+            residence: Residence::Venue,
+            conditional: false,
+        };
+        // Refusals (halted gate, rate limit) are the venue's answer, not a reason to stop quoting.
+        if paper.submit(order).await.is_ok() {
+            placed += 1;
+            if placed == 1 {
+                first.notify_one();
+            }
+        }
+        if n % 3 == 0 && n > 6 {
+            let _ =
+                shutdown_core::node::OrderGateway::cancel(&paper, &format!("mm-{}", n - 6)).await;
+        }
+        tokio::time::sleep(every).await;
+    }
+    placed
+}

@@ -1,0 +1,249 @@
+//! End to end: the example trading node with a real redis-server and a real Pushgateway, real signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use shutdown_testkit::process::Proc;
+use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
+use shutdown_testkit::redis_server::RedisServer;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A node in its own working directory (report, fallback files), with `config` as its pipeline.
+struct Node {
+    proc: Proc,
+    dir: PathBuf,
+}
+
+fn start(dir: &Path, config: &str, redis: Option<&str>, pushgateway: Option<&str>) -> Node {
+    let config_path = dir.join("node.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
+    cmd.arg(&config_path)
+        .arg(root().join("examples/scenarios/basic.toml"))
+        .current_dir(dir);
+    cmd.env_remove("REDIS_URL")
+        .env_remove("SHUTDOWN_METRICS__PUSHGATEWAY_URL");
+    if let Some(url) = redis {
+        cmd.env("REDIS_URL", url);
+    }
+    if let Some(url) = pushgateway {
+        cmd.env("SHUTDOWN_METRICS__PUSHGATEWAY_URL", url);
+    }
+    let mut proc = Proc::spawn(cmd);
+    proc.wait_line("ready");
+    Node {
+        proc,
+        dir: dir.to_path_buf(),
+    }
+}
+
+impl Node {
+    fn report(&self) -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.dir.join("shutdown-report.json")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+fn shipped_config() -> String {
+    std::fs::read_to_string(root().join("examples/configs/node.toml")).unwrap()
+}
+
+fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-s")
+        .arg(server.dir.path().join("redis.sock"))
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn sigterm_gives_exit_0_a_snapshot_a_clean_receipt_and_metrics() {
+    let redis = RedisServer::start();
+    let pgw = Pushgateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(
+        dir.path(),
+        &shipped_config(),
+        Some(&redis.url),
+        Some(&pgw.url),
+    );
+    node.proc.signal(Signal::SIGTERM);
+    node.proc
+        .wait_line("notify: trader-001 is stopping (reason SIGTERM");
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{:#}", node.report());
+
+    let report = node.report();
+    assert_eq!(report["outcome"], "clean");
+    assert!(report["sink_errors"].is_null(), "{report:#}");
+    let orders: usize = redis_cli(&redis, &["HLEN", "{trader-001}:orders"])
+        .parse()
+        .unwrap();
+    assert!(
+        orders > 6,
+        "the strategy's orders are in the snapshot too: {orders}"
+    );
+    assert_eq!(
+        redis_cli(&redis, &["GET", "{trader-001}:shutdown:clean"]),
+        "true"
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(&redis_cli(&redis, &["GET", "{trader-001}:shutdown:last"])).unwrap();
+    assert_eq!(last["outcome"], "clean");
+
+    let api: serde_json::Value = ureq::get(&format!("{}/api/v1/metrics", pgw.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let group = &api["data"][0];
+    assert_eq!(group["labels"]["trader_id"], "trader-001");
+    assert_eq!(
+        group["shutdown_total"]["metrics"][0]["labels"]["outcome"],
+        "clean"
+    );
+    assert_eq!(
+        group["shutdown_total"]["metrics"][0]["labels"]["reason"],
+        "SIGTERM"
+    );
+    let cancelled: f64 = group["shutdown_orders_cancelled_total"]["metrics"][0]["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cancelled > 0.0);
+    let text = ureq::get(&format!("{}/metrics", pgw.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let ours: String = text
+        .lines()
+        .filter(|l| l.contains("shutdown_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (ok, out) = promtool_check_metrics(&ours);
+    assert!(ok, "{out}\n{ours}");
+
+    // The next start restores it and calls the previous shutdown clean.
+    let config_path = dir.path().join("node.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
+    cmd.arg(&config_path)
+        .arg(root().join("examples/scenarios/basic.toml"))
+        .current_dir(dir.path())
+        .env("REDIS_URL", &redis.url);
+    let mut next = Proc::spawn(cmd);
+    let line = next.wait_line("restore:");
+    assert!(
+        line.starts_with("restore: previous shutdown was clean; snapshot of"),
+        "{line}"
+    );
+}
+
+#[test]
+fn sigint_twice_skips_the_non_critical_steps_and_still_flushes() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config().replace(
+        "message = \"trader-001 is stopping\"",
+        "message = \"trader-001 is stopping\"\ndelay_secs = 30",
+    );
+    let mut node = start(dir.path(), &config, Some(&redis.url), None);
+    node.proc.signal(Signal::SIGINT);
+    node.proc.wait_line("notify:");
+    node.proc.signal(Signal::SIGINT);
+    let (code, waited) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(10));
+    assert!(waited < Duration::from_secs(10));
+    let report = node.report();
+    let outcome = |name: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("notify"), "skipped");
+    assert_eq!(outcome("flush"), "succeeded");
+    assert_eq!(outcome("close"), "skipped");
+    assert_eq!(
+        redis_cli(&redis, &["GET", "{trader-001}:shutdown:clean"]),
+        "true"
+    );
+}
+
+#[test]
+fn sigkill_after_a_short_grace_period_is_seen_as_unclean_at_the_next_start() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The shape of `docker stop -t 1`: SIGTERM, then SIGKILL before the pipeline reaches flush.
+    let config = shipped_config().replace(
+        "message = \"trader-001 is stopping\"",
+        "message = \"trader-001 is stopping\"\ndelay_secs = 30",
+    );
+    let mut node = start(dir.path(), &config, Some(&redis.url), None);
+    node.proc.signal(Signal::SIGTERM);
+    node.proc.wait_line("notify:");
+    node.proc.signal(Signal::SIGKILL);
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, None, "killed by a signal");
+    assert_eq!(
+        redis_cli(&redis, &["GET", "{trader-001}:shutdown:clean"]),
+        "false"
+    );
+
+    let config_path = dir.path().join("node.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
+    cmd.arg(&config_path)
+        .arg(root().join("examples/scenarios/basic.toml"))
+        .current_dir(dir.path())
+        .env("REDIS_URL", &redis.url);
+    let mut next = Proc::spawn(cmd);
+    let line = next.wait_line("restore:");
+    assert!(
+        line.starts_with("restore: previous shutdown was NOT clean"),
+        "{line}"
+    );
+}
+
+#[test]
+fn redis_unavailable_means_a_fallback_file_and_exit_10() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("redis+unix://{}/nobody.sock", dir.path().display());
+    let node = start(dir.path(), &shipped_config(), Some(&dead), None);
+    node.proc.signal(Signal::SIGTERM);
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(10));
+    let report = node.report();
+    let flush = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "flush")
+        .unwrap();
+    let file = flush["details"]["fallback_file"].as_str().unwrap();
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap();
+    assert!(snapshot["snapshot"]["orders"].as_array().unwrap().len() > 6);
+    let sink_errors = report["sink_errors"].as_array().unwrap();
+    assert!(
+        sink_errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("the report is in")),
+        "{sink_errors:?}"
+    );
+}
