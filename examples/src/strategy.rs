@@ -23,7 +23,11 @@ pub async fn make_markets(
     let mut n = 0u64;
     while !handle.is_shutdown_requested() {
         n += 1;
-        let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
+        let side = if n.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
         let offset = Decimal::new(i64::try_from(n % 10).unwrap_or(0) + 1, 3);
         let price = match side {
             Side::Buy => mid * (Decimal::ONE - offset),
@@ -53,7 +57,7 @@ pub async fn make_markets(
                 first.notify_one();
             }
         }
-        if n % 3 == 0 && n > 6 {
+        if n.is_multiple_of(3) && n > 6 {
             let _ =
                 shutdown_core::node::OrderGateway::cancel(&paper, &format!("mm-{}", n - 6)).await;
         }
