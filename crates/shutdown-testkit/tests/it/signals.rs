@@ -40,7 +40,7 @@ critical = true
 
 #[test]
 fn one_sigterm_runs_the_whole_pipeline_and_exits_0_with_a_complete_report() {
-    let mut node = TestNode::start(
+    let node = TestNode::start(
         "timeout_secs = 10\n[[steps]]\nkind = \"sleep\"\nname = \"a\"\nsecs = 0.1\n[[steps]]\nkind = \"sleep\"\nname = \"b\"\nsecs = 0.1\ncritical = true\n",
     );
     node.signal(Signal::SIGTERM);
@@ -110,7 +110,7 @@ fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
 
 #[test]
 fn the_global_deadline_forces_exit_12_while_a_step_blocks_its_thread() {
-    let mut node = TestNode::start(
+    let node = TestNode::start(
         "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\n",
     );
     node.signal(Signal::SIGINT);
