@@ -54,8 +54,11 @@ enum Command {
     #[command(after_help = "Example:\n  shutdownctl steps --json")]
     Steps {
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the options reference as Markdown (the step sections of docs/config.md).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Check a config: `ok` and exit 0, or every problem and exit 78.
     #[command(
@@ -169,7 +172,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Steps { json } => steps(json),
+        Command::Steps { json, markdown } => steps(json, markdown),
         Command::Validate { config, json } => validate(&config, json),
         Command::Plan {
             config,
@@ -212,7 +215,7 @@ fn load(config: &Path, json: bool) -> Result<PipelineConfig, i32> {
     })
 }
 
-fn steps(json: bool) -> i32 {
+fn steps(json: bool, markdown: bool) -> i32 {
     let registry = match Registry::global() {
         Ok(r) => r,
         Err(e) => {
@@ -220,6 +223,10 @@ fn steps(json: bool) -> i32 {
             return 1;
         }
     };
+    if markdown {
+        out!("{}", steps_markdown(registry));
+        return 0;
+    }
     if json {
         let kinds: Vec<_> = registry
             .registrations()
@@ -259,6 +266,41 @@ fn steps(json: bool) -> i32 {
         outln!();
     }
     0
+}
+
+/// The per-kind reference of docs/config.md, generated from the registry so the two cannot drift.
+fn steps_markdown(registry: &Registry) -> String {
+    let mut md = String::new();
+    for r in registry.registrations() {
+        let roles: Vec<String> = r.requires.iter().map(ToString::to_string).collect();
+        md.push_str(&format!("### `{}`\n\n{}\n\n", r.kind, r.summary));
+        md.push_str(&format!(
+            "Default timeout {}s; {}; needs the node roles: {}.\n\n",
+            r.default_timeout_secs,
+            if r.critical {
+                "critical"
+            } else {
+                "not critical"
+            },
+            if roles.is_empty() {
+                "none".to_owned()
+            } else {
+                roles.join(", ")
+            }
+        ));
+        md.push_str("| option | type | default | meaning |\n|---|---|---|---|\n");
+        for o in r.options {
+            md.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                o.name,
+                o.ty.replace('|', "\\|"),
+                o.default,
+                o.doc.replace('|', "\\|")
+            ));
+        }
+        md.push('\n');
+    }
+    md
 }
 
 fn validate(path: &Path, json: bool) -> i32 {

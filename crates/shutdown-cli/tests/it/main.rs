@@ -331,3 +331,16 @@ mod redis {
         assert!(text(&out.stderr).contains("give --file PATH, or --redis URL"));
     }
 }
+
+#[test]
+fn the_config_reference_lists_every_registered_option() {
+    let out = ctl(&["steps", "--markdown"]);
+    assert_eq!(out.status.code(), Some(0));
+    let generated = text(&out.stdout);
+    let doc = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    assert!(
+        doc.contains(generated.trim()),
+        "docs/config.md is out of date: regenerate its step sections with `shutdownctl steps --markdown`"
+    );
+    assert!(generated.contains("### `flush`") && generated.contains("| `keep_protective_stops` |"));
+}

@@ -147,3 +147,53 @@ fn the_textfile_is_written_for_node_exporter() {
     assert!(ok, "{out}");
     assert!(MetricsSink::new(&config(None, None), "t").is_none());
 }
+
+#[test]
+fn the_shipped_alert_rules_pass_promtool_and_their_unit_tests() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let check = std::process::Command::new("promtool")
+        .args(["check", "rules", "alerts.yml"])
+        .current_dir(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 5 rules found"));
+    let test = std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yml"])
+        .current_dir(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+}
+
+#[test]
+fn the_alert_rules_use_only_metrics_this_crate_emits() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/alerts.yml"),
+    )
+    .unwrap();
+    let emitted = encode(&report(), &[]).unwrap();
+    for line in rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("expr:"))
+    {
+        for word in line
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("shutdown_"))
+        {
+            assert!(
+                emitted.contains(&format!("# TYPE {word} ")),
+                "{word} is not emitted"
+            );
+        }
+    }
+}
