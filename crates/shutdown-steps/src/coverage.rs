@@ -1,5 +1,7 @@
 //! The protection rule: which resting orders protect a position, and whether they cover it.
 
+use std::collections::HashMap;
+
 use rust_decimal::Decimal;
 use serde::Serialize;
 use shutdown_core::domain::{Order, OrderType, Position, PositionSide, Residence, Side};
@@ -57,17 +59,17 @@ pub fn same_position(position: &Position, order: &Order) -> bool {
 /// (unless local stops count), triggering on the loss side of `mark` and not already crossed; by
 /// remaining quantity. Protected when the counted quantity reaches the position (within the
 /// tolerance) or a close-position stop counts.
-pub fn coverage(
+pub fn coverage<'a>(
     position: &Position,
     mark: Decimal,
-    orders: &[Order],
+    orders: impl IntoIterator<Item = &'a Order>,
     rules: &CoverageRules,
 ) -> Coverage {
     let mut covered = Decimal::ZERO;
     let mut whole = false;
     let mut stops = Vec::new();
     let mut rejected = Vec::new();
-    for o in orders.iter().filter(|o| same_position(position, o)) {
+    for o in orders.into_iter().filter(|o| same_position(position, o)) {
         let is_exit_like = o.order_type.is_stop()
             || matches!(
                 o.order_type,
@@ -117,6 +119,53 @@ pub fn coverage(
         stops,
         rejected,
     }
+}
+
+/// Judge every position against the book, each at its own mark price: orders are indexed by instrument
+/// first, so the cost is linear in positions plus orders.
+pub fn judge_book(
+    positions: &[Position],
+    orders: &[Order],
+    rules: &CoverageRules,
+) -> Vec<Coverage> {
+    let mut by_instrument: HashMap<&str, Vec<&Order>> = HashMap::new();
+    for o in orders {
+        by_instrument
+            .entry(o.instrument.as_str())
+            .or_default()
+            .push(o);
+    }
+    positions
+        .iter()
+        .map(|p| {
+            let book = by_instrument
+                .get(p.instrument.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            coverage(p, p.mark_price, book.iter().copied(), rules)
+        })
+        .collect()
+}
+
+/// Live protective stops whose position is gone: they protect nothing and may open a position.
+pub fn orphan_stops<'a>(positions: &[Position], orders: &'a [Order]) -> Vec<&'a Order> {
+    let mut sides: HashMap<&str, Vec<PositionSide>> = HashMap::new();
+    for p in positions {
+        sides
+            .entry(p.instrument.as_str())
+            .or_default()
+            .push(p.position_side);
+    }
+    orders
+        .iter()
+        .filter(|o| o.is_protective() && o.status.is_live())
+        .filter(|o| {
+            !sides.get(o.instrument.as_str()).is_some_and(|ps| {
+                ps.iter()
+                    .any(|s| *s == PositionSide::Both || *s == o.position_side)
+            })
+        })
+        .collect()
 }
 
 /// A stop protecting a long sells below the mark; one protecting a short buys above it.

@@ -17,4 +17,4 @@ mod retry;
 pub mod verify;
 
 pub use crate::cancel::CancelSummary;
-pub use crate::coverage::{Coverage, CoverageRules, coverage};
+pub use crate::coverage::{Coverage, CoverageRules, coverage, judge_book, orphan_stops};

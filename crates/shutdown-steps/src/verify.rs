@@ -14,7 +14,7 @@ use shutdown_core::{
 };
 use tokio::time::Instant;
 
-use crate::coverage::{Coverage, CoverageRules, Rejected, coverage, same_position};
+use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
 use crate::retry::{Backoff, retry, work_deadline};
 
 /// Options of `verify`.
@@ -156,10 +156,10 @@ impl Verify {
     }
 
     fn judge(&self, positions: &[Position], orders: &[Order]) -> Vec<(Position, Coverage)> {
-        let rules = self.rules();
         positions
             .iter()
-            .map(|p| (p.clone(), coverage(p, p.mark_price, orders, &rules)))
+            .cloned()
+            .zip(judge_book(positions, orders, &self.rules()))
             .collect()
     }
 
@@ -283,13 +283,8 @@ impl ShutdownStep for Verify {
             }
         }
         let final_positions: Vec<Position> = verdicts.iter().map(|(p, _)| p.clone()).collect();
-        let orphan_stops: Vec<String> = orders
-            .iter()
-            .filter(|o| {
-                o.is_protective()
-                    && o.status.is_live()
-                    && !final_positions.iter().any(|p| same_position(p, o))
-            })
+        let orphan_stops: Vec<String> = orphan_stops(&final_positions, &orders)
+            .into_iter()
             .map(|o| o.client_id.clone())
             .collect();
         let report: Vec<PositionStatus> = verdicts

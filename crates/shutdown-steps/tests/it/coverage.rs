@@ -161,3 +161,29 @@ proptest! {
         prop_assert!(!coverage(&grown, grown.mark_price, &[s], &CoverageRules::default()).protected);
     }
 }
+
+proptest! {
+    #[test]
+    fn the_indexed_book_agrees_with_checking_every_order(
+        stops in proptest::collection::vec((arb_stop(), 0usize..3), 0..12),
+        sizes in proptest::collection::vec(1u32..400, 1..4),
+    ) {
+        let instruments = ["X", "Y", "Z"];
+        let positions: Vec<Position> = sizes.iter().enumerate().map(|(i, q)| {
+            let mut p = long(Decimal::new(i64::from(*q), 2));
+            p.id = format!("p{i}");
+            p.instrument = instruments[i].into();
+            p
+        }).collect();
+        let orders: Vec<Order> = stops.into_iter().map(|(mut o, i)| { o.instrument = instruments[i].into(); o }).collect();
+        let rules = CoverageRules::default();
+        let fast = shutdown_steps::judge_book(&positions, &orders, &rules);
+        for (p, c) in positions.iter().zip(&fast) {
+            prop_assert_eq!(c, &coverage(p, p.mark_price, &orders, &rules));
+        }
+        let orphans: Vec<&str> = shutdown_steps::orphan_stops(&positions, &orders).iter().map(|o| o.instrument.as_str()).collect();
+        for inst in orphans {
+            prop_assert!(!positions.iter().any(|p| p.instrument == inst));
+        }
+    }
+}
