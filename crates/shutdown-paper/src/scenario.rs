@@ -132,6 +132,9 @@ pub struct Generate {
     /// How many of the generated positions have no protective stop.
     #[serde(default)]
     pub unprotected: usize,
+    /// Strategy-state entries to add (a node's cache), each a small JSON object.
+    #[serde(default)]
+    pub cache_entries: usize,
 }
 
 /// A scenario could not be read.
@@ -234,6 +237,18 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The explicit strategy state plus the generated cache entries.
+    pub(crate) fn expanded_strategies(&self) -> Vec<StrategyState> {
+        let mut out = self.strategies.clone();
+        if let Some(g) = &self.generate {
+            out.extend((0..g.cache_entries).map(|i| StrategyState {
+                strategy_id: format!("cache-{i}"),
+                state: serde_json::json!({ "fair": 65000 + (i % 1000), "inventory": i % 7, "seq": i }),
+            }));
+        }
+        out
     }
 
     /// The explicit book plus the generated one: instruments, positions, orders.

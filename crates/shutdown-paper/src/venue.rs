@@ -152,7 +152,7 @@ impl PaperNode {
                 positions,
                 connections,
                 accounts: scenario.accounts.clone(),
-                strategies: scenario.strategies.clone(),
+                strategies: scenario.expanded_strategies(),
                 refilled: None,
                 stats: VenueStats::default(),
                 events: Vec::new(),

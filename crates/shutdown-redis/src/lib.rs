@@ -3,7 +3,7 @@
 //! - the `flush` step: orders, positions, accounts, strategy state and the shutdown receipt, staged in
 //!   short commands and switched in one MULTI/EXEC under one hash tag (`{trader-001}:...`), read back,
 //!   retried, and written to a local fallback file when Redis cannot take it;
-//! - [`restore`]: the last snapshot at the next start, and whether the previous shutdown was clean;
+//! - [`restore()`]: the last snapshot at the next start, and whether the previous shutdown was clean;
 //! - [`RedisReportSink`]: the final report in `{prefix}:shutdown:last` and a capped history.
 //!
 //! A binary that builds pipelines from TOML must link this crate: `extern crate shutdown_redis as _;`.
