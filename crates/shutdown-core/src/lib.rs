@@ -36,7 +36,7 @@ pub use crate::node::Node;
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
 pub use crate::report::{Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code};
 pub use crate::runner::{Pipeline, PipelineStep, Shutdown};
-pub use crate::step::{SharedResults, ShutdownStep, StepContext, StepError, StepOutput};
+pub use crate::step::{Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput};
 pub use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.

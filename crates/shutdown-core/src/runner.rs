@@ -384,7 +384,11 @@ impl Shutdown {
         }
     }
 
-    async fn run_steps(&self, shared: &Shared, reason: &Reason) {
+    async fn run_steps(&self, shared: &Arc<Shared>, reason: &Reason) {
+        let receipt = {
+            let shared = shared.clone();
+            crate::step::Receipt::new(move || receipt(&shared.lock()))
+        };
         let start = Instant::now();
         let deadline = start + self.pipeline.timeout;
         let force = self.handle.force_token();
@@ -447,7 +451,7 @@ impl Shutdown {
                 node: self.node.clone(),
                 results: results.clone(),
                 trader_id: self.pipeline.trader_id.clone(),
-                receipt: receipt(&shared.lock()),
+                receipt: receipt.clone(),
                 dry_run: self.dry_run,
                 overrides: self.overrides.clone(),
             };

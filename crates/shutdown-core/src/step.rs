@@ -68,7 +68,7 @@ pub struct StepContext {
     /// The node's trader id.
     pub trader_id: String,
     /// The shutdown receipt so far: reason, start, and the report entries of the steps before this one.
-    pub receipt: serde_json::Value,
+    pub receipt: Receipt,
     /// A dry run: steps that write outside the process (to Redis, say) must not.
     pub dry_run: bool,
     /// Settings the embedding program or the operator passed at run time (`redis_url`, ...).
@@ -94,6 +94,39 @@ impl StepContext {
     /// Time left before this step's deadline.
     pub fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The shutdown receipt so far, built on demand (most steps never need it).
+#[derive(Clone)]
+pub struct Receipt(Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl Receipt {
+    /// A receipt from a function that renders it.
+    pub fn new(render: impl Fn() -> serde_json::Value + Send + Sync + 'static) -> Self {
+        Self(Arc::new(render))
+    }
+
+    /// A fixed receipt (for steps run outside a pipeline, and tests).
+    pub fn fixed(value: serde_json::Value) -> Self {
+        Self::new(move || value.clone())
+    }
+
+    /// The receipt as JSON: trader id, reason, start, budget, and the steps so far.
+    pub fn to_json(&self) -> serde_json::Value {
+        (self.0)()
+    }
+}
+
+impl Default for Receipt {
+    fn default() -> Self {
+        Self::fixed(serde_json::Value::Null)
+    }
+}
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receipt")
     }
 }
 

@@ -221,7 +221,7 @@ impl Flush {
                 .strategies()
                 .await
                 .map_err(|e| fail("strategies", e))?,
-            receipt: ctx.receipt.clone(),
+            receipt: ctx.receipt.to_json(),
         })
     }
 
