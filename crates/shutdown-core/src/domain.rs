@@ -1,5 +1,7 @@
 //! Trading domain types the node roles speak in: orders, positions, accounts, strategy state.
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -206,13 +208,39 @@ pub struct Account {
     pub available: Decimal,
 }
 
-/// Opaque state of one strategy, as the strategy serialises it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Opaque state of one strategy, as the strategy serialises it: JSON text, shared, so that handing it
+/// to a snapshot costs a reference count, not a copy of the state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StrategyState {
     /// Strategy id.
     pub strategy_id: String,
-    /// The strategy's own state.
-    pub state: serde_json::Value,
+    /// The strategy's own state, as JSON.
+    pub state: Arc<serde_json::value::RawValue>,
+}
+
+impl StrategyState {
+    /// State from any serialisable value.
+    pub fn new(
+        strategy_id: impl Into<String>,
+        state: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(state)?;
+        Ok(Self {
+            strategy_id: strategy_id.into(),
+            state: Arc::from(raw),
+        })
+    }
+
+    /// The state parsed into a JSON value.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.state.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for StrategyState {
+    fn eq(&self, other: &Self) -> bool {
+        self.strategy_id == other.strategy_id && self.state.get() == other.state.get()
+    }
 }
 
 /// A venue connection as the node reports it.

@@ -35,7 +35,7 @@ pub struct Scenario {
     pub accounts: Vec<Account>,
     /// Strategy state.
     #[serde(default)]
-    pub strategies: Vec<StrategyState>,
+    pub strategies: Vec<StrategySpec>,
     /// Generated book, added to the explicit one.
     #[serde(default)]
     pub generate: Option<Generate>,
@@ -43,6 +43,16 @@ pub struct Scenario {
 
 fn default_seed() -> u64 {
     1
+}
+
+/// A strategy's state, as TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    /// Strategy id.
+    pub strategy_id: String,
+    /// The state.
+    pub state: toml::Value,
 }
 
 /// An instrument.
@@ -241,11 +251,16 @@ impl Scenario {
 
     /// The explicit strategy state plus the generated cache entries.
     pub(crate) fn expanded_strategies(&self) -> Vec<StrategyState> {
-        let mut out = self.strategies.clone();
+        let mut out: Vec<StrategyState> = self
+            .strategies
+            .iter()
+            .filter_map(|s| StrategyState::new(s.strategy_id.clone(), &s.state).ok())
+            .collect();
         if let Some(g) = &self.generate {
-            out.extend((0..g.cache_entries).map(|i| StrategyState {
-                strategy_id: format!("cache-{i}"),
-                state: serde_json::json!({ "fair": 65000 + (i % 1000), "inventory": i % 7, "seq": i }),
+            out.extend((0..g.cache_entries).filter_map(|i| {
+                let state =
+                    serde_json::json!({ "fair": 65000 + (i % 1000), "inventory": i % 7, "seq": i });
+                StrategyState::new(format!("cache-{i}"), &state).ok()
             }));
         }
         out

@@ -98,11 +98,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let key = format!("raw:{i}");
                 let mut pipe = redis::pipe();
                 pipe.cmd("DEL").arg(&key).ignore();
-                for chunk in entries.chunks(options.chunk_size) {
+                let mut it = entries.iter().peekable();
+                while it.peek().is_some() {
                     let mut cmd = redis::cmd("HSET");
                     cmd.arg(&key);
-                    for (k, v) in chunk {
-                        cmd.arg(k).arg(v.as_slice());
+                    for (k, v) in it.by_ref().take(options.chunk_size) {
+                        cmd.arg(k).arg(v);
                     }
                     pipe.add_command(cmd).ignore();
                 }

@@ -7,7 +7,10 @@ use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
 use crate::keys::{COLLECTIONS, Keys};
-use crate::snapshot::{Encoded, Meta, Snapshot, digest};
+use crate::snapshot::{Collection, Encoded, Meta, Snapshot, digest};
+
+/// Bytes of entries sent per pipeline round trip while staging.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// How a snapshot is written.
 #[derive(Debug, Clone)]
@@ -77,7 +80,8 @@ pub async fn write_snapshot(
     options: &WriteOptions,
 ) -> Result<Written, StoreError> {
     let ttl = options.staging_ttl.as_secs().max(1);
-    // 1. Stage each collection in short commands, pipelined.
+    // 1. Stage each collection in short commands, pipelined in batches of about `BATCH_BYTES`, so
+    //    neither side buffers the whole snapshot at once.
     for (name, entries) in COLLECTIONS.iter().zip(&encoded.collections) {
         if entries.is_empty() {
             continue;
@@ -85,13 +89,21 @@ pub async fn write_snapshot(
         let staging = keys.staging(attempt, name);
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(&staging).ignore();
-        for chunk in entries.chunks(options.chunk_size.max(1)) {
+        let mut batch_bytes = 0;
+        let mut entries = entries.iter().peekable();
+        while entries.peek().is_some() {
             let mut cmd = redis::cmd("HSET");
             cmd.arg(&staging);
-            for (k, v) in chunk {
-                cmd.arg(k).arg(v.as_slice());
+            for (k, v) in entries.by_ref().take(options.chunk_size.max(1)) {
+                cmd.arg(k).arg(v);
+                batch_bytes += k.len() + v.len();
             }
             pipe.add_command(cmd).ignore();
+            if batch_bytes >= BATCH_BYTES {
+                pipe.query_async::<()>(con).await?;
+                pipe = redis::pipe();
+                batch_bytes = 0;
+            }
         }
         pipe.cmd("EXPIRE").arg(&staging).arg(ttl).ignore();
         pipe.query_async::<()>(con).await?;
@@ -195,7 +207,7 @@ async fn verify(
 
 type Raw = (
     Option<Meta>,
-    [Vec<(String, Vec<u8>)>; 4],
+    [Collection; 4],
     Option<serde_json::Value>,
     Option<String>,
 );
@@ -230,12 +242,10 @@ async fn read_raw(con: &mut MultiplexedConnection, keys: &Keys) -> Result<Raw, S
         None => None,
     };
     let receipt = receipt.and_then(|r| serde_json::from_str(&r).ok());
-    Ok((
-        meta,
-        [o, p, a, s].map(|m| m.into_iter().collect()),
-        receipt,
-        clean,
-    ))
+    let pack =
+        |m: Entries| Collection::from_pairs(m.into_iter().collect()).map_err(StoreError::Mismatch);
+    let collections = [pack(o)?, pack(p)?, pack(a)?, pack(s)?];
+    Ok((meta, collections, receipt, clean))
 }
 
 /// The last snapshot in Redis (checked against its digest) and the clean marker.
@@ -258,7 +268,7 @@ pub async fn read_snapshot(
     let snapshot = Snapshot::decode(
         meta,
         receipt.unwrap_or(serde_json::Value::Null),
-        collections,
+        &collections,
     )
     .map_err(StoreError::Mismatch)?;
     Ok((Some(snapshot), clean))

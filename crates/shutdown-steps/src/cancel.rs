@@ -12,7 +12,7 @@ use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -145,6 +145,30 @@ struct Tally {
     attempts: BTreeMap<String, u32>,
     errors: BTreeMap<String, String>,
     requests: u64,
+}
+
+impl Tally {
+    fn record(&mut self, id: String, fate: Result<Fate, String>, attempts: u32) {
+        self.requests += u64::from(attempts);
+        *self.attempts.entry(id.clone()).or_default() += attempts;
+        match fate {
+            Ok(Fate::Cancelled) => {
+                self.errors.remove(&id);
+                self.cancelled.insert(id);
+            }
+            Ok(Fate::Filled) => {
+                self.errors.remove(&id);
+                self.already_filled.insert(id);
+            }
+            Ok(Fate::Unknown) => {
+                self.unknown.insert(id);
+            }
+            Ok(Fate::Pending) => {}
+            Err(e) => {
+                self.errors.insert(id, e);
+            }
+        }
+    }
 }
 
 /// Spaces requests `1 / rate` apart.
@@ -337,39 +361,22 @@ impl ShutdownStep for Cancel {
                 }
                 mass_cancel = serde_json::json!({ "error": "the venue has no mass-cancel that spares stops; cancelled by id" });
             }
-            let limit = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+            // At most max_in_flight tasks exist at once: a large book costs no more memory than a small one.
+            let in_flight = self.config.max_in_flight.max(1);
             let mut set = JoinSet::new();
-            for order in targets {
-                let permit = limit.clone().acquire_owned();
-                let orders = self.orders.clone();
-                let pacer = pacer.clone();
-                set.spawn(async move {
-                    let _permit = permit.await;
-                    Cancel::cancel_one(orders, order, backoff, pacer, deadline).await
-                });
-            }
-            while let Some(joined) = set.join_next().await {
-                let Ok((id, fate, attempts)) = joined else {
-                    continue;
+            let mut queue = targets.into_iter();
+            loop {
+                while set.len() < in_flight {
+                    let Some(order) = queue.next() else { break };
+                    let orders = self.orders.clone();
+                    let pacer = pacer.clone();
+                    set.spawn(Cancel::cancel_one(orders, order, backoff, pacer, deadline));
+                }
+                let Some(joined) = set.join_next().await else {
+                    break;
                 };
-                tally.requests += u64::from(attempts);
-                *tally.attempts.entry(id.clone()).or_default() += attempts;
-                match fate {
-                    Ok(Fate::Cancelled) => {
-                        tally.cancelled.insert(id.clone());
-                        tally.errors.remove(&id);
-                    }
-                    Ok(Fate::Filled) => {
-                        tally.already_filled.insert(id.clone());
-                        tally.errors.remove(&id);
-                    }
-                    Ok(Fate::Unknown) => {
-                        tally.unknown.insert(id.clone());
-                    }
-                    Ok(Fate::Pending) => {}
-                    Err(e) => {
-                        tally.errors.insert(id, e);
-                    }
+                if let Ok((id, fate, attempts)) = joined {
+                    tally.record(id, fate, attempts);
                 }
             }
         }
