@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, as "command:package".
-needs=("redis-server:redis-server" "redis-cli:redis-tools" "prometheus-pushgateway:prometheus-pushgateway" "promtool:prometheus")
+needs=("redis-server:redis-server" "redis-cli:redis-tools" "prometheus-pushgateway:prometheus-pushgateway" "promtool:prometheus" "openssl:openssl")
 missing=()
 for pair in "${needs[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}

@@ -33,6 +33,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         doc: "Environment variable holding the Redis URL; it wins over `url` when set. With no URL at all, the snapshot goes to the file in fallback_dir as its destination.",
     },
     OptionDoc {
+        name: "tls_ca_file",
+        ty: "string",
+        default: "none",
+        doc: "PEM file of the CA that signed the server's certificate, for rediss:// URLs; the system trust store otherwise.",
+    },
+    OptionDoc {
         name: "key_prefix",
         ty: "string",
         default: "the trader id",
@@ -111,6 +117,9 @@ pub struct FlushConfig {
     /// Environment variable with the URL.
     #[serde(default = "default_url_env")]
     pub url_env: String,
+    /// CA certificates (PEM) for `rediss://`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Key prefix (the trader id when empty).
     #[serde(default)]
     pub key_prefix: String,
@@ -352,14 +361,23 @@ impl ShutdownStep for Flush {
                 ))
             });
         };
-        let (redis, attempts) = match RedisTarget::parse(&url) {
+        let ca = match &self.config.tls_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display())),
+            ),
+            None => None,
+        }
+        .transpose();
+        let target = ca.and_then(|ca| RedisTarget::parse_with_ca(&url, ca).map_err(|e| e.0));
+        let (redis, attempts) = match target {
             Ok(target) => {
                 let (r, n) = self
                     .to_redis(&target, &keys, &snapshot, redis_deadline)
                     .await;
                 (r.map(|w| (w, target.shown().to_owned())), n)
             }
-            Err(e) => (Err(e.0), 0),
+            Err(e) => (Err(e), 0),
         };
         let out = StepOutput::new()
             .attempts(attempts.max(1))

@@ -21,6 +21,13 @@ pub struct RedisError(pub String);
 impl RedisTarget {
     /// Parse a URL. The error never contains the password.
     pub fn parse(url: &str) -> Result<Self, RedisError> {
+        Self::parse_with_ca(url, None)
+    }
+
+    /// Parse a URL; for `rediss://`, trust the CA certificates in `ca_pem` (PEM) instead of the
+    /// system's trust store.
+    pub fn parse_with_ca(url: &str, ca_pem: Option<Vec<u8>>) -> Result<Self, RedisError> {
+        install_crypto_provider();
         let shown = redact(url);
         let secret = password_in(url);
         let fail = |e: redis::RedisError| {
@@ -32,7 +39,17 @@ impl RedisTarget {
         };
         let info = url.into_connection_info().map_err(fail)?;
         let password = info.redis_settings().password().map(str::to_owned);
-        let client = redis::Client::open(info).map_err(fail)?;
+        let client = match ca_pem {
+            Some(root_cert) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(fail)?;
         Ok(Self {
             client,
             shown,
@@ -97,6 +114,15 @@ impl fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shown)
     }
+}
+
+/// TLS (`rediss://`) needs a process-wide rustls crypto provider; install ring's once, unless the
+/// program installed one already.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The password written in a URL, if any (userinfo or `pass=`/`password=` query).

@@ -25,6 +25,94 @@ impl RedisServer {
         Self::spawn(&[], false)
     }
 
+    /// A TLS-only server (`rediss://127.0.0.1:PORT`) with a certificate from a throwaway CA, whose PEM
+    /// is `dir/ca.crt`.
+    pub fn start_tls() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let port = free_port();
+        let tls = [
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            d.join("server.crt").display().to_string(),
+            "--tls-key-file".to_owned(),
+            d.join("server.key").display().to_string(),
+            "--tls-ca-cert-file".to_owned(),
+            d.join("ca.crt").display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let args: Vec<&str> = tls.iter().map(String::as_str).collect();
+        let mut server = Self::spawn_in(dir, &args, None);
+        server.url = format!("rediss://127.0.0.1:{port}/");
+        server.port = Some(port);
+        server
+    }
+
     /// A server on a TCP port with extra arguments (`--requirepass x`).
     pub fn start_tcp(extra: &[&str]) -> RedisServer {
         Self::spawn(extra, true)
@@ -32,8 +120,11 @@ impl RedisServer {
 
     fn spawn(extra: &[&str], tcp: bool) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(dir, extra, tcp.then(free_port))
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, extra: &[&str], port: Option<u16>) -> RedisServer {
         let socket = dir.path().join("redis.sock");
-        let port = tcp.then(free_port);
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
             .arg(port.unwrap_or(0).to_string())

@@ -266,3 +266,32 @@ async fn without_a_redis_url_the_file_is_the_destination() {
         .unwrap();
     assert_eq!(file.snapshot.orders.len(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_tls_with_the_servers_ca_works_and_an_untrusted_one_falls_back() {
+    let server = RedisServer::start_tls();
+    let ca = server.dir.path().join("ca.crt");
+    let paper = PaperNode::new(&scenario(20, 2));
+    let trusted = flush_config(
+        &server.url,
+        &server.fallback_dir(),
+        &format!("tls_ca_file = \"{}\"", ca.display()),
+    );
+    let report = run(&trusted, &paper).await;
+    let step = &report.steps[0];
+    assert!(step.problems.is_empty(), "{:?}", step.problems);
+    assert!(
+        step.details["written_to"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis rediss://127.0.0.1:")
+    );
+
+    // Without the CA, the system trust store does not know this server: nothing is lost all the same.
+    let untrusted = flush_config(&server.url, &server.fallback_dir(), "retries = 0");
+    let report = run(&untrusted, &paper).await;
+    let step = &report.steps[0];
+    assert!(step.details["fallback_file"].is_string(), "{step:?}");
+    let error = step.details["redis_error"].as_str().unwrap();
+    assert!(error.contains("rediss://127.0.0.1"), "{error}");
+}
