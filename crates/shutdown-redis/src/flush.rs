@@ -361,14 +361,15 @@ impl ShutdownStep for Flush {
                 ))
             });
         };
-        let ca = match &self.config.tls_ca_file {
-            Some(path) => Some(
+        let ca = self
+            .config
+            .tls_ca_file
+            .as_ref()
+            .map(|path| {
                 std::fs::read(path)
-                    .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display())),
-            ),
-            None => None,
-        }
-        .transpose();
+                    .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))
+            })
+            .transpose();
         let target = ca.and_then(|ca| RedisTarget::parse_with_ca(&url, ca).map_err(|e| e.0));
         let (redis, attempts) = match target {
             Ok(target) => {
