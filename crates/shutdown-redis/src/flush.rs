@@ -242,10 +242,6 @@ impl Flush {
         snapshot: &Snapshot,
         deadline: Instant,
     ) -> (Result<crate::store::Written, String>, u32) {
-        let encoded = match snapshot.encode() {
-            Ok(e) => e,
-            Err(e) => return (Err(format!("cannot encode the snapshot: {e}")), 0),
-        };
         let options = self.config.write_options();
         let mut attempt = 0;
         let mut delay = Duration::from_millis(self.config.backoff_ms.max(1));
@@ -260,7 +256,7 @@ impl Flush {
                     )
                     .await
                     .map_err(|e| e.0)?;
-                write_snapshot(&mut con, keys, snapshot, &encoded, &tag, &options)
+                write_snapshot(&mut con, keys, snapshot, &tag, &options)
                     .await
                     .map_err(|e| target.scrub(&format!("{}: {e}", target.shown())))
             };

@@ -90,14 +90,8 @@ fn encode_collection<T: Serialize>(
     items: &[T],
     id: impl Fn(&T) -> &str,
 ) -> Result<Collection, String> {
-    let mut order: Vec<&T> = items.iter().collect();
-    order.sort_by(|a, b| id(a).cmp(id(b)));
-    // Two entries with one id would silently collapse into one hash field.
-    if let Some(w) = order.windows(2).find(|w| id(w[0]) == id(w[1])) {
-        return Err(format!("two entries share the id {:?}", id(w[0])));
-    }
     let mut c = Collection::default();
-    for item in order {
+    for item in sorted_by_id(items, &id)? {
         c.push(id(item).as_bytes(), |buf| {
             serde_json::to_writer(buf, item).map_err(|e| e.to_string())
         })?;
@@ -190,26 +184,59 @@ pub struct Meta {
 }
 
 /// FNV-1a (64-bit) over every collection name, id and value, in id order: cheap, stable, and enough
-/// to catch a partial or mixed snapshot (it is not a cryptographic hash).
-pub fn digest(collections: &[Collection; 4]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
+/// to catch a partial or mixed snapshot (it is not a cryptographic hash). Fed incrementally, so a
+/// snapshot can be digested while it streams.
+#[derive(Debug, Clone)]
+pub struct Digest(u64);
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Digest {
+    /// Feed one field (a collection name, an id or a value).
+    pub fn eat(&mut self, bytes: &[u8]) {
         for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
         // A separator, so ("ab","c") and ("a","bc") differ.
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    /// The digest as text.
+    pub fn finish(&self) -> String {
+        format!("fnv1a64:{:016x}", self.0)
+    }
+}
+
+/// The digest of encoded collections.
+pub fn digest(collections: &[Collection; 4]) -> String {
+    let mut d = Digest::default();
     for (name, c) in COLLECTIONS.iter().zip(collections) {
-        eat(name.as_bytes());
+        d.eat(name.as_bytes());
         for (k, v) in c.iter() {
-            eat(k);
-            eat(v);
+            d.eat(k);
+            d.eat(v);
         }
     }
-    format!("fnv1a64:{h:016x}")
+    d.finish()
+}
+
+/// Items sorted by id; two items with one id would silently collapse into one hash field.
+pub(crate) fn sorted_by_id<'a, T>(
+    items: &'a [T],
+    id: &impl Fn(&T) -> &str,
+) -> Result<Vec<&'a T>, String> {
+    let mut order: Vec<&T> = items.iter().collect();
+    order.sort_by(|a, b| id(a).cmp(id(b)));
+    if let Some(w) = order.windows(2).find(|w| id(w[0]) == id(w[1])) {
+        return Err(format!("two entries share the id {:?}", id(w[0])));
+    }
+    Ok(order)
 }
 
 /// Now, as RFC 3339 with nanoseconds.

@@ -5,12 +5,27 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
+use tokio::task::JoinSet;
+
+use shutdown_core::domain::{Account, Order, Position, StrategyState};
 
 use crate::keys::{COLLECTIONS, Keys};
-use crate::snapshot::{Collection, Encoded, Meta, Snapshot, digest};
+use crate::snapshot::{Collection, Digest, Meta, Snapshot, digest, sorted_by_id};
 
 /// Bytes of entries sent per pipeline round trip while staging.
 const BATCH_BYTES: usize = 1 << 20;
+/// Staging batches on the wire at once.
+const IN_FLIGHT: usize = 2;
+
+fn joined(
+    r: Option<Result<redis::RedisResult<()>, tokio::task::JoinError>>,
+) -> Result<(), StoreError> {
+    match r {
+        Some(Ok(Ok(()))) | None => Ok(()),
+        Some(Ok(Err(e))) => Err(e.into()),
+        Some(Err(e)) => Err(StoreError::Redis(format!("staging task failed: {e}"))),
+    }
+}
 
 /// How a snapshot is written.
 #[derive(Debug, Clone)]
@@ -58,6 +73,9 @@ pub enum StoreError {
     /// Redis answered with an error or did not answer.
     #[error("{0}")]
     Redis(String),
+    /// The snapshot cannot be encoded (two entries with one id, say).
+    #[error("cannot encode the snapshot: {0}")]
+    Encode(String),
     /// The data read back is not what was written.
     #[error("read-back check failed: {0}")]
     Mismatch(String),
@@ -69,51 +87,108 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
+/// Stage one collection under `staging`, encoding entry by entry in id order, in batches of about
+/// `BATCH_BYTES` per round trip, feeding `digest`. Returns (entries, bytes).
+async fn stage<T: Serialize>(
+    con: &mut MultiplexedConnection,
+    staging: &str,
+    items: &[T],
+    id: impl Fn(&T) -> &str,
+    digest: &mut Digest,
+    options: &WriteOptions,
+) -> Result<(usize, usize), StoreError> {
+    let order = sorted_by_id(items, &id).map_err(StoreError::Encode)?;
+    if order.is_empty() {
+        return Ok((0, 0));
+    }
+    let ttl = options.staging_ttl.as_secs().max(1);
+    redis::cmd("DEL")
+        .arg(staging)
+        .query_async::<()>(con)
+        .await?;
+    // Encode the next batch while the previous ones travel: up to `IN_FLIGHT` batches on the wire.
+    let mut sending: JoinSet<redis::RedisResult<()>> = JoinSet::new();
+    fn send(
+        sending: &mut JoinSet<redis::RedisResult<()>>,
+        pipe: redis::Pipeline,
+        con: &MultiplexedConnection,
+    ) {
+        let mut con = con.clone();
+        sending.spawn(async move { pipe.query_async::<()>(&mut con).await });
+    }
+    let mut pipe = redis::pipe();
+    let (mut total, mut batch) = (0, 0);
+    let mut value = Vec::new();
+    for chunk in order.chunks(options.chunk_size.max(1)) {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(staging);
+        for item in chunk {
+            value.clear();
+            serde_json::to_writer(&mut value, item)
+                .map_err(|e| StoreError::Encode(e.to_string()))?;
+            let key = id(item);
+            digest.eat(key.as_bytes());
+            digest.eat(&value);
+            cmd.arg(key).arg(value.as_slice());
+            batch += key.len() + value.len();
+        }
+        pipe.add_command(cmd).ignore();
+        if batch >= BATCH_BYTES {
+            // Every batch sets the expiry, so staging left by an attempt that dies midway goes away.
+            pipe.cmd("EXPIRE").arg(staging).arg(ttl).ignore();
+            send(
+                &mut sending,
+                std::mem::replace(&mut pipe, redis::pipe()),
+                con,
+            );
+            total += batch;
+            batch = 0;
+            while sending.len() >= IN_FLIGHT {
+                joined(sending.join_next().await)?;
+            }
+        }
+    }
+    pipe.cmd("EXPIRE").arg(staging).arg(ttl).ignore();
+    send(&mut sending, pipe, con);
+    while let Some(r) = sending.join_next().await {
+        joined(Some(r))?;
+    }
+    Ok((order.len(), total + batch))
+}
+
 /// Write `snapshot` so that readers see the previous snapshot or this one, never a mix, and no entry of
 /// the previous one survives. `attempt` keeps the staging keys of concurrent or retried writes apart.
+/// Entries are encoded as they are sent: the snapshot is never held twice in memory.
 pub async fn write_snapshot(
     con: &mut MultiplexedConnection,
     keys: &Keys,
     snapshot: &Snapshot,
-    encoded: &Encoded,
     attempt: &str,
     options: &WriteOptions,
 ) -> Result<Written, StoreError> {
-    let ttl = options.staging_ttl.as_secs().max(1);
-    // 1. Stage each collection in short commands, pipelined in batches of about `BATCH_BYTES`, so
-    //    neither side buffers the whole snapshot at once.
-    for (name, entries) in COLLECTIONS.iter().zip(&encoded.collections) {
-        if entries.is_empty() {
-            continue;
-        }
-        let staging = keys.staging(attempt, name);
-        let mut pipe = redis::pipe();
-        pipe.cmd("DEL").arg(&staging).ignore();
-        let mut batch_bytes = 0;
-        let mut entries = entries.iter().peekable();
-        while entries.peek().is_some() {
-            let mut cmd = redis::cmd("HSET");
-            cmd.arg(&staging);
-            for (k, v) in entries.by_ref().take(options.chunk_size.max(1)) {
-                cmd.arg(k).arg(v);
-                batch_bytes += k.len() + v.len();
-            }
-            pipe.add_command(cmd).ignore();
-            if batch_bytes >= BATCH_BYTES {
-                pipe.query_async::<()>(con).await?;
-                pipe = redis::pipe();
-                batch_bytes = 0;
-            }
-        }
-        pipe.cmd("EXPIRE").arg(&staging).arg(ttl).ignore();
-        pipe.query_async::<()>(con).await?;
+    // 1. Stage each collection, digesting in the same order as `snapshot::digest`.
+    let mut digest = Digest::default();
+    let mut staged = [(0, 0); 4];
+    macro_rules! stage_collection {
+        ($i:expr, $items:expr, $id:expr) => {{
+            digest.eat(COLLECTIONS[$i].as_bytes());
+            let staging = keys.staging(attempt, COLLECTIONS[$i]);
+            staged[$i] = stage(con, &staging, $items, $id, &mut digest, options).await?;
+        }};
     }
+    stage_collection!(0, &snapshot.orders, |o: &Order| &o.client_id);
+    stage_collection!(1, &snapshot.positions, |p: &Position| &p.id);
+    stage_collection!(2, &snapshot.accounts, |a: &Account| &a.id);
+    stage_collection!(3, &snapshot.strategies, |s: &StrategyState| &s.strategy_id);
+    let counts = staged.map(|(n, _)| n);
+    let bytes = staged.iter().map(|(_, b)| b).sum();
+    let digest = digest.finish();
     // 2. Switch everything at once; the clean marker goes last.
     let meta = Meta {
         trader_id: snapshot.trader_id.clone(),
         taken_at: snapshot.taken_at.clone(),
-        counts: snapshot.counts(),
-        digest: encoded.digest.clone(),
+        counts,
+        digest: digest.clone(),
         encoding: "json".into(),
     };
     let meta_json = serde_json::to_string(&meta).map_err(|e| StoreError::Redis(e.to_string()))?;
@@ -121,8 +196,8 @@ pub async fn write_snapshot(
         serde_json::to_string(&snapshot.receipt).map_err(|e| StoreError::Redis(e.to_string()))?;
     let mut tx = redis::pipe();
     tx.atomic();
-    for (name, entries) in COLLECTIONS.iter().zip(&encoded.collections) {
-        if entries.is_empty() {
+    for (name, count) in COLLECTIONS.iter().zip(counts) {
+        if count == 0 {
             tx.cmd("DEL").arg(keys.collection(name)).ignore();
         } else {
             tx.cmd("RENAME")
@@ -154,7 +229,7 @@ pub async fn write_snapshot(
     Ok(Written {
         counts: meta.counts,
         digest: meta.digest,
-        bytes: encoded.bytes,
+        bytes,
         replicas_acked,
     })
 }
