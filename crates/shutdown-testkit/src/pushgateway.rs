@@ -33,8 +33,12 @@ impl Pushgateway {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("pushgateway listening within 10 s");
+        if let Err(e) = rx.recv_timeout(Duration::from_secs(10)) {
+            // Do not leave the server behind when it never became ready.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pushgateway not listening within 10 s: {e}");
+        }
         Pushgateway {
             child,
             url: format!("http://127.0.0.1:{port}"),

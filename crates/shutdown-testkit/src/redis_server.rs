@@ -155,8 +155,12 @@ impl RedisServer {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("redis-server ready within 10 s");
+        if let Err(e) = rx.recv_timeout(Duration::from_secs(10)) {
+            // Do not leave the server behind when it never became ready.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server not ready within 10 s: {e}");
+        }
         let url = match port {
             Some(p) => format!("redis://127.0.0.1:{p}/"),
             None => format!("redis+unix://{}", socket.display()),
