@@ -247,3 +247,24 @@ fn redis_unavailable_means_a_fallback_file_and_exit_10() {
         "{sink_errors:?}"
     );
 }
+
+#[test]
+fn the_embedded_example_runs_its_pipeline_and_exits_clean() {
+    let out = Command::new(env!("CARGO_BIN_EXE_embedded"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("notify: embedded node stopping (reason api"),
+        "{text}"
+    );
+    assert!(text.contains("shutdown clean (exit 0)"), "{text}");
+    for step in ["halt", "cancel", "verify", "notify", "close"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(step) && l.contains("succeeded")),
+            "{step}: {text}"
+        );
+    }
+}

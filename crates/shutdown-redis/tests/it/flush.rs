@@ -295,3 +295,32 @@ async fn rediss_tls_with_the_servers_ca_works_and_an_untrusted_one_falls_back() 
     let error = step.details["redis_error"].as_str().unwrap();
     assert!(error.contains("rediss://127.0.0.1"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_replicas_acknowledging_is_reported() {
+    let server = RedisServer::start();
+    let paper = PaperNode::new(&scenario(5, 1));
+    let config = flush_config(
+        &server.url,
+        &server.fallback_dir(),
+        "wait_replicas = 1\nwait_timeout_ms = 100",
+    );
+    let report = run(&config, &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(
+        step.details["replicas_acked"], 0,
+        "a standalone server has no replica"
+    );
+    assert_eq!(
+        step.problems,
+        ["only 0 of 1 replicas acknowledged the snapshot"]
+    );
+    assert_eq!(report.exit_code, 10);
+    assert!(
+        step.details["written_to"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis "),
+        "the snapshot is in Redis all the same"
+    );
+}
