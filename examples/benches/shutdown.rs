@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
+use shutdown_testkit::redis_server::RedisServer;
+
 const CONFIG: &str = r#"
 timeout_secs = 60.0
 trader_id = "bench"
@@ -76,24 +78,19 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, prefix: &str) -> Result<S
     }
 }
 
+/// Spawn `cmd` with its stdout as a channel of lines.
 fn spawn_lines(
     mut cmd: Command,
-    stderr: bool,
 ) -> Result<(std::process::Child, std::sync::mpsc::Receiver<String>), String> {
-    if stderr {
-        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    }
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let out = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = channel();
-    let reader: Box<dyn std::io::Read + Send> = if stderr {
-        Box::new(child.stderr.take().ok_or("no stderr")?)
-    } else {
-        Box::new(child.stdout.take().ok_or("no stdout")?)
-    };
     std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
@@ -102,23 +99,7 @@ fn spawn_lines(
 
 fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let socket = dir.path().join("redis.sock");
-    let mut redis = Command::new("redis-server");
-    redis
-        .args([
-            "--port",
-            "0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--unixsocket",
-        ])
-        .arg(&socket)
-        .arg("--dir")
-        .arg(dir.path());
-    let (mut redis, redis_lines) = spawn_lines(redis, false)?;
-    wait_for(&redis_lines, "ready to accept connections")?;
+    let redis = RedisServer::start();
 
     std::fs::write(dir.path().join("node.toml"), CONFIG).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("scenario.toml"), SCENARIO).map_err(|e| e.to_string())?;
@@ -126,8 +107,8 @@ fn main() -> Result<(), String> {
     node.arg("node.toml")
         .arg("scenario.toml")
         .current_dir(dir.path())
-        .env("REDIS_URL", format!("redis+unix://{}", socket.display()));
-    let (mut node, node_lines) = spawn_lines(node, false)?;
+        .env("REDIS_URL", &redis.url);
+    let (mut node, node_lines) = spawn_lines(node)?;
     wait_for(&node_lines, "ready")?;
     let pid = node.id();
     let before = status_kb(pid, "VmRSS:").ok_or("no RSS")?;
@@ -150,7 +131,7 @@ fn main() -> Result<(), String> {
         }
     };
     let took = start.elapsed();
-    let _ = redis.kill();
+    drop(redis);
 
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("report.json")).map_err(|e| e.to_string())?,

@@ -4,14 +4,13 @@
 //!
 //! `cargo bench -p shutdown-redis --bench flush`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::Keys;
 use shutdown_redis::snapshot::Snapshot;
 use shutdown_redis::store::{WriteOptions, write_snapshot};
+use shutdown_testkit::redis_server::RedisServer;
 
 const ROUNDS: usize = 5;
 
@@ -21,34 +20,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let socket = dir.path().join("bench.sock");
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--unixsocket",
-        ])
-        .arg(&socket)
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let out = server.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(out).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.to_lowercase().contains("ready to accept connections") => break,
-            Some(_) => continue,
-            None => return Err("redis-server exited".into()),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let url = format!("redis+unix://{}", socket.display());
+    let server = RedisServer::start();
+    let url = server.url.clone();
 
     let scenario = Scenario::from_toml(
         "[[instruments]]\nsymbol = \"BTC-PERP\"\nmark_price = 65000\n[generate]\norders = 90000\npositions = 10000\n",
@@ -109,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>((median(flush), median(raw)))
     })?;
-    let _ = server.kill();
+    drop(server);
     let mb = encoded.bytes as f64 / 1e6;
     println!(
         "snapshot: {} orders, {} positions, {mb:.1} MB of entries",

@@ -20,11 +20,10 @@ struct Node {
     dir: PathBuf,
 }
 
-fn start(dir: &Path, config: &str, redis: Option<&str>, pushgateway: Option<&str>) -> Node {
-    let config_path = dir.join("node.toml");
-    std::fs::write(&config_path, config).unwrap();
+/// The node's command in `dir`, with the config already written there.
+fn command(dir: &Path, redis: Option<&str>, pushgateway: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
-    cmd.arg(&config_path)
+    cmd.arg(dir.join("node.toml"))
         .arg(root().join("examples/scenarios/basic.toml"))
         .current_dir(dir);
     cmd.env_remove("REDIS_URL")
@@ -35,6 +34,17 @@ fn start(dir: &Path, config: &str, redis: Option<&str>, pushgateway: Option<&str
     if let Some(url) = pushgateway {
         cmd.env("SHUTDOWN_METRICS__PUSHGATEWAY_URL", url);
     }
+    cmd
+}
+
+/// The line a node started again in `dir` prints about the previous shutdown.
+fn restore_line(dir: &Path, redis: &str) -> String {
+    Proc::spawn(command(dir, Some(redis), None)).wait_line("restore:")
+}
+
+fn start(dir: &Path, config: &str, redis: Option<&str>, pushgateway: Option<&str>) -> Node {
+    std::fs::write(dir.join("node.toml"), config).unwrap();
+    let cmd = command(dir, redis, pushgateway);
     let mut proc = Proc::spawn(cmd);
     proc.wait_line("ready");
     Node {
@@ -138,14 +148,7 @@ fn sigterm_gives_exit_0_a_snapshot_a_clean_receipt_and_metrics() {
     assert!(ok, "{out}\n{ours}");
 
     // The next start restores it and calls the previous shutdown clean.
-    let config_path = dir.path().join("node.toml");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
-    cmd.arg(&config_path)
-        .arg(root().join("examples/scenarios/basic.toml"))
-        .current_dir(dir.path())
-        .env("REDIS_URL", &redis.url);
-    let mut next = Proc::spawn(cmd);
-    let line = next.wait_line("restore:");
+    let line = restore_line(dir.path(), &redis.url);
     assert!(
         line.starts_with("restore: previous shutdown was clean; snapshot of"),
         "{line}"
@@ -206,14 +209,7 @@ fn sigkill_after_a_short_grace_period_is_seen_as_unclean_at_the_next_start() {
         "false"
     );
 
-    let config_path = dir.path().join("node.toml");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trading_node"));
-    cmd.arg(&config_path)
-        .arg(root().join("examples/scenarios/basic.toml"))
-        .current_dir(dir.path())
-        .env("REDIS_URL", &redis.url);
-    let mut next = Proc::spawn(cmd);
-    let line = next.wait_line("restore:");
+    let line = restore_line(dir.path(), &redis.url);
     assert!(
         line.starts_with("restore: previous shutdown was NOT clean"),
         "{line}"
