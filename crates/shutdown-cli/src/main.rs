@@ -123,6 +123,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask running nodes to shut down, through Redis (the fleet kill switch).
+    #[command(
+        after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet --all --note \"venue incident\"\n  shutdownctl fleet --redis redis://cache:6379 --trader-id trader-007\n\nExit codes: 0 at least one node listening, 1 none listening or an error."
+    )]
+    Fleet {
+        /// Redis URL (default: the REDIS_URL environment variable).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Stop this trader only.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        trader_id: Option<String>,
+        /// Stop every node.
+        #[arg(long)]
+        all: bool,
+        /// Why, for the nodes' logs.
+        #[arg(long, default_value = "fleet kill switch")]
+        note: String,
+    },
     /// Say whether the previous shutdown was clean and what its last snapshot holds (reads only).
     #[command(
         after_help = "Example:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl restore --trader-id trader-001 --fallback-dir /var/lib/trader/fallback\n\nExit codes: 0 clean or no previous run, 10 not clean (reconcile with the venue), 1 error."
@@ -188,6 +206,12 @@ fn main() -> ExitCode {
             redis,
         } => dry_run(&config, &scenario, seed, json, redis),
         Command::Report { file, redis, json } => report(file.as_deref(), &redis, json),
+        Command::Fleet {
+            redis,
+            trader_id,
+            all: _,
+            note,
+        } => fleet(redis, trader_id, note),
         Command::Restore {
             redis,
             fallback_dir,
@@ -575,6 +599,49 @@ fn report(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
             } else {
                 out!("{r}");
             }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn fleet(redis: Option<String>, trader_id: Option<String>, note: String) -> i32 {
+    let Some(url) = redis.or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()))
+    else {
+        eprintln!("error: give --redis URL (or set REDIS_URL)");
+        return 2;
+    };
+    let target = trader_id.unwrap_or_else(|| "*".into());
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let command = shutdown_redis::FleetCommand {
+        target: target.clone(),
+        note,
+    };
+    match rt.block_on(shutdown_redis::fleet::send(
+        &url,
+        &command,
+        Duration::from_secs(5),
+    )) {
+        Ok(0) => {
+            eprintln!(
+                "error: no node is listening on {}",
+                shutdown_redis::fleet::CHANNEL
+            );
+            1
+        }
+        Ok(n) => {
+            let who = if target == "*" {
+                "every node".to_owned()
+            } else {
+                target
+            };
+            outln!("sent to {n} listening node(s); asked {who} to shut down");
             0
         }
         Err(e) => {

@@ -4,11 +4,13 @@
 //!   short commands and switched in one MULTI/EXEC under one hash tag (`{trader-001}:...`), read back,
 //!   retried, and written to a local fallback file when Redis cannot take it;
 //! - [`restore()`]: the last snapshot at the next start, and whether the previous shutdown was clean;
-//! - [`RedisReportSink`]: the final report in `{prefix}:shutdown:last` and a capped history.
+//! - [`RedisReportSink`]: the final report in `{prefix}:shutdown:last` and a capped history;
+//! - [`fleet`]: the fleet kill switch, one pub/sub command that stops every node or one trader.
 //!
 //! A binary that builds pipelines from TOML must link this crate: `extern crate shutdown_redis as _;`.
 
 pub mod fallback;
+pub mod fleet;
 pub mod flush;
 pub mod keys;
 pub mod restore;
@@ -17,6 +19,7 @@ pub mod snapshot;
 pub mod store;
 pub mod target;
 
+pub use crate::fleet::{FleetCommand, FleetSwitch};
 pub use crate::keys::Keys;
 pub use crate::restore::{
     PreviousShutdown, RestoreOptions, Restored, restore, restore_and_mark_running,

@@ -90,6 +90,18 @@ impl RedisTarget {
             .map_err(|e| self.error("cannot connect to", &e))
     }
 
+    /// A pub/sub connection, within `timeout`.
+    pub async fn pubsub(&self, timeout: Duration) -> Result<redis::aio::PubSub, RedisError> {
+        match tokio::time::timeout(timeout, self.client.get_async_pubsub()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(self.error("cannot subscribe at", &e)),
+            Err(_) => Err(RedisError(format!(
+                "cannot subscribe at {}: no answer within {timeout:?}",
+                self.shown
+            ))),
+        }
+    }
+
     /// A blocking connection, with connect and read/write timeouts (for report sinks).
     pub fn connect_blocking(&self, timeout: Duration) -> Result<redis::Connection, RedisError> {
         let con = self

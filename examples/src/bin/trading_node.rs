@@ -2,7 +2,7 @@
 //!
 //! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
 //! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean; then it quotes
-//! continuously, prints `ready` once it has orders resting, and on SIGTERM or SIGINT runs the pipeline of CONFIG and exits with its
+//! continuously, listens for the fleet kill switch (with Redis), prints `ready` once it has orders resting, and on SIGTERM or SIGINT runs the pipeline of CONFIG and exits with its
 //! exit code. Metrics go where `[metrics]` says; the report to `report_path`, Redis and the log.
 
 // Link the crates whose steps register themselves (the built-in ones and this crate's `notify`).
@@ -17,7 +17,7 @@ use std::time::Duration;
 use shutdown_core::{PipelineConfig, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
-use shutdown_redis::{RedisReportSink, RestoreOptions, restore_and_mark_running};
+use shutdown_redis::{FleetSwitch, RedisReportSink, RestoreOptions, restore_and_mark_running};
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -80,6 +80,24 @@ async fn main() {
             Err(e) => fail(exit_code::INVALID_CONFIG, &e),
         }
     }
+    // The fleet kill switch: a `shutdownctl fleet` command reaches this node like a signal.
+    let _fleet = match &redis_url {
+        Some(url) => match FleetSwitch::start(
+            url,
+            &config.trader_id,
+            shutdown.handle(),
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                say(&format!("fleet: not listening: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     let _signals = shutdown
         .listen_signals()
         .unwrap_or_else(|e| fail(1, &format!("cannot install the signal handler: {e}")));

@@ -264,3 +264,29 @@ fn the_embedded_example_runs_its_pipeline_and_exits_clean() {
         );
     }
 }
+
+#[test]
+fn the_fleet_kill_switch_stops_the_node_like_a_signal() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &shipped_config(), Some(&redis.url), None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let command = shutdown_redis::FleetCommand {
+        target: "trader-001".into(),
+        note: "test".into(),
+    };
+    let listening = rt
+        .block_on(shutdown_redis::fleet::send(
+            &redis.url,
+            &command,
+            Duration::from_secs(2),
+        ))
+        .unwrap();
+    assert_eq!(listening, 1);
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    assert_eq!(node.report()["reason"], "fleet");
+}

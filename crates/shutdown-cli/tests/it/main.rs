@@ -239,7 +239,9 @@ fn report_prints_a_report_file_and_human_output_fits_80_columns() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["steps", "validate", "plan", "dry-run", "report", "restore"] {
+    for cmd in [
+        "steps", "validate", "plan", "dry-run", "report", "restore", "fleet",
+    ] {
         let out = ctl(&[cmd, "--help"]);
         assert_eq!(out.status.code(), Some(0));
         assert!(text(&out.stdout).contains("Example"), "{cmd}");
@@ -343,4 +345,57 @@ fn the_config_reference_lists_every_registered_option() {
         "docs/config.md is out of date: regenerate its step sections with `shutdownctl steps --markdown`"
     );
     assert!(generated.contains("### `flush`") && generated.contains("| `keep_protective_stops` |"));
+}
+
+mod fleet {
+    use std::time::Duration;
+
+    use shutdown_core::{Reason, ShutdownHandle};
+    use shutdown_redis::FleetSwitch;
+    use shutdown_testkit::redis_server::RedisServer;
+
+    use super::{ctl, text};
+
+    #[test]
+    fn fleet_reaches_a_listening_node_and_says_when_nobody_listens() {
+        let server = RedisServer::start();
+        let out = ctl(&["fleet", "--redis", &server.url, "--all"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("no node is listening on shutdown:fleet"));
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = ShutdownHandle::new();
+        let _switch = rt
+            .block_on(FleetSwitch::start(
+                &server.url,
+                "trader-007",
+                handle.clone(),
+                Duration::from_secs(2),
+            ))
+            .unwrap();
+        let out = ctl(&[
+            "fleet",
+            "--redis",
+            &server.url,
+            "--trader-id",
+            "trader-007",
+            "--note",
+            "drill",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("asked trader-007 to shut down"));
+        let reason = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), handle.requested()).await
+            })
+            .unwrap();
+        assert_eq!(reason, Reason::Fleet);
+
+        let out = ctl(&["fleet", "--redis", &server.url]);
+        assert_eq!(out.status.code(), Some(2), "a target is required");
+    }
 }

@@ -5,6 +5,7 @@
 extern crate shutdown_redis as _;
 extern crate shutdown_steps as _;
 
+mod fleet;
 mod flush;
 mod restore;
 mod support;
