@@ -631,6 +631,21 @@ fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Rep
             details: serde_json::Map::new(),
         });
     }
+    for (report, ps) in steps.iter_mut().zip(&pipeline.steps) {
+        let not_done = match report.outcome {
+            StepOutcome::Skipped => report.error.as_deref() != Some(DISABLED),
+            StepOutcome::NotRun | StepOutcome::TimedOut | StepOutcome::Panicked => true,
+            StepOutcome::Succeeded | StepOutcome::Failed => false,
+        };
+        if let Some(consequence) = ps
+            .step
+            .as_ref()
+            .filter(|_| not_done)
+            .and_then(|s| s.if_not_done())
+        {
+            report.problems.push(consequence);
+        }
+    }
     let aborted = p.aborted_by.is_some();
     let degraded = steps.iter().any(|s| {
         s.outcome.is_failure()

@@ -201,6 +201,12 @@ async fn after_the_second_signal_only_critical_steps_run() {
         "took {}",
         report.duration
     );
+    assert_eq!(
+        report.step("notify").unwrap().problems,
+        ["notify left undone"]
+    );
+    assert_eq!(report.step("slow").unwrap().problems, ["slow left undone"]);
+    assert!(report.step("cancel").unwrap().problems.is_empty());
     assert_eq!(report.reason, "SIGTERM");
     assert_eq!(report.outcome, Outcome::Degraded);
     assert!(!log.lines().contains(&"slow:end".to_owned()));
@@ -305,6 +311,10 @@ async fn a_problem_degrades_and_a_disabled_step_does_not() {
     let report = Shutdown::new(pipeline, Node::new()).run().await;
     assert_eq!(report.outcome, Outcome::Clean);
     assert_eq!(report.steps[0].outcome, StepOutcome::Skipped);
+    assert!(
+        report.steps[0].problems.is_empty(),
+        "a disabled step is not a consequence"
+    );
 
     let pipeline = Pipeline::new(secs(30)).push(
         PipelineStep::new(step(

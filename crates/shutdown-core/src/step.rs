@@ -48,6 +48,13 @@ pub trait ShutdownStep: Send + Sync + 'static {
     /// Do the work. Return before `ctx.deadline`; watch `ctx.cancel`, which fires when the shutdown is
     /// forced (the runner abandons the step then anyway).
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError>;
+
+    /// What it means for the node when this step does not get done (skipped after a second signal, cut
+    /// short, or not run after an abort or a forced exit). The runner adds it to the report as a
+    /// problem, so the operator reads the consequence, not only the outcome.
+    fn if_not_done(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a step receives when it runs.

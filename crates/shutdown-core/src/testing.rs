@@ -59,6 +59,10 @@ impl ShutdownStep for TestStep {
         vec![format!("run {}", self.label)]
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some(format!("{} left undone", self.label))
+    }
+
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
         self.log
             .push(format!("{}:start:{}", self.label, ctx.reason));

@@ -10,6 +10,7 @@
 //! | `shutdown_orders_orphaned` | gauge | |
 //! | `shutdown_positions_unprotected` | gauge | |
 //! | `shutdown_exit_code` | gauge | |
+//! | `shutdown_problems` | gauge | |
 //!
 //! Every metric carries the grouping labels `job` and `trader_id` on the Pushgateway, and as
 //! labels in the textfile.
@@ -99,6 +100,13 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
     .map_err(err)?;
     unprotected.set(count("verify", "unprotected") as f64);
 
+    let problems = Gauge::new(
+        "shutdown_problems",
+        "Problems the shutdown reported (unprotected positions, orphans, steps left undone and what that means).",
+    )
+    .map_err(err)?;
+    problems.set(report.steps.iter().map(|s| s.problems.len()).sum::<usize>() as f64);
+
     for c in [
         Box::new(total) as Box<dyn prometheus::core::Collector>,
         Box::new(duration),
@@ -107,6 +115,7 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
         Box::new(cancelled),
         Box::new(orphaned),
         Box::new(unprotected),
+        Box::new(problems),
     ] {
         registry.register(c).map_err(err)?;
     }

@@ -286,6 +286,10 @@ impl ShutdownStep for Flush {
         "flush"
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some("the state snapshot was not saved: the next start must rebuild its state from the venue".into())
+    }
+
     fn plan(&self) -> Vec<String> {
         vec![
             "read orders, positions, accounts and strategy state from the node".into(),

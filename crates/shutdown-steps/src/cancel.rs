@@ -258,6 +258,10 @@ impl ShutdownStep for Cancel {
         "cancel"
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some("working orders may still be live at the venue: check and cancel them there".into())
+    }
+
     fn plan(&self) -> Vec<String> {
         let c = &self.config;
         let mut plan = vec![format!(

@@ -146,6 +146,10 @@ impl ShutdownStep for Close {
         "close"
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some("venue connections were not closed cleanly: an armed dead-man's switch (cancel-on-disconnect) cancels resting orders, protective stops included, when this process exits".into())
+    }
+
     fn plan(&self) -> Vec<String> {
         let mut plan = Vec::new();
         if self.config.disarm_dead_man {

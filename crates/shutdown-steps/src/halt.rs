@@ -69,6 +69,13 @@ impl ShutdownStep for Halt {
         "halt"
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some(
+            "new orders were not halted at the source: strategies may still have sent orders"
+                .into(),
+        )
+    }
+
     fn plan(&self) -> Vec<String> {
         let mut plan = vec!["halt new orders at the trading gate".to_owned()];
         if self.config.confirm {

@@ -240,6 +240,10 @@ impl ShutdownStep for Verify {
         "verify"
     }
 
+    fn if_not_done(&self) -> Option<String> {
+        Some("open positions were not checked for protective stops".into())
+    }
+
     fn plan(&self) -> Vec<String> {
         vec![
             "re-read positions and open orders (conditional orders included)".into(),

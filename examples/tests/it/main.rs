@@ -183,6 +183,19 @@ fn sigint_twice_skips_the_non_critical_steps_and_still_flushes() {
     assert_eq!(outcome("notify"), "skipped");
     assert_eq!(outcome("flush"), "succeeded");
     assert_eq!(outcome("close"), "skipped");
+    let close = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "close")
+        .unwrap();
+    assert!(
+        close["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("dead-man's switch"),
+        "{close:#}"
+    );
     assert_eq!(
         redis_cli(&redis, &["GET", "{trader-001}:shutdown:clean"]),
         "true"
