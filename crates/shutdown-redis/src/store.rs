@@ -197,9 +197,10 @@ pub async fn write_snapshot(
     let mut tx = redis::pipe();
     tx.atomic();
     for (name, count) in COLLECTIONS.iter().zip(counts) {
-        if count == 0 {
-            tx.cmd("DEL").arg(keys.collection(name)).ignore();
-        } else {
+        // UNLINK frees the previous snapshot in the background: RENAME over a large hash would free it
+        // inside the transaction and stall Redis for the time it takes.
+        tx.cmd("UNLINK").arg(keys.collection(name)).ignore();
+        if count > 0 {
             tx.cmd("RENAME")
                 .arg(keys.staging(attempt, name))
                 .arg(keys.collection(name))
