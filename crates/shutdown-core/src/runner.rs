@@ -392,6 +392,7 @@ impl Shutdown {
         let start = Instant::now();
         let deadline = start + self.pipeline.timeout;
         let force = self.handle.force_token();
+        let hurry_token = self.handle.hurry_token();
         let results = SharedResults::default();
         let mut aborted_by: Option<String> = None;
 
@@ -471,7 +472,7 @@ impl Shutdown {
                 if ps.settings.critical {
                     std::future::pending::<()>().await
                 } else {
-                    self.handle.reached(Level::Hurry).await
+                    hurry_token.cancelled().await
                 }
             };
             let ended = tokio::select! {

@@ -66,6 +66,7 @@ struct Inner {
     changed: Condvar,
     level_tx: watch::Sender<Level>,
     force: CancellationToken,
+    hurry: CancellationToken,
 }
 
 /// A cheap, cloneable handle to request, escalate and observe the shutdown.
@@ -107,6 +108,7 @@ impl ShutdownHandle {
                 changed: Condvar::new(),
                 level_tx,
                 force: CancellationToken::new(),
+                hurry: CancellationToken::new(),
             }),
         }
     }
@@ -128,6 +130,9 @@ impl ShutdownHandle {
         }
         state.level = level;
         self.inner.level_tx.send_replace(level);
+        if level >= Level::Hurry {
+            self.inner.hurry.cancel();
+        }
         if level == Level::Force {
             self.inner.force.cancel();
         }
@@ -186,6 +191,11 @@ impl ShutdownHandle {
     /// What forced the shutdown, if it was forced.
     pub fn forced_by(&self) -> Option<Reason> {
         self.lock().forced_by.clone()
+    }
+
+    /// A token cancelled when the shutdown is hurried (second request) or forced.
+    pub fn hurry_token(&self) -> CancellationToken {
+        self.inner.hurry.clone()
     }
 
     /// A token cancelled when the shutdown is forced.
