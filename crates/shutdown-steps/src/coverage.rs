@@ -1,6 +1,7 @@
 //! The protection rule: which resting orders protect a position, and whether they cover it.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -121,6 +122,31 @@ pub fn coverage<'a>(
     }
 }
 
+/// FNV-1a: instrument symbols are short and not attacker-chosen, so a fast hash beats SipHash here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
 /// Judge every position against the book, each at its own mark price: orders are indexed by instrument
 /// first, so the cost is linear in positions plus orders.
 pub fn judge_book(
@@ -128,7 +154,7 @@ pub fn judge_book(
     orders: &[Order],
     rules: &CoverageRules,
 ) -> Vec<Coverage> {
-    let mut by_instrument: HashMap<&str, Vec<&Order>> = HashMap::new();
+    let mut by_instrument: FastMap<&str, Vec<&Order>> = FastMap::default();
     for o in orders {
         by_instrument
             .entry(o.instrument.as_str())
@@ -149,7 +175,7 @@ pub fn judge_book(
 
 /// Live protective stops whose position is gone: they protect nothing and may open a position.
 pub fn orphan_stops<'a>(positions: &[Position], orders: &'a [Order]) -> Vec<&'a Order> {
-    let mut sides: HashMap<&str, Vec<PositionSide>> = HashMap::new();
+    let mut sides: FastMap<&str, Vec<PositionSide>> = FastMap::default();
     for p in positions {
         sides
             .entry(p.instrument.as_str())
