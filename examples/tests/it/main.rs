@@ -66,6 +66,14 @@ fn shipped_config() -> String {
     std::fs::read_to_string(root().join("examples/configs/node.toml")).unwrap()
 }
 
+/// The shipped config with a notify step that takes 30 s: the shutdown is mid-pipeline while it runs.
+fn slow_notify_config() -> String {
+    shipped_config().replace(
+        "message = \"trader-001 is stopping\"",
+        "message = \"trader-001 is stopping\"\ndelay_secs = 30",
+    )
+}
+
 fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .arg("-s")
@@ -159,11 +167,7 @@ fn sigterm_gives_exit_0_a_snapshot_a_clean_receipt_and_metrics() {
 fn sigint_twice_skips_the_non_critical_steps_and_still_flushes() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = shipped_config().replace(
-        "message = \"trader-001 is stopping\"",
-        "message = \"trader-001 is stopping\"\ndelay_secs = 30",
-    );
-    let mut node = start(dir.path(), &config, Some(&redis.url), None);
+    let mut node = start(dir.path(), &slow_notify_config(), Some(&redis.url), None);
     node.proc.signal(Signal::SIGINT);
     node.proc.wait_line("notify:");
     node.proc.signal(Signal::SIGINT);
@@ -207,11 +211,7 @@ fn sigkill_after_a_short_grace_period_is_seen_as_unclean_at_the_next_start() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     // The shape of `docker stop -t 1`: SIGTERM, then SIGKILL before the pipeline reaches flush.
-    let config = shipped_config().replace(
-        "message = \"trader-001 is stopping\"",
-        "message = \"trader-001 is stopping\"\ndelay_secs = 30",
-    );
-    let mut node = start(dir.path(), &config, Some(&redis.url), None);
+    let mut node = start(dir.path(), &slow_notify_config(), Some(&redis.url), None);
     node.proc.signal(Signal::SIGTERM);
     node.proc.wait_line("notify:");
     node.proc.signal(Signal::SIGKILL);
