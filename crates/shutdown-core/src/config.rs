@@ -296,6 +296,34 @@ impl PipelineConfig {
         .parse(root)
     }
 
+    /// One enabled step for `node`: every missing role is named before the step's own build runs.
+    fn build_step(
+        &self,
+        spec: &StepSpec,
+        node: &Node,
+        roles: &[crate::node::Role],
+    ) -> Result<Arc<dyn crate::step::ShutdownStep>, String> {
+        let missing: Vec<String> = spec
+            .registration
+            .requires
+            .iter()
+            .filter(|r| !roles.contains(r))
+            .map(|r| r.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "step kind `{}` needs the {} role{}, which this node does not provide",
+                spec.registration.kind,
+                missing.join(" and "),
+                if missing.len() == 1 { "" } else { "s" }
+            ));
+        }
+        spec.config
+            .build(node)
+            .map(Arc::from)
+            .map_err(|e| e.to_string())
+    }
+
     /// Build the runnable pipeline for a node; fails when an enabled step needs a role the node lacks.
     pub fn build(&self, node: &Node) -> Result<Pipeline, ConfigErrors> {
         let roles = node.roles();
@@ -303,33 +331,9 @@ impl PipelineConfig {
         let mut steps = Vec::new();
         for spec in &self.steps {
             let step = if spec.settings.enabled {
-                let missing: Vec<String> = spec
-                    .registration
-                    .requires
-                    .iter()
-                    .filter(|r| !roles.contains(r))
-                    .map(|r| r.to_string())
-                    .collect();
-                if !missing.is_empty() {
-                    problems.push(ConfigProblem {
-                        origin: self.source.clone(),
-                        step: Some(StepRef {
-                            index: spec.index,
-                            name: Some(spec.name.clone()),
-                        }),
-                        key: None,
-                        message: format!(
-                            "step kind `{}` needs the {} role{}, which this node does not provide",
-                            spec.registration.kind,
-                            missing.join(" and "),
-                            if missing.len() == 1 { "" } else { "s" }
-                        ),
-                    });
-                    continue;
-                }
-                match spec.config.build(node) {
-                    Ok(step) => Some(Arc::from(step)),
-                    Err(e) => {
+                match self.build_step(spec, node, &roles) {
+                    Ok(step) => Some(step),
+                    Err(message) => {
                         problems.push(ConfigProblem {
                             origin: self.source.clone(),
                             step: Some(StepRef {
@@ -337,7 +341,7 @@ impl PipelineConfig {
                                 name: Some(spec.name.clone()),
                             }),
                             key: None,
-                            message: e.to_string(),
+                            message,
                         });
                         continue;
                     }
