@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use shutdown_core::ShutdownHandle;
-use shutdown_core::domain::{Order, OrderStatus, OrderType, PositionSide, Residence, Side};
+use shutdown_core::domain::{Order, Side};
 use shutdown_paper::PaperNode;
 use tokio::sync::Notify;
 
@@ -33,23 +33,13 @@ pub async fn make_markets(
             Side::Buy => mid * (Decimal::ONE - offset),
             Side::Sell => mid * (Decimal::ONE + offset),
         };
-        let order = Order {
-            client_id: format!("mm-{n}"),
-            venue_id: None,
-            instrument: instrument.clone(),
+        let order = Order::limit(
+            format!("mm-{n}"),
+            instrument.clone(),
             side,
-            position_side: PositionSide::Both,
-            order_type: OrderType::Limit,
-            quantity: Decimal::ONE,
-            filled_quantity: Decimal::ZERO,
-            trigger_price: None,
-            limit_price: Some(price.round_dp(2)),
-            reduce_only: false,
-            close_position: false,
-            status: OrderStatus::PendingNew,
-            residence: Residence::Venue,
-            conditional: false,
-        };
+            Decimal::ONE,
+            price.round_dp(2),
+        );
         // Refusals (halted gate, rate limit) are the venue's answer, not a reason to stop quoting.
         if paper.submit(order).await.is_ok() {
             placed += 1;

@@ -162,6 +162,52 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new limit order resting at the venue (one-way mode, nothing filled yet).
+    pub fn limit(
+        client_id: impl Into<String>,
+        instrument: impl Into<String>,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> Order {
+        Order {
+            client_id: client_id.into(),
+            venue_id: None,
+            instrument: instrument.into(),
+            side,
+            position_side: PositionSide::Both,
+            order_type: OrderType::Limit,
+            quantity,
+            filled_quantity: Decimal::ZERO,
+            trigger_price: None,
+            limit_price: Some(price),
+            reduce_only: false,
+            close_position: false,
+            status: OrderStatus::New,
+            residence: Residence::Venue,
+            conditional: false,
+        }
+    }
+
+    /// A new reduce-only stop-market order resting in the venue's conditional-order service: the
+    /// shape of a protective stop.
+    pub fn protective_stop(
+        client_id: impl Into<String>,
+        instrument: impl Into<String>,
+        side: Side,
+        quantity: Decimal,
+        trigger: Decimal,
+    ) -> Order {
+        Order {
+            order_type: OrderType::StopMarket,
+            trigger_price: Some(trigger),
+            limit_price: None,
+            reduce_only: true,
+            conditional: true,
+            ..Order::limit(client_id, instrument, side, quantity, Decimal::ZERO)
+        }
+    }
+
     /// Quantity still working: original minus filled, never negative.
     pub fn remaining(&self) -> Decimal {
         (self.quantity - self.filled_quantity).max(Decimal::ZERO)

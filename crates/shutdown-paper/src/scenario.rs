@@ -4,9 +4,7 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use shutdown_core::domain::{
-    Account, Order, OrderStatus, OrderType, PositionSide, Residence, Side, StrategyState,
-};
+use shutdown_core::domain::{Account, Order, PositionSide, Side, StrategyState};
 
 /// A scenario: the state of a node and its venue when the shutdown starts.
 #[derive(Debug, Clone, Deserialize)]
@@ -284,21 +282,14 @@ impl Scenario {
                 Side::Sell => inst.mark_price * (Decimal::ONE + offset),
             };
             orders.push(Order {
-                client_id: format!("gen-o-{i}"),
                 venue_id: Some(format!("v-gen-o-{i}")),
-                instrument: inst.symbol.clone(),
-                side,
-                position_side: PositionSide::Both,
-                order_type: OrderType::Limit,
-                quantity: Decimal::ONE,
-                filled_quantity: Decimal::ZERO,
-                trigger_price: None,
-                limit_price: Some(price.round_dp(2)),
-                reduce_only: false,
-                close_position: false,
-                status: OrderStatus::New,
-                residence: Residence::Venue,
-                conditional: false,
+                ..Order::limit(
+                    format!("gen-o-{i}"),
+                    inst.symbol.clone(),
+                    side,
+                    Decimal::ONE,
+                    price.round_dp(2),
+                )
             });
         }
         for i in 0..g.positions {
@@ -328,21 +319,15 @@ impl Scenario {
                 Side::Sell => inst.mark_price * Decimal::new(105, 2),
             };
             orders.push(Order {
-                client_id: format!("gen-stop-{i}"),
                 venue_id: Some(format!("v-gen-stop-{i}")),
-                instrument: inst.symbol.clone(),
-                side: side.opposite(),
                 position_side,
-                order_type: OrderType::StopMarket,
-                quantity,
-                filled_quantity: Decimal::ZERO,
-                trigger_price: Some(trigger.round_dp(2)),
-                limit_price: None,
-                reduce_only: true,
-                close_position: false,
-                status: OrderStatus::New,
-                residence: Residence::Venue,
-                conditional: true,
+                ..Order::protective_stop(
+                    format!("gen-stop-{i}"),
+                    inst.symbol.clone(),
+                    side.opposite(),
+                    quantity,
+                    trigger.round_dp(2),
+                )
             });
         }
         (instruments, positions, orders)

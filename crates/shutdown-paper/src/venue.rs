@@ -468,21 +468,15 @@ impl OrderGateway for PaperNode {
             )));
         }
         let order = Order {
-            client_id: request.client_id.clone(),
             venue_id: Some(format!("v-{}", s.next_id)),
-            instrument: request.instrument.clone(),
-            side: request.side,
             position_side: request.position_side,
-            order_type: OrderType::StopMarket,
-            quantity: request.quantity,
-            filled_quantity: Decimal::ZERO,
-            trigger_price: Some(request.trigger_price),
-            limit_price: None,
-            reduce_only: true,
-            close_position: false,
-            status: OrderStatus::New,
-            residence: Residence::Venue,
-            conditional: true,
+            ..Order::protective_stop(
+                request.client_id.clone(),
+                request.instrument.clone(),
+                request.side,
+                request.quantity,
+                request.trigger_price,
+            )
         };
         s.next_id += 1;
         s.orders.insert(order.client_id.clone(), order.clone());

@@ -8,9 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use shutdown_core::domain::{
-    Order, OrderStatus, OrderType, Position, PositionSide, Residence, Side,
-};
+use shutdown_core::domain::{Order, Position, PositionSide, Side};
 use shutdown_steps::{CoverageRules, judge_book};
 
 fn book(n: usize) -> (Vec<Position>, Vec<Order>) {
@@ -28,23 +26,13 @@ fn book(n: usize) -> (Vec<Position>, Vec<Order>) {
             mark_price: Decimal::new(100, 0),
         });
         for (j, side) in [Side::Sell, Side::Sell, Side::Buy].into_iter().enumerate() {
-            orders.push(Order {
-                client_id: format!("s{i}-{j}"),
-                venue_id: None,
-                instrument: instrument.clone(),
+            orders.push(Order::protective_stop(
+                format!("s{i}-{j}"),
+                instrument.clone(),
                 side,
-                position_side: PositionSide::Both,
-                order_type: OrderType::StopMarket,
-                quantity: Decimal::ONE,
-                filled_quantity: Decimal::ZERO,
-                trigger_price: Some(Decimal::new(95, 0)),
-                limit_price: None,
-                reduce_only: true,
-                close_position: false,
-                status: OrderStatus::New,
-                residence: Residence::Venue,
-                conditional: true,
-            });
+                Decimal::ONE,
+                Decimal::new(95, 0),
+            ));
         }
     }
     (positions, orders)

@@ -21,23 +21,7 @@ fn long(qty: Decimal) -> Position {
 }
 
 fn stop(id: &str, qty: Decimal, trigger: Decimal) -> Order {
-    Order {
-        client_id: id.into(),
-        venue_id: None,
-        instrument: "X".into(),
-        side: Side::Sell,
-        position_side: PositionSide::Both,
-        order_type: OrderType::StopMarket,
-        quantity: qty,
-        filled_quantity: Decimal::ZERO,
-        trigger_price: Some(trigger),
-        limit_price: None,
-        reduce_only: true,
-        close_position: false,
-        status: OrderStatus::New,
-        residence: Residence::Venue,
-        conditional: true,
-    }
+    Order::protective_stop(id, "X", Side::Sell, qty, trigger)
 }
 
 fn why(p: &Position, o: Order) -> &'static str {
