@@ -5,20 +5,10 @@ use std::time::Duration;
 use redis::Commands;
 use shutdown_core::StepOutcome;
 use shutdown_paper::PaperNode;
+use shutdown_redis::restore;
 use shutdown_redis::restore::{PreviousShutdown, SnapshotSource};
-use shutdown_redis::{RestoreOptions, restore};
 
-use crate::support::{RedisServer, client, flush_config, run, scenario};
-
-fn options(server: &RedisServer, url: Option<String>) -> RestoreOptions {
-    RestoreOptions {
-        url,
-        trader_id: "trader-001".into(),
-        key_prefix: None,
-        fallback_dir: server.fallback_dir(),
-        timeout: Duration::from_secs(2),
-    }
-}
+use crate::support::{RedisServer, client, flush_config, restore_options, run, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_snapshot_round_trips() {
@@ -38,7 +28,7 @@ async fn a_large_snapshot_round_trips() {
             .unwrap()
             .starts_with("redis redis+unix://")
     );
-    let restored = restore(&options(&server, Some(server.url.clone())))
+    let restored = restore(&restore_options(&server, Some(server.url.clone())))
         .await
         .unwrap();
     assert_eq!(restored.previous_shutdown, PreviousShutdown::Clean);
@@ -137,7 +127,7 @@ async fn redis_down_before_the_flush_means_a_complete_fallback_file() {
     let file = step.details["fallback_file"].as_str().unwrap();
     assert!(step.problems[0].contains(file), "{:?}", step.problems);
     assert_eq!(step.attempts, 3);
-    let restored = restore(&options(&server, Some(url))).await.unwrap();
+    let restored = restore(&restore_options(&server, Some(url))).await.unwrap();
     assert_eq!(restored.source, Some(SnapshotSource::File));
     assert!(restored.redis_error.is_some());
     let snap = restored.snapshot.unwrap();
@@ -177,7 +167,7 @@ async fn redis_killed_in_the_middle_of_a_flush_loses_nothing() {
     server.kill();
     let step = &report.steps[0];
     assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
-    let restored = restore(&options(&server, None)).await.unwrap();
+    let restored = restore(&restore_options(&server, None)).await.unwrap();
     assert_eq!(restored.source, Some(SnapshotSource::File));
     assert_eq!(restored.snapshot.unwrap().orders.len(), 200_000);
 }

@@ -5,24 +5,18 @@ use std::time::Duration;
 use shutdown_core::ReportSink;
 use shutdown_paper::PaperNode;
 use shutdown_redis::restore::PreviousShutdown;
-use shutdown_redis::{RedisReportSink, RestoreOptions, restore, restore_and_mark_running};
+use shutdown_redis::{restore, restore_and_mark_running};
 
-use crate::support::{RedisServer, client, flush_config, run, scenario};
-
-fn options(server: &RedisServer) -> RestoreOptions {
-    RestoreOptions {
-        url: Some(server.url.clone()),
-        trader_id: "trader-001".into(),
-        key_prefix: None,
-        fallback_dir: server.fallback_dir(),
-        timeout: Duration::from_secs(2),
-    }
-}
+use crate::support::{
+    RedisServer, client, flush_config, restore_options, run, scenario, sink_and_report,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_dies_before_its_flush_is_seen_as_unclean() {
     let server = RedisServer::start();
-    let first = restore_and_mark_running(&options(&server)).await.unwrap();
+    let first = restore_and_mark_running(&restore_options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
     assert_eq!(first.previous_shutdown, PreviousShutdown::None);
     // A clean shutdown.
     run(
@@ -30,7 +24,9 @@ async fn a_node_that_dies_before_its_flush_is_seen_as_unclean() {
         &PaperNode::new(&scenario(5, 1)),
     )
     .await;
-    let second = restore_and_mark_running(&options(&server)).await.unwrap();
+    let second = restore_and_mark_running(&restore_options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
     assert_eq!(second.previous_shutdown, PreviousShutdown::Clean);
     assert!(
         second
@@ -38,7 +34,9 @@ async fn a_node_that_dies_before_its_flush_is_seen_as_unclean() {
             .starts_with("previous shutdown was clean; snapshot of")
     );
     // This run dies without a flush (SIGKILL): the marker stays at "running".
-    let third = restore(&options(&server)).await.unwrap();
+    let third = restore(&restore_options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
     assert_eq!(third.previous_shutdown, PreviousShutdown::Unclean);
     assert!(third.summary().contains("NOT clean"));
     assert_eq!(
@@ -51,19 +49,7 @@ async fn a_node_that_dies_before_its_flush_is_seen_as_unclean() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_sink_keeps_the_last_report_and_a_capped_history() {
     let server = RedisServer::start();
-    let sink = RedisReportSink::new(
-        &server.url,
-        "trader-001",
-        3,
-        Duration::from_secs(2),
-        server.fallback_dir(),
-    )
-    .unwrap();
-    let report = run(
-        &flush_config(&server.url, &server.fallback_dir(), ""),
-        &PaperNode::new(&scenario(1, 0)),
-    )
-    .await;
+    let (sink, report) = sink_and_report(&server, Duration::from_secs(2)).await;
     for _ in 0..5 {
         sink.write(&report).unwrap();
     }
@@ -73,30 +59,20 @@ async fn the_report_sink_keeps_the_last_report_and_a_capped_history() {
         .query(&mut con)
         .unwrap();
     assert_eq!(len, 3);
-    let restored = restore(&options(&server)).await.unwrap();
+    let restored = restore(&restore_options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
     assert_eq!(restored.last_report.unwrap().steps, report.steps);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_sink_falls_back_to_a_file() {
     let mut server = RedisServer::start();
-    let sink = RedisReportSink::new(
-        &server.url,
-        "trader-001",
-        3,
-        Duration::from_millis(500),
-        server.fallback_dir(),
-    )
-    .unwrap();
-    let report = run(
-        &flush_config(&server.url, &server.fallback_dir(), ""),
-        &PaperNode::new(&scenario(1, 0)),
-    )
-    .await;
+    let (sink, report) = sink_and_report(&server, Duration::from_millis(500)).await;
     server.kill();
     let err = sink.write(&report).unwrap_err();
     assert!(err.contains("the report is in"), "{err}");
-    let mut opts = options(&server);
+    let mut opts = restore_options(&server, Some(server.url.clone()));
     opts.url = None;
     let restored = restore(&opts).await.unwrap();
     assert_eq!(restored.last_report.unwrap().reason, report.reason);

@@ -41,3 +41,38 @@ pub async fn run(config: &str, paper: &PaperNode) -> Report {
         .run()
         .await
 }
+
+/// Where restore looks for trader-001 of `server`: `url`, and the server's fallback directory.
+pub fn restore_options(
+    server: &RedisServer,
+    url: Option<String>,
+) -> shutdown_redis::RestoreOptions {
+    shutdown_redis::RestoreOptions {
+        url,
+        trader_id: "trader-001".into(),
+        key_prefix: None,
+        fallback_dir: server.fallback_dir(),
+        timeout: std::time::Duration::from_secs(2),
+    }
+}
+
+/// A report sink for trader-001 of `server` keeping 3 reports, and a report to give it.
+pub async fn sink_and_report(
+    server: &RedisServer,
+    timeout: std::time::Duration,
+) -> (shutdown_redis::RedisReportSink, Report) {
+    let sink = shutdown_redis::RedisReportSink::new(
+        &server.url,
+        "trader-001",
+        3,
+        timeout,
+        server.fallback_dir(),
+    )
+    .unwrap();
+    let report = run(
+        &flush_config(&server.url, &server.fallback_dir(), ""),
+        &PaperNode::new(&scenario(1, 0)),
+    )
+    .await;
+    (sink, report)
+}
