@@ -77,6 +77,7 @@ fn main() {
 
         // The runner on a runtime worker, as when the shutdown runs in a spawned task.
         let start = Instant::now();
+        let pipeline = Arc::new(pipeline.clone());
         rt.block_on(async {
             let pipeline = pipeline.clone();
             tokio::spawn(async move {

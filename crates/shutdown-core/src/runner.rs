@@ -1,9 +1,14 @@
 //! The runner: steps in order under budgets, error policy, panics caught, escalation, the report, and
 //! the force path that exits even while a step is stuck.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -11,13 +16,20 @@ use crate::config::{DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, OnError, StepSettin
 use crate::node::Node;
 use crate::report::{FileSink, LogSink, Outcome, Report, ReportSink, StepOutcome, StepReport};
 use crate::signals::SignalListener;
-use crate::step::{SharedResults, ShutdownStep, StepContext};
+use crate::step::{SharedResults, ShutdownStep, StepContext, StepError, StepOutput};
 use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// How long the force-exit thread waits past the global deadline for the runner to report by itself.
 const WATCHDOG_GRACE: Duration = Duration::from_millis(100);
 /// How long the force-exit thread waits for a report already being written before it exits anyway.
 const WRITE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long past a step's deadline (or a force, or for a non-critical step a hurry) the runner may
+/// take to notice before the watch abandons the step as holding the runner's thread.
+const WATCH_GRACE: Duration = Duration::from_millis(250);
+
+/// Why a non-critical step did not run, or stopped, after the second signal.
+const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
 
 /// The note of a disabled step: skipped on purpose, not a degradation.
 const DISABLED: &str = "disabled";
@@ -151,7 +163,7 @@ impl Default for Pipeline {
     }
 }
 
-/// What the runner and the force-exit thread share: the report so far.
+/// What the runner, the caller watching it and the force-exit thread share: the report so far.
 #[derive(Debug)]
 struct Progress {
     trader_id: String,
@@ -160,14 +172,30 @@ struct Progress {
     started: Instant,
     timeout: Duration,
     steps: Vec<StepReport>,
-    /// Index and start of the step running now.
-    current: Option<(usize, Instant)>,
+    /// The step running now.
+    current: Option<Current>,
+    /// Bumped when the watch abandons a step that holds the runner's thread: the runner that ran it
+    /// must then drop whatever it finds when (if ever) it gets its thread back.
+    generation: u64,
     /// The step whose failure aborted the pipeline.
     aborted_by: Option<String>,
-    /// Someone (runner or force-exit thread) is writing the final report.
+    /// Someone (runner, watch or force-exit thread) is writing the final report.
     finalizing: bool,
     /// The final report is written.
     written: bool,
+}
+
+/// The step running now, as the watch sees it.
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    index: usize,
+    generation: u64,
+    started: Instant,
+    deadline: Instant,
+    budget: Duration,
+    /// The budget is what was left of the global one.
+    capped: bool,
+    critical: bool,
 }
 
 #[derive(Debug)]
@@ -205,14 +233,16 @@ impl std::fmt::Debug for Shutdown {
 impl Shutdown {
     /// A shutdown of `pipeline` for `node`. The report goes to the log and, when the pipeline has a
     /// `report_path`, to that file. By default [`Shutdown::run`] returns the report; see
-    /// [`Shutdown::exit_process`].
-    pub fn new(pipeline: Pipeline, node: Node) -> Self {
+    /// [`Shutdown::exit_process`]. Pass an `Arc<Pipeline>` to run one pipeline many times without
+    /// copying it.
+    pub fn new(pipeline: impl Into<Arc<Pipeline>>, node: Node) -> Self {
+        let pipeline = pipeline.into();
         let mut sinks: Vec<Arc<dyn ReportSink>> = Vec::new();
         if let Some(path) = &pipeline.report_path {
             sinks.push(Arc::new(FileSink::new(path)));
         }
         Self {
-            pipeline: Arc::new(pipeline),
+            pipeline,
             node,
             handle: ShutdownHandle::new(),
             sinks,
@@ -284,15 +314,17 @@ impl Shutdown {
         let started_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
+        let started = Instant::now();
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress {
                 trader_id: self.pipeline.trader_id.clone(),
                 reason: reason.to_string(),
                 started_at,
-                started: Instant::now(),
+                started,
                 timeout: self.pipeline.timeout,
                 steps: Vec::new(),
                 current: None,
+                generation: 0,
                 aborted_by: None,
                 finalizing: false,
                 written: false,
@@ -309,35 +341,20 @@ impl Shutdown {
         if self.exit_process {
             self.start_watchdog(&shared);
         }
-        self.run_steps(&shared, &reason)
-            .instrument(span.clone())
-            .await;
-        let forced_by = self.handle.forced_by();
-        let report = {
-            let mut p = shared.lock();
-            if p.finalizing {
-                None
-            } else {
-                p.finalizing = true;
-                p.current = None;
-                Some(assemble(&p, &self.pipeline, forced_by))
-            }
+        let receipt = {
+            let shared = shared.clone();
+            crate::step::Receipt::new(move || receipt(&shared.lock()))
         };
-        let Some(report) = report else {
-            // The force-exit thread is writing the report and will exit the process.
-            return std::future::pending().await;
-        };
-        let report = write_sinks(&self.sinks, report);
-        {
-            let mut p = shared.lock();
-            p.written = true;
-            shared.written.notify_all();
-        }
-        tracing::info!(parent: &span, outcome = %report.outcome, exit_code = report.exit_code, duration = report.duration, "shutdown finished");
-        if self.exit_process {
-            std::process::exit(report.exit_code);
-        }
-        report
+        let run = Arc::new(Run {
+            deadline: started + self.pipeline.timeout,
+            shutdown: self,
+            reason,
+            shared,
+            results: SharedResults::default(),
+            receipt,
+            span,
+        });
+        run.watch().await
     }
 
     fn start_watchdog(&self, shared: &Arc<Shared>) {
@@ -382,55 +399,70 @@ impl Shutdown {
             tracing::error!(error = %e, "cannot start the force-exit thread; forced exits rely on the runtime");
         }
     }
+}
 
-    async fn run_steps(&self, shared: &Arc<Shared>, reason: &Reason) {
-        let receipt = {
-            let shared = shared.clone();
-            crate::step::Receipt::new(move || receipt(&shared.lock()))
-        };
-        let start = Instant::now();
-        let deadline = start + self.pipeline.timeout;
-        let force = self.handle.force_token();
-        let hurry_token = self.handle.hurry_token();
-        let results = SharedResults::default();
-        let mut aborted_by: Option<String> = None;
+/// One run of a pipeline. A single runner task runs the steps one after the other, polling each in
+/// place (no task per step); the caller's future watches it ([`Run::watch`]), and when a step holds
+/// the runner's thread past its budget (a blocking call, say), abandons it and continues the
+/// pipeline from the next step on a new runner task.
+struct Run {
+    shutdown: Shutdown,
+    reason: Reason,
+    shared: Arc<Shared>,
+    results: SharedResults,
+    receipt: crate::step::Receipt,
+    deadline: Instant,
+    span: tracing::Span,
+}
 
-        for (i, ps) in self.pipeline.steps.iter().enumerate() {
-            let entry = |outcome: StepOutcome, error: Option<String>| StepReport {
-                name: ps.name.clone(),
-                kind: ps.kind.to_owned(),
-                critical: ps.settings.critical,
-                outcome,
-                duration: 0.0,
-                attempts: 0,
-                error,
-                problems: Vec::new(),
-                details: serde_json::Map::new(),
-            };
+/// How a step ended.
+enum Ended {
+    Finished(Result<Result<StepOutput, StepError>, Box<dyn std::any::Any + Send>>),
+    Forced,
+    TimedOut,
+    Hurried,
+}
+
+impl Run {
+    fn spawn_runner(self: &Arc<Self>, first: usize, generation: u64) -> JoinHandle<Option<Report>> {
+        let span = self.span.clone();
+        tokio::spawn(self.clone().steps_from(first, generation).instrument(span))
+    }
+
+    /// Run the steps from `first`, as runner `generation`; then write the report. `None` when this
+    /// runner was superseded, or the force-exit thread writes the report.
+    async fn steps_from(self: Arc<Self>, first: usize, generation: u64) -> Option<Report> {
+        let sd = &self.shutdown;
+        let force = sd.handle.force_token();
+        let hurry_token = sd.handle.hurry_token();
+        // One timer for every step, reset to each step's deadline: registering a fresh timer for each
+        // step would wake the runtime's timer thread every time.
+        let timer = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(timer);
+
+        for (i, ps) in sd.pipeline.steps.iter().enumerate().skip(first) {
+            let aborted_by = self.shared.lock().aborted_by.clone();
             let skip = if force.is_cancelled() {
-                Some(entry(StepOutcome::NotRun, Some(forced_note(&self.handle))))
-            } else if Instant::now() >= deadline {
-                self.handle.force(Reason::Deadline);
-                Some(entry(StepOutcome::NotRun, Some(forced_note(&self.handle))))
-            } else if let Some(by) = &aborted_by {
-                Some(entry(
+                Some((StepOutcome::NotRun, forced_note(&sd.handle)))
+            } else if Instant::now() >= self.deadline {
+                sd.handle.force(Reason::Deadline);
+                Some((StepOutcome::NotRun, forced_note(&sd.handle)))
+            } else if let Some(by) = aborted_by {
+                Some((
                     StepOutcome::NotRun,
-                    Some(format!(
-                        "not run: step `{by}` failed with on_error = \"abort\""
-                    )),
+                    format!("not run: step `{by}` failed with on_error = \"abort\""),
                 ))
             } else if ps.step.is_none() {
-                Some(entry(StepOutcome::Skipped, Some(DISABLED.into())))
-            } else if self.handle.level() >= Level::Hurry && !ps.settings.critical {
-                Some(entry(
-                    StepOutcome::Skipped,
-                    Some("skipped: second signal, non-critical steps are skipped".into()),
-                ))
+                Some((StepOutcome::Skipped, DISABLED.into()))
+            } else if sd.handle.level() >= Level::Hurry && !ps.settings.critical {
+                Some((StepOutcome::Skipped, format!("skipped: {IN_A_HURRY}")))
             } else {
                 None
             };
-            if let Some(report) = skip {
-                shared.lock().steps.push(report);
+            if let Some((outcome, note)) = skip {
+                if !self.record(generation, ps, entry(ps, outcome, Some(note))) {
+                    return None;
+                }
                 continue;
             }
             let Some(step) = ps.step.clone() else {
@@ -438,35 +470,47 @@ impl Shutdown {
             };
 
             let now = Instant::now();
-            let left = deadline.saturating_duration_since(now);
-            let capped = ps.settings.timeout >= left;
-            let budget = ps.settings.timeout.min(left);
-            let step_deadline = now + budget;
+            let left = self.deadline.saturating_duration_since(now);
+            let current = Current {
+                index: i,
+                generation,
+                started: now,
+                deadline: now + ps.settings.timeout.min(left),
+                budget: ps.settings.timeout.min(left),
+                capped: ps.settings.timeout >= left,
+                critical: ps.settings.critical,
+            };
+            timer.as_mut().reset(current.deadline);
             let token = force.child_token();
             let ctx = StepContext {
-                reason: reason.clone(),
+                reason: self.reason.clone(),
                 name: ps.name.clone(),
-                deadline: step_deadline,
+                deadline: current.deadline,
                 cancel: token.clone(),
-                node: self.node.clone(),
-                results: results.clone(),
-                trader_id: self.pipeline.trader_id.clone(),
-                receipt: receipt.clone(),
-                dry_run: self.dry_run,
-                overrides: self.overrides.clone(),
+                node: sd.node.clone(),
+                results: self.results.clone(),
+                trader_id: sd.pipeline.trader_id.clone(),
+                receipt: self.receipt.clone(),
+                dry_run: sd.dry_run,
+                overrides: sd.overrides.clone(),
             };
             let span = tracing::info_span!(
                 "step",
                 step = %ps.name,
                 kind = ps.kind,
                 index = i + 1,
-                budget_secs = budget.as_secs_f64(),
+                budget_secs = current.budget.as_secs_f64(),
                 critical = ps.settings.critical
             );
-            shared.lock().current = Some((i, Instant::now()));
+            {
+                let mut p = self.shared.lock();
+                if p.generation != generation {
+                    return None;
+                }
+                p.current = Some(current);
+            }
             tracing::info!(parent: &span, "step started");
-            let mut task =
-                tokio::spawn(async move { step.run(ctx).await }.instrument(span.clone()));
+            let mut task = CatchUnwind(step.run(ctx)).instrument(span.clone());
             let hurry = async {
                 if ps.settings.critical {
                     std::future::pending::<()>().await
@@ -478,78 +522,264 @@ impl Shutdown {
                 biased;
                 r = &mut task => Ended::Finished(r),
                 _ = force.cancelled() => Ended::Forced,
-                _ = tokio::time::sleep_until(step_deadline) => Ended::TimedOut,
+                _ = &mut timer => Ended::TimedOut,
                 _ = hurry => Ended::Hurried,
             };
+            drop(task);
             if !matches!(ended, Ended::Finished(_)) {
                 token.cancel();
-                task.abort();
             }
-            let elapsed = now.elapsed().as_secs_f64();
-            let mut report = entry(StepOutcome::Succeeded, None);
-            report.duration = elapsed;
-            report.attempts = 1;
-            match ended {
-                Ended::Finished(Ok(Ok(out))) => {
-                    report.attempts = out.attempts;
-                    report.details = out.details;
-                    report.problems = out.problems;
-                }
-                Ended::Finished(Ok(Err(e))) => {
-                    report.outcome = StepOutcome::Failed;
-                    report.attempts = e.attempts;
-                    report.details = e.details;
-                    report.error = Some(e.message);
-                }
-                Ended::Finished(Err(join)) => {
-                    report.outcome = StepOutcome::Panicked;
-                    report.error = Some(if join.is_panic() {
-                        format!("panicked: {}", panic_message(join.into_panic()))
-                    } else {
-                        "the step's task was cancelled".into()
-                    });
-                }
-                Ended::TimedOut => {
-                    report.outcome = StepOutcome::TimedOut;
-                    if capped {
-                        self.handle.force(Reason::Deadline);
-                        report.error = Some(format!(
-                            "global deadline of {}s reached while the step ran",
-                            self.pipeline.timeout.as_secs_f64()
-                        ));
-                    } else {
-                        report.error = Some(format!("timed out after {}s", budget.as_secs_f64()));
-                    }
-                }
-                Ended::Forced => {
-                    report.outcome = StepOutcome::TimedOut;
-                    report.error = Some(format!("interrupted: {}", forced_note(&self.handle)));
-                }
-                Ended::Hurried => {
-                    report.outcome = StepOutcome::Skipped;
-                    report.error =
-                        Some("interrupted: second signal, non-critical steps are skipped".into());
-                }
-            }
+            let report = self.step_report(ps, &current, ended, None);
             log_step(&span, &report);
-            if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
-                aborted_by = Some(ps.name.clone());
+            if !self.record(generation, ps, report) {
+                return None;
             }
-            let mut p = shared.lock();
-            p.aborted_by.clone_from(&aborted_by);
+        }
+        self.finish()
+    }
+
+    /// The report entry of a step that ended `ended`; `abandoned` says how the watch saw it if the step
+    /// held the runner's thread.
+    fn step_report(
+        &self,
+        ps: &PipelineStep,
+        current: &Current,
+        ended: Ended,
+        abandoned: Option<&str>,
+    ) -> StepReport {
+        let sd = &self.shutdown;
+        let mut report = entry(ps, StepOutcome::Succeeded, None);
+        report.duration = current.started.elapsed().as_secs_f64();
+        report.attempts = 1;
+        match ended {
+            Ended::Finished(Ok(Ok(out))) => {
+                report.attempts = out.attempts;
+                report.details = out.details;
+                report.problems = out.problems;
+            }
+            Ended::Finished(Ok(Err(e))) => {
+                report.outcome = StepOutcome::Failed;
+                report.attempts = e.attempts;
+                report.details = e.details;
+                report.error = Some(e.message);
+            }
+            Ended::Finished(Err(panic)) => {
+                report.outcome = StepOutcome::Panicked;
+                report.error = Some(format!("panicked: {}", panic_message(panic)));
+            }
+            Ended::TimedOut => {
+                report.outcome = StepOutcome::TimedOut;
+                if current.capped {
+                    sd.handle.force(Reason::Deadline);
+                    report.error = Some(format!(
+                        "global deadline of {}s reached while the step ran",
+                        sd.pipeline.timeout.as_secs_f64()
+                    ));
+                } else {
+                    report.error =
+                        Some(format!("timed out after {}s", current.budget.as_secs_f64()));
+                }
+            }
+            Ended::Forced => {
+                report.outcome = StepOutcome::TimedOut;
+                report.error = Some(format!("interrupted: {}", forced_note(&sd.handle)));
+            }
+            Ended::Hurried => {
+                report.outcome = StepOutcome::Skipped;
+                report.error = Some(format!("interrupted: {IN_A_HURRY}"));
+            }
+        }
+        if let (Some(why), Some(error)) = (abandoned, report.error.as_mut()) {
+            error.push_str("; ");
+            error.push_str(why);
+        }
+        report
+    }
+
+    /// Add a step's entry, unless runner `generation` was superseded (then `false`: stop).
+    fn record(&self, generation: u64, ps: &PipelineStep, report: StepReport) -> bool {
+        let mut p = self.shared.lock();
+        if p.generation != generation {
+            return false;
+        }
+        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
+            p.aborted_by = Some(ps.name.clone());
+        }
+        p.current = None;
+        p.steps.push(report);
+        true
+    }
+
+    /// Write the report to the sinks and return it (or exit the process with its code). `None` when
+    /// the force-exit thread is writing it.
+    fn finish(&self) -> Option<Report> {
+        let sd = &self.shutdown;
+        let forced_by = sd.handle.forced_by();
+        let report = {
+            let mut p = self.shared.lock();
+            if p.finalizing {
+                return None;
+            }
+            p.finalizing = true;
+            let report = assemble(&p, &sd.pipeline, forced_by);
             p.current = None;
-            p.steps.push(report);
+            report
+        };
+        let report = write_sinks(&sd.sinks, report);
+        {
+            let mut p = self.shared.lock();
+            p.written = true;
+            self.shared.written.notify_all();
+        }
+        tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code, duration = report.duration, "shutdown finished");
+        if sd.exit_process {
+            std::process::exit(report.exit_code);
+        }
+        Some(report)
+    }
+
+    /// Start the runner and wait for its report, abandoning any step that holds the runner's thread
+    /// past its deadline, or past a force (or, for a non-critical step, a hurry), by `WATCH_GRACE`.
+    ///
+    /// The runner does not tell the watch when a step starts (that would cost a wake-up per step):
+    /// a step that starts after the watch last looked cannot be due before the shortest step timeout
+    /// has passed, so the watch looks again by then at the latest.
+    async fn watch(self: Arc<Self>) -> Report {
+        let mut runner = self.spawn_runner(0, 0);
+        let force = self.shutdown.handle.force_token();
+        let hurry = self.shutdown.handle.hurry_token();
+        let shortest = (self.shutdown.pipeline.steps.iter())
+            .filter(|ps| ps.step.is_some())
+            .map(|ps| ps.settings.timeout)
+            .min()
+            .unwrap_or(self.shutdown.pipeline.timeout);
+        let (mut forced_at, mut hurried_at) = (None::<Instant>, None::<Instant>);
+        let look = tokio::time::sleep_until(Instant::now() + shortest + WATCH_GRACE);
+        tokio::pin!(look);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut runner => match done {
+                    Ok(Some(report)) => return report,
+                    // The force-exit thread writes the report and exits the process.
+                    Ok(None) => return std::future::pending().await,
+                    Err(e) => return self.runner_lost(&e),
+                },
+                _ = force.cancelled(), if forced_at.is_none() => {
+                    forced_at = Some(Instant::now());
+                }
+                _ = hurry.cancelled(), if hurried_at.is_none() => {
+                    hurried_at = Some(Instant::now());
+                }
+                _ = &mut look => {}
+            }
+            let now = Instant::now();
+            let mut next_look = now + shortest + WATCH_GRACE;
+            let current = self.shared.lock().current;
+            if let Some(c) = current {
+                let interrupted = forced_at.or(hurried_at.filter(|_| !c.critical));
+                let due = interrupted.map_or(c.deadline, |at| at.min(c.deadline)) + WATCH_GRACE;
+                if now < due {
+                    next_look = next_look.min(due);
+                } else if let Some((next, generation)) = self.abandon(&c, forced_at.is_some()) {
+                    tracing::error!(parent: &self.span, next_step = next + 1, "a step holds the runner's thread past its time; the pipeline goes on without it");
+                    runner = self.spawn_runner(next, generation);
+                }
+            }
+            look.as_mut()
+                .reset(next_look.max(now + Duration::from_millis(1)));
+        }
+    }
+
+    /// Give up on step `c` (due: past its deadline, a force, or a hurry) if it is still running: record why, and return where a new runner starts
+    /// and its generation.
+    fn abandon(&self, c: &Current, forced: bool) -> Option<(usize, u64)> {
+        let sd = &self.shutdown;
+        let ps = sd.pipeline.steps.get(c.index)?;
+        let ended = if forced {
+            Ended::Forced
+        } else if Instant::now() >= c.deadline {
+            Ended::TimedOut
+        } else {
+            Ended::Hurried
+        };
+        let mut p = self.shared.lock();
+        let same = p
+            .current
+            .is_some_and(|now| now.index == c.index && now.generation == c.generation);
+        if !same || p.finalizing {
+            return None;
+        }
+        let report = self.step_report(
+            ps,
+            c,
+            ended,
+            Some("the step held the runner's thread and was abandoned; its effects are unknown"),
+        );
+        log_step(&self.span, &report);
+        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
+            p.aborted_by = Some(ps.name.clone());
+        }
+        p.generation += 1;
+        p.current = None;
+        p.steps.push(report);
+        Some((c.index + 1, p.generation))
+    }
+
+    /// The runner task was cancelled (its runtime is shutting down) or failed outside any step: write
+    /// the report from what is known.
+    fn runner_lost(&self, e: &tokio::task::JoinError) -> Report {
+        tracing::error!(parent: &self.span, error = %e, "the shutdown runner stopped before the end");
+        self.shutdown.handle.force(Reason::Api);
+        match self.finish() {
+            Some(report) => report,
+            None => {
+                // The force-exit thread writes the report; wait for it, bounded.
+                let p = self.shared.lock();
+                let (p, _) = self
+                    .shared
+                    .written
+                    .wait_timeout_while(p, WRITE_GRACE, |p| !p.written)
+                    .unwrap_or_else(|e| e.into_inner());
+                assemble(
+                    &p,
+                    &self.shutdown.pipeline,
+                    self.shutdown.handle.forced_by(),
+                )
+            }
         }
     }
 }
 
-enum Ended {
-    Finished(
-        Result<Result<crate::step::StepOutput, crate::step::StepError>, tokio::task::JoinError>,
-    ),
-    Forced,
-    TimedOut,
-    Hurried,
+/// Polls a step's future, turning a panic into an error.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// A step's report entry with nothing measured yet.
+fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<String>) -> StepReport {
+    StepReport {
+        name: ps.name.clone(),
+        kind: ps.kind.to_owned(),
+        critical: ps.settings.critical,
+        outcome,
+        duration: 0.0,
+        attempts: 0,
+        error,
+        problems: Vec::new(),
+        details: serde_json::Map::new(),
+    }
 }
 
 fn forced_note(handle: &ShutdownHandle) -> String {
@@ -603,14 +833,14 @@ fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Rep
         Some(Reason::Deadline) | None => "global deadline reached, shutdown forced".to_owned(),
         Some(other) => format!("shutdown forced by {other}"),
     };
-    if let Some((i, since)) = p.current {
-        if let Some(ps) = pipeline.steps.get(i) {
+    if let Some(Current { index, started, .. }) = p.current {
+        if let Some(ps) = pipeline.steps.get(index) {
             steps.push(StepReport {
                 name: ps.name.clone(),
                 kind: ps.kind.to_owned(),
                 critical: ps.settings.critical,
                 outcome: StepOutcome::TimedOut,
-                duration: since.elapsed().as_secs_f64(),
+                duration: started.elapsed().as_secs_f64(),
                 attempts: 1,
                 error: Some(format!("interrupted: {note}; its effects are unknown")),
                 problems: Vec::new(),

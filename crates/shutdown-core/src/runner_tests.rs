@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::testing::{Behaviour, Log, step};
+use crate::testing::{Behaviour, Log, blocker, step};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -350,4 +350,118 @@ async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
     );
     assert_eq!(report.sink_errors.len(), 1);
     assert!(report.sink_errors[0].contains("missing/r.json"));
+}
+
+/// Waits (off the runtime) until a blocking step says it holds its thread.
+async fn until_blocked(started: std::sync::mpsc::Receiver<()>) {
+    tokio::task::spawn_blocking(move || started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The report, or a failure if it does not come while the step still blocks.
+async fn report_while_blocked(run: tokio::task::JoinHandle<Report>) -> Report {
+    tokio::time::timeout(secs(20), run)
+        .await
+        .expect("the report came while the step still held its thread")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_holding_its_thread_is_abandoned_after_its_timeout_and_the_next_still_runs() {
+    let log = Log::default();
+    let (block, started, release) = blocker();
+    let pipeline = Pipeline::new(secs(30))
+        .push(
+            PipelineStep::new(step("stuck", block, &log))
+                .name("stuck")
+                .timeout(Duration::from_millis(200)),
+        )
+        .push(PipelineStep::new(step("next", Behaviour::Ok, &log)).name("next"));
+    let run = tokio::spawn(Shutdown::new(pipeline, Node::new()).run());
+    until_blocked(started).await;
+    let report = report_while_blocked(run).await;
+    release.send(()).unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("stuck", StepOutcome::TimedOut),
+            pair("next", StepOutcome::Succeeded)
+        ]
+    );
+    assert_eq!(report.exit_code, 10);
+    let error = report.steps[0].error.as_deref().unwrap();
+    assert!(error.contains("timed out after 0.2s"), "{error}");
+    assert!(error.contains("held the runner's thread"), "{error}");
+    assert!(report.steps[0].duration >= 0.2, "{report:?}");
+    assert_eq!(report.steps[0].problems, ["stuck left undone"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_ends_the_shutdown_while_a_step_holds_its_thread() {
+    let log = Log::default();
+    let (block, started, release) = blocker();
+    let pipeline = Pipeline::new(secs(300))
+        .push(
+            PipelineStep::new(step("stuck", block, &log))
+                .name("stuck")
+                .critical(true)
+                .timeout(secs(200)),
+        )
+        .push(PipelineStep::new(step("flush", Behaviour::Ok, &log)).name("flush"));
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run());
+    until_blocked(started).await;
+    handle.force(Reason::Signal("SIGINT"));
+    let report = report_while_blocked(run).await;
+    release.send(()).unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("stuck", StepOutcome::TimedOut),
+            pair("flush", StepOutcome::NotRun)
+        ]
+    );
+    assert_eq!(report.exit_code, 12);
+    assert_eq!(report.forced_by.as_deref(), Some("SIGINT"));
+    let error = report.steps[0].error.as_deref().unwrap();
+    assert!(error.contains("forced by SIGINT"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_abandons_a_non_critical_step_holding_its_thread() {
+    let log = Log::default();
+    let (block, started, release) = blocker();
+    let pipeline = Pipeline::new(secs(300))
+        .push(
+            PipelineStep::new(step("stuck", block, &log))
+                .name("stuck")
+                .timeout(secs(200)),
+        )
+        .push(PipelineStep::new(step("optional", Behaviour::Ok, &log)).name("optional"))
+        .push(
+            PipelineStep::new(step("flush", Behaviour::Ok, &log))
+                .name("flush")
+                .critical(true)
+                .timeout(secs(200)),
+        );
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run());
+    until_blocked(started).await;
+    handle.hurry(Reason::Signal("SIGINT"));
+    let report = report_while_blocked(run).await;
+    release.send(()).unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("stuck", StepOutcome::Skipped),
+            pair("optional", StepOutcome::Skipped),
+            pair("flush", StepOutcome::Succeeded)
+        ]
+    );
+    assert_eq!(report.exit_code, 10);
+    assert!(log.lines().contains(&"flush:end".to_owned()));
 }

@@ -33,6 +33,29 @@ pub(crate) enum Behaviour {
     Give(u32),
     /// Read the number an earlier step gave.
     Take,
+    /// Hold the thread (a blocking call): say so on the first channel, then wait for the second.
+    Block(Blocker),
+}
+
+/// The two ends a [`Behaviour::Block`] step uses; see [`blocker`].
+pub(crate) struct Blocker {
+    started: Mutex<std::sync::mpsc::Sender<()>>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// A blocking behaviour, a receiver told when it blocks, and a sender that releases it.
+pub(crate) fn blocker() -> (
+    Behaviour,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let blocker = Blocker {
+        started: Mutex::new(started_tx),
+        release: Mutex::new(release_rx),
+    };
+    (Behaviour::Block(blocker), started_rx, release_tx)
 }
 
 pub(crate) struct TestStep {
@@ -77,6 +100,11 @@ impl ShutdownStep for TestStep {
             Behaviour::Problem(p) => StepOutput::new().problem(*p),
             Behaviour::Give(n) => {
                 ctx.results.insert(*n);
+                StepOutput::new()
+            }
+            Behaviour::Block(b) => {
+                let _ = b.started.lock().unwrap().send(());
+                let _ = b.release.lock().unwrap().recv();
                 StepOutput::new()
             }
             Behaviour::Take => {
