@@ -439,28 +439,35 @@ impl Run {
         // step would wake the runtime's timer thread every time.
         let timer = tokio::time::sleep_until(self.deadline);
         tokio::pin!(timer);
+        let mut aborted_by = self.shared.lock().aborted_by.clone();
 
         for (i, ps) in sd.pipeline.steps.iter().enumerate().skip(first) {
-            let aborted_by = self.shared.lock().aborted_by.clone();
-            let skip = if force.is_cancelled() {
+            let now = Instant::now();
+            let level = sd.handle.level();
+            let skip = if level == Level::Force {
                 Some((StepOutcome::NotRun, forced_note(&sd.handle)))
-            } else if Instant::now() >= self.deadline {
+            } else if now >= self.deadline {
                 sd.handle.force(Reason::Deadline);
                 Some((StepOutcome::NotRun, forced_note(&sd.handle)))
-            } else if let Some(by) = aborted_by {
+            } else if let Some(by) = &aborted_by {
                 Some((
                     StepOutcome::NotRun,
                     format!("not run: step `{by}` failed with on_error = \"abort\""),
                 ))
             } else if ps.step.is_none() {
                 Some((StepOutcome::Skipped, DISABLED.into()))
-            } else if sd.handle.level() >= Level::Hurry && !ps.settings.critical {
+            } else if level >= Level::Hurry && !ps.settings.critical {
                 Some((StepOutcome::Skipped, format!("skipped: {IN_A_HURRY}")))
             } else {
                 None
             };
             if let Some((outcome, note)) = skip {
-                if !self.record(generation, ps, entry(ps, outcome, Some(note))) {
+                if !self.record(
+                    generation,
+                    ps,
+                    entry(ps, outcome, Some(note)),
+                    &mut aborted_by,
+                ) {
                     return None;
                 }
                 continue;
@@ -469,7 +476,6 @@ impl Run {
                 continue;
             };
 
-            let now = Instant::now();
             let left = self.deadline.saturating_duration_since(now);
             let current = Current {
                 index: i,
@@ -531,7 +537,7 @@ impl Run {
             }
             let report = self.step_report(ps, &current, ended, None);
             log_step(&span, &report);
-            if !self.record(generation, ps, report) {
+            if !self.record(generation, ps, report, &mut aborted_by) {
                 return None;
             }
         }
@@ -596,14 +602,22 @@ impl Run {
         report
     }
 
-    /// Add a step's entry, unless runner `generation` was superseded (then `false`: stop).
-    fn record(&self, generation: u64, ps: &PipelineStep, report: StepReport) -> bool {
+    /// Add a step's entry, unless runner `generation` was superseded (then `false`: stop). Keeps
+    /// `aborted_by` (the runner's copy) in step.
+    fn record(
+        &self,
+        generation: u64,
+        ps: &PipelineStep,
+        report: StepReport,
+        aborted_by: &mut Option<String>,
+    ) -> bool {
         let mut p = self.shared.lock();
         if p.generation != generation {
             return false;
         }
         if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
             p.aborted_by = Some(ps.name.clone());
+            aborted_by.clone_from(&p.aborted_by);
         }
         p.current = None;
         p.steps.push(report);
@@ -626,9 +640,9 @@ impl Run {
             report
         };
         let report = write_sinks(&sd.sinks, report);
-        {
-            let mut p = self.shared.lock();
-            p.written = true;
+        self.shared.lock().written = true;
+        if sd.exit_process {
+            // The force-exit thread may be waiting for it.
             self.shared.written.notify_all();
         }
         tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code, duration = report.duration, "shutdown finished");

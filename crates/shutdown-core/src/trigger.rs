@@ -1,6 +1,7 @@
 //! The shutdown handle: requests from signals, code or a fleet command, coalesced, with escalation.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -58,11 +59,16 @@ struct State {
     reason: Option<Reason>,
     forced_by: Option<Reason>,
     requested_at: Option<Instant>,
+    /// Threads in [`ShutdownHandle::wait_blocking`] (a condvar notification is a system call; skip it
+    /// when nobody waits).
+    blocked_waiters: usize,
 }
 
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
+    /// `state.level`, readable without the lock (the runner reads it before every step).
+    level: AtomicU8,
     changed: Condvar,
     level_tx: watch::Sender<Level>,
     force: CancellationToken,
@@ -104,7 +110,9 @@ impl ShutdownHandle {
                     reason: None,
                     forced_by: None,
                     requested_at: None,
+                    blocked_waiters: 0,
                 }),
+                level: AtomicU8::new(Level::Running as u8),
                 changed: Condvar::new(),
                 level_tx,
                 force: CancellationToken::new(),
@@ -129,6 +137,7 @@ impl ShutdownHandle {
             state.forced_by = Some(reason);
         }
         state.level = level;
+        self.inner.level.store(level as u8, Ordering::Release);
         self.inner.level_tx.send_replace(level);
         if level >= Level::Hurry {
             self.inner.hurry.cancel();
@@ -136,7 +145,9 @@ impl ShutdownHandle {
         if level == Level::Force {
             self.inner.force.cancel();
         }
-        self.inner.changed.notify_all();
+        if state.blocked_waiters > 0 {
+            self.inner.changed.notify_all();
+        }
     }
 
     /// Request a graceful shutdown. Returns `false` when one was already requested (coalesced).
@@ -180,7 +191,12 @@ impl ShutdownHandle {
 
     /// The current escalation level.
     pub fn level(&self) -> Level {
-        self.lock().level
+        match self.inner.level.load(Ordering::Acquire) {
+            0 => Level::Running,
+            1 => Level::Graceful,
+            2 => Level::Hurry,
+            _ => Level::Force,
+        }
     }
 
     /// The first request's reason.
@@ -231,12 +247,14 @@ impl ShutdownHandle {
                 },
                 None => Duration::from_secs(3600),
             };
+            state.blocked_waiters += 1;
             state = self
                 .inner
                 .changed
                 .wait_timeout(state, timeout)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
+            state.blocked_waiters -= 1;
         }
     }
 }
