@@ -90,8 +90,8 @@ fn main() {
         });
         runner.push(start.elapsed() / RUNS as u32);
 
-        // The runner on the thread that called `block_on` (`#[tokio::main]`'s main): every step's task
-        // is handed to a worker and back.
+        // The shutdown awaited on the thread that called `block_on` (`#[tokio::main]`'s main): the
+        // runner task goes to a worker and its report comes back across threads.
         let start = Instant::now();
         rt.block_on(async {
             for _ in 0..RUNS {
