@@ -158,8 +158,10 @@ pub trait StateSource: Send + Sync {
     async fn positions(&self) -> RoleResult<Vec<Position>>;
     /// Account balances.
     async fn accounts(&self) -> RoleResult<Vec<Account>>;
-    /// Strategy state.
-    async fn strategies(&self) -> RoleResult<Vec<StrategyState>>;
+    /// Strategy state: often the largest collection (caches of many thousands of entries), so it is
+    /// shared: a node that keeps it in an `Arc` (replacing it, or `Arc::make_mut`, on change) hands it
+    /// to the snapshot without copying it.
+    async fn strategies(&self) -> RoleResult<Arc<Vec<StrategyState>>>;
 }
 
 /// Connections to venues.

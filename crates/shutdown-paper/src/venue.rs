@@ -73,7 +73,7 @@ struct State {
     positions: BTreeMap<String, Position>,
     connections: BTreeMap<String, Conn>,
     accounts: Vec<Account>,
-    strategies: Vec<StrategyState>,
+    strategies: Arc<Vec<StrategyState>>,
     tokens: f64,
     refilled: Option<Instant>,
     stats: VenueStats,
@@ -152,7 +152,7 @@ impl PaperNode {
                 positions,
                 connections,
                 accounts: scenario.accounts.clone(),
-                strategies: scenario.expanded_strategies(),
+                strategies: Arc::new(scenario.expanded_strategies()),
                 refilled: None,
                 stats: VenueStats::default(),
                 events: Vec::new(),
@@ -556,7 +556,7 @@ impl StateSource for PaperNode {
         Ok(self.lock().accounts.clone())
     }
 
-    async fn strategies(&self) -> RoleResult<Vec<StrategyState>> {
+    async fn strategies(&self) -> RoleResult<Arc<Vec<StrategyState>>> {
         Ok(self.lock().strategies.clone())
     }
 }

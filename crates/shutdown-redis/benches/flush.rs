@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         orders: paper.all_orders(),
         positions: paper.open_positions(),
         accounts: vec![],
-        strategies: vec![],
+        strategies: Default::default(),
         receipt: serde_json::json!({}),
     };
     let start = Instant::now();

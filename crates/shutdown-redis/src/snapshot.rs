@@ -1,5 +1,7 @@
 //! The state snapshot: what it holds, how it is encoded into hash entries, and its digest.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Account, Order, Position, StrategyState};
 
@@ -18,8 +20,8 @@ pub struct Snapshot {
     pub positions: Vec<Position>,
     /// Account balances.
     pub accounts: Vec<Account>,
-    /// Strategy state.
-    pub strategies: Vec<StrategyState>,
+    /// Strategy state, shared with the node that handed it over.
+    pub strategies: Arc<Vec<StrategyState>>,
     /// The shutdown receipt as it stood when the snapshot was taken.
     pub receipt: serde_json::Value,
 }
@@ -152,7 +154,7 @@ impl Snapshot {
             orders: parse("orders", o)?,
             positions: parse("positions", p)?,
             accounts: parse("accounts", a)?,
-            strategies: parse("strategies", s)?,
+            strategies: Arc::new(parse("strategies", s)?),
             receipt,
         })
     }

@@ -12,8 +12,9 @@ use shutdown_core::domain::{Account, Order, Position, StrategyState};
 use crate::keys::{COLLECTIONS, Keys};
 use crate::snapshot::{Collection, Digest, Meta, Snapshot, digest, sorted_by_id};
 
-/// Bytes of entries sent per pipeline round trip while staging.
-const BATCH_BYTES: usize = 1 << 20;
+/// Bytes of entries sent per pipeline round trip while staging: small enough that the batches being
+/// built and on the wire cost about 1.5 MB (1 MiB batches cost 6 MB, for the same throughput).
+const BATCH_BYTES: usize = 1 << 18;
 /// Staging batches on the wire at once.
 const IN_FLIGHT: usize = 2;
 
