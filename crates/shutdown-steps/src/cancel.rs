@@ -205,12 +205,11 @@ impl Cancel {
     /// Cancel one order (with retries) and classify the outcome from the venue's order state.
     async fn cancel_one(
         orders: Arc<dyn OrderGateway>,
-        order: Order,
+        id: String,
         backoff: Backoff,
         pacer: Arc<Pacer>,
         deadline: Instant,
     ) -> (String, Result<Fate, String>, u32) {
-        let id = order.client_id.clone();
         let (ack, attempts) = retry(&id, backoff, deadline, || {
             let orders = orders.clone();
             let pacer = pacer.clone();
@@ -302,8 +301,9 @@ impl ShutdownStep for Cancel {
         let mut kept_stops = BTreeSet::new();
         let mut mass_cancel = serde_json::Value::Null;
         let mut rounds = 0;
-        let mut open: Vec<Order>;
-        let mut last_targets: Vec<Order> = Vec::new();
+        // The targets of the latest listing; the listing itself is not kept (a book of 10k orders
+        // would otherwise be held two or three times over).
+        let mut targets: Vec<Order> = Vec::new();
         let mut list_error: Option<String> = None;
         loop {
             // The last listing may come after the work deadline: give it until the runner's.
@@ -312,7 +312,7 @@ impl ShutdownStep for Cancel {
                 self.orders.open_orders()
             })
             .await;
-            open = match listed {
+            let open = match listed {
                 Ok(o) => o,
                 Err(e) if rounds == 0 => {
                     return Err(StepError::new(format!("cannot list open orders: {e}")));
@@ -320,22 +320,23 @@ impl ShutdownStep for Cancel {
                 Err(e) => {
                     // Cannot confirm from the venue: every earlier target not confirmed gone is an orphan.
                     list_error = Some(format!("cannot list open orders to confirm: {e}"));
-                    last_targets
-                        .iter()
+                    std::mem::take(&mut targets)
+                        .into_iter()
                         .filter(|o| {
                             !tally.cancelled.contains(&o.client_id)
                                 && !tally.already_filled.contains(&o.client_id)
                         })
-                        .cloned()
                         .collect()
                 }
             };
-            for o in &open {
-                if o.status.is_live() && !self.is_target(o) {
-                    kept_stops.insert(o.client_id.clone());
+            targets.clear();
+            for o in open {
+                if self.is_target(&o) {
+                    targets.push(o);
+                } else if o.status.is_live() {
+                    kept_stops.insert(o.client_id);
                 }
             }
-            let targets: Vec<Order> = open.iter().filter(|o| self.is_target(o)).cloned().collect();
             if targets.is_empty()
                 || rounds >= self.config.max_rounds
                 || Instant::now() >= deadline
@@ -343,7 +344,6 @@ impl ShutdownStep for Cancel {
             {
                 break;
             }
-            last_targets.clone_from(&targets);
             rounds += 1;
             if rounds == 1 && self.config.use_mass_cancel {
                 if self.orders.supports_mass_cancel() || !self.config.keep_protective_stops {
@@ -368,13 +368,14 @@ impl ShutdownStep for Cancel {
             // At most max_in_flight tasks exist at once: a large book costs no more memory than a small one.
             let in_flight = self.config.max_in_flight.max(1);
             let mut set = JoinSet::new();
-            let mut queue = targets.into_iter();
+            let mut queue = targets.iter();
             loop {
                 while set.len() < in_flight {
                     let Some(order) = queue.next() else { break };
                     let orders = self.orders.clone();
                     let pacer = pacer.clone();
-                    set.spawn(Cancel::cancel_one(orders, order, backoff, pacer, deadline));
+                    let id = order.client_id.clone();
+                    set.spawn(Cancel::cancel_one(orders, id, backoff, pacer, deadline));
                 }
                 let Some(joined) = set.join_next().await else {
                     break;
@@ -385,9 +386,8 @@ impl ShutdownStep for Cancel {
             }
         }
         // Whatever the last listing still shows as a target could not be cancelled.
-        let orphans: Vec<Orphan> = open
+        let orphans: Vec<Orphan> = targets
             .iter()
-            .filter(|o| self.is_target(o))
             .map(|o| Orphan {
                 client_id: o.client_id.clone(),
                 instrument: o.instrument.clone(),
