@@ -93,7 +93,8 @@ fn encode_collection<T: Serialize>(
     id: impl Fn(&T) -> &str,
 ) -> Result<Collection, String> {
     let mut c = Collection::default();
-    for item in sorted_by_id(items, &id)? {
+    let order = sorted_by_id(items, &id)?;
+    for item in (0..order.len()).map(|k| order.get(k)) {
         c.push(id(item).as_bytes(), |buf| {
             serde_json::to_writer(buf, item).map_err(|e| e.to_string())
         })?;
@@ -228,17 +229,48 @@ pub fn digest(collections: &[Collection; 4]) -> String {
     d.finish()
 }
 
-/// Items sorted by id; two items with one id would silently collapse into one hash field.
+/// Items in id order; two items with one id would silently collapse into one hash field. Items that
+/// already come in id order (a node keeping them in a sorted map, say) are used as they are, without
+/// an index of references beside them.
 pub(crate) fn sorted_by_id<'a, T>(
     items: &'a [T],
     id: &impl Fn(&T) -> &str,
-) -> Result<Vec<&'a T>, String> {
+) -> Result<InIdOrder<'a, T>, String> {
+    if items.windows(2).all(|w| id(&w[0]) < id(&w[1])) {
+        return Ok(InIdOrder::Already(items));
+    }
     let mut order: Vec<&T> = items.iter().collect();
     order.sort_by(|a, b| id(a).cmp(id(b)));
     if let Some(w) = order.windows(2).find(|w| id(w[0]) == id(w[1])) {
         return Err(format!("two entries share the id {:?}", id(w[0])));
     }
-    Ok(order)
+    Ok(InIdOrder::Sorted(order))
+}
+
+/// A collection's items in id order: as given, or through a sorted index.
+pub(crate) enum InIdOrder<'a, T> {
+    /// The items came in id order.
+    Already(&'a [T]),
+    /// References sorted by id.
+    Sorted(Vec<&'a T>),
+}
+
+impl<'a, T> InIdOrder<'a, T> {
+    /// Number of items.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            InIdOrder::Already(items) => items.len(),
+            InIdOrder::Sorted(order) => order.len(),
+        }
+    }
+
+    /// The `k`th item in id order.
+    pub(crate) fn get(&self, k: usize) -> &'a T {
+        match self {
+            InIdOrder::Already(items) => &items[k],
+            InIdOrder::Sorted(order) => order[k],
+        }
+    }
 }
 
 /// Now, as RFC 3339 with nanoseconds.
@@ -251,4 +283,64 @@ pub fn now_rfc3339() -> String {
 /// Parse an RFC 3339 time for comparison.
 pub fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(c: &Collection) -> Vec<String> {
+        c.iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_encoded_in_id_order_whatever_order_they_come_in() {
+        let state = |id: &str| StrategyState::new(id, &serde_json::json!({ "id": id })).unwrap();
+        let sorted = [state("a"), state("b"), state("c")];
+        let shuffled = [state("c"), state("a"), state("b")];
+        let from_sorted = encode_collection(&sorted, |s| &s.strategy_id).unwrap();
+        let from_shuffled = encode_collection(&shuffled, |s| &s.strategy_id).unwrap();
+        assert_eq!(ids(&from_sorted), ["a", "b", "c"]);
+        assert_eq!(from_sorted, from_shuffled);
+        assert_eq!(
+            digest(&[
+                from_sorted,
+                Collection::default(),
+                Collection::default(),
+                Collection::default()
+            ]),
+            digest(&[
+                from_shuffled,
+                Collection::default(),
+                Collection::default(),
+                Collection::default()
+            ])
+        );
+    }
+
+    #[test]
+    fn items_already_in_id_order_need_no_index() {
+        let items = ["a", "b", "c"];
+        assert!(matches!(
+            sorted_by_id(&items, &|s: &&str| *s),
+            Ok(InIdOrder::Already(_))
+        ));
+        let items = ["b", "a", "c"];
+        let order = sorted_by_id(&items, &|s: &&str| *s).unwrap();
+        assert!(matches!(order, InIdOrder::Sorted(_)));
+        assert_eq!(
+            (0..order.len()).map(|k| *order.get(k)).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn two_entries_with_one_id_are_refused_sorted_or_not() {
+        for items in [["a", "b", "b"], ["b", "a", "b"]] {
+            let err = sorted_by_id(&items, &|s: &&str| *s).err().unwrap();
+            assert!(err.contains("two entries share the id \"b\""), "{err}");
+        }
+    }
 }

@@ -99,7 +99,7 @@ async fn stage<T: Serialize>(
     options: &WriteOptions,
 ) -> Result<(usize, usize), StoreError> {
     let order = sorted_by_id(items, &id).map_err(StoreError::Encode)?;
-    if order.is_empty() {
+    if order.len() == 0 {
         return Ok((0, 0));
     }
     let ttl = options.staging_ttl.as_secs().max(1);
@@ -120,10 +120,13 @@ async fn stage<T: Serialize>(
     let mut pipe = redis::pipe();
     let (mut total, mut batch) = (0, 0);
     let mut value = Vec::new();
-    for chunk in order.chunks(options.chunk_size.max(1)) {
+    let (n, chunk) = (order.len(), options.chunk_size.max(1));
+    let mut next = 0;
+    while next < n {
+        let end = (next + chunk).min(n);
         let mut cmd = redis::cmd("HSET");
         cmd.arg(staging);
-        for item in chunk {
+        for item in (next..end).map(|k| order.get(k)) {
             value.clear();
             serde_json::to_writer(&mut value, item)
                 .map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -133,6 +136,7 @@ async fn stage<T: Serialize>(
             cmd.arg(key).arg(value.as_slice());
             batch += key.len() + value.len();
         }
+        next = end;
         pipe.add_command(cmd).ignore();
         if batch >= BATCH_BYTES {
             // Every batch sets the expiry, so staging left by an attempt that dies midway goes away.
