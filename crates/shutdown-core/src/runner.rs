@@ -828,15 +828,24 @@ fn log_step(span: &tracing::Span, r: &StepReport) {
     }
 }
 
-/// The receipt a step receives: what has happened before it.
-fn receipt(p: &Progress) -> serde_json::Value {
-    serde_json::json!({
-        "trader_id": p.trader_id,
-        "reason": p.reason,
-        "started_at": p.started_at,
-        "timeout_secs": p.timeout.as_secs_f64(),
-        "steps": p.steps,
+/// The receipt a step receives: what has happened before it, rendered straight to JSON text.
+fn receipt(p: &Progress) -> Box<serde_json::value::RawValue> {
+    #[derive(serde::Serialize)]
+    struct Receipt<'a> {
+        trader_id: &'a str,
+        reason: &'a str,
+        started_at: &'a str,
+        timeout_secs: f64,
+        steps: &'a [StepReport],
+    }
+    serde_json::value::to_raw_value(&Receipt {
+        trader_id: &p.trader_id,
+        reason: &p.reason,
+        started_at: &p.started_at,
+        timeout_secs: p.timeout.as_secs_f64(),
+        steps: &p.steps,
     })
+    .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
 }
 
 /// The report from what has happened so far: a running step counts as interrupted, the rest as not run.

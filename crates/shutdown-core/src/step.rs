@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -104,30 +105,39 @@ impl StepContext {
     }
 }
 
-/// The shutdown receipt so far, built on demand (most steps never need it).
+/// The shutdown receipt so far, built on demand (most steps never need it), rendered as JSON text:
+/// the steps' details (every cancelled order id, every position's coverage) cost their text, not a
+/// tree of JSON values.
 #[derive(Clone)]
-pub struct Receipt(Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+pub struct Receipt(Arc<dyn Fn() -> Box<RawValue> + Send + Sync>);
 
 impl Receipt {
     /// A receipt from a function that renders it.
-    pub fn new(render: impl Fn() -> serde_json::Value + Send + Sync + 'static) -> Self {
+    pub fn new(render: impl Fn() -> Box<RawValue> + Send + Sync + 'static) -> Self {
         Self(Arc::new(render))
     }
 
     /// A fixed receipt (for steps run outside a pipeline, and tests).
     pub fn fixed(value: serde_json::Value) -> Self {
-        Self::new(move || value.clone())
+        let raw =
+            serde_json::value::to_raw_value(&value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self::new(move || raw.clone())
     }
 
-    /// The receipt as JSON: trader id, reason, start, budget, and the steps so far.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// The receipt as JSON text: trader id, reason, start, budget, and the steps so far.
+    pub fn to_raw(&self) -> Box<RawValue> {
         (self.0)()
+    }
+
+    /// The receipt as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::from_str(self.to_raw().get()).unwrap_or(serde_json::Value::Null)
     }
 }
 
 impl Default for Receipt {
     fn default() -> Self {
-        Self::fixed(serde_json::Value::Null)
+        Self::new(|| RawValue::NULL.to_owned())
     }
 }
 

@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         positions: paper.open_positions(),
         accounts: vec![],
         strategies: Default::default(),
-        receipt: serde_json::json!({}),
+        receipt: serde_json::value::RawValue::NULL.to_owned(),
     };
     let start = Instant::now();
     let encoded = snapshot.encode()?;

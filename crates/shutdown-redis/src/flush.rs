@@ -230,7 +230,7 @@ impl Flush {
                 .strategies()
                 .await
                 .map_err(|e| fail("strategies", e))?,
-            receipt: ctx.receipt.to_json(),
+            receipt: ctx.receipt.to_raw(),
         })
     }
 

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use shutdown_core::domain::{Account, Order, Position, StrategyState};
 
 use crate::keys::COLLECTIONS;
 
 /// Everything the node must find again at its next start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Trader id.
     pub trader_id: String,
@@ -22,8 +23,8 @@ pub struct Snapshot {
     pub accounts: Vec<Account>,
     /// Strategy state, shared with the node that handed it over.
     pub strategies: Arc<Vec<StrategyState>>,
-    /// The shutdown receipt as it stood when the snapshot was taken.
-    pub receipt: serde_json::Value,
+    /// The shutdown receipt as it stood when the snapshot was taken (JSON text).
+    pub receipt: Box<RawValue>,
 }
 
 /// One collection encoded as hash entries, sorted by id, packed in one buffer (no allocation per entry:
@@ -113,7 +114,24 @@ pub struct Encoded {
     pub bytes: usize,
 }
 
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.trader_id == other.trader_id
+            && self.taken_at == other.taken_at
+            && self.orders == other.orders
+            && self.positions == other.positions
+            && self.accounts == other.accounts
+            && self.strategies == other.strategies
+            && self.receipt.get() == other.receipt.get()
+    }
+}
+
 impl Snapshot {
+    /// The receipt as a JSON value.
+    pub fn receipt_json(&self) -> serde_json::Value {
+        serde_json::from_str(self.receipt.get()).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Encode as sorted hash entries with their digest.
     pub fn encode(&self) -> Result<Encoded, String> {
         let collections = [
@@ -134,7 +152,7 @@ impl Snapshot {
     /// Decode from hash entries.
     pub fn decode(
         meta: Meta,
-        receipt: serde_json::Value,
+        receipt: Box<RawValue>,
         collections: &[Collection; 4],
     ) -> Result<Snapshot, String> {
         fn parse<T: for<'de> Deserialize<'de>>(

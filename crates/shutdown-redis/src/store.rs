@@ -7,6 +7,7 @@ use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use serde_json::value::RawValue;
 use shutdown_core::domain::{Account, Order, Position, StrategyState};
 
 use crate::keys::{COLLECTIONS, Keys};
@@ -197,8 +198,7 @@ pub async fn write_snapshot(
         encoding: "json".into(),
     };
     let meta_json = serde_json::to_string(&meta).map_err(|e| StoreError::Redis(e.to_string()))?;
-    let receipt =
-        serde_json::to_string(&snapshot.receipt).map_err(|e| StoreError::Redis(e.to_string()))?;
+    let receipt = snapshot.receipt.get();
     let mut tx = redis::pipe();
     tx.atomic();
     for (name, count) in COLLECTIONS.iter().zip(counts) {
@@ -214,7 +214,7 @@ pub async fn write_snapshot(
         }
     }
     tx.cmd("SET").arg(keys.meta()).arg(&meta_json).ignore();
-    tx.cmd("SET").arg(keys.receipt()).arg(&receipt).ignore();
+    tx.cmd("SET").arg(keys.receipt()).arg(receipt).ignore();
     tx.cmd("SET").arg(keys.clean()).arg("true").ignore();
     tx.query_async::<()>(con).await?;
     // 3. Replicas, when asked.
@@ -289,7 +289,7 @@ async fn verify(
 type Raw = (
     Option<Meta>,
     [Collection; 4],
-    Option<serde_json::Value>,
+    Option<Box<RawValue>>,
     Option<String>,
 );
 
@@ -322,7 +322,7 @@ async fn read_raw(con: &mut MultiplexedConnection, keys: &Keys) -> Result<Raw, S
         ),
         None => None,
     };
-    let receipt = receipt.and_then(|r| serde_json::from_str(&r).ok());
+    let receipt = receipt.and_then(|r| RawValue::from_string(r).ok());
     let pack =
         |m: Entries| Collection::from_pairs(m.into_iter().collect()).map_err(StoreError::Mismatch);
     let collections = [pack(o)?, pack(p)?, pack(a)?, pack(s)?];
@@ -348,7 +348,7 @@ pub async fn read_snapshot(
     }
     let snapshot = Snapshot::decode(
         meta,
-        receipt.unwrap_or(serde_json::Value::Null),
+        receipt.unwrap_or_else(|| RawValue::NULL.to_owned()),
         &collections,
     )
     .map_err(StoreError::Mismatch)?;

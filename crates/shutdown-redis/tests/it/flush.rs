@@ -42,7 +42,7 @@ async fn a_large_snapshot_round_trips() {
     assert_eq!(got, want);
     assert_eq!(snap.positions.len(), 2_000);
     assert_eq!(snap.strategies[0].value()["inventory"], 3);
-    assert_eq!(snap.receipt["reason"], "api");
+    assert_eq!(snap.receipt_json()["reason"], "api");
     let mut con = client(&server);
     let keys: Vec<String> = con.keys("*").unwrap();
     assert!(
