@@ -308,6 +308,10 @@ impl Shutdown {
     }
 
     /// Run the pipeline now (requesting the shutdown with reason `api` if nobody has).
+    ///
+    /// The steps run on a task of their own: dropping this future does not stop the shutdown half
+    /// way (orders half cancelled, no snapshot); the pipeline goes on and the report still reaches
+    /// every sink.
     pub async fn run(self) -> Report {
         self.handle.trigger(Reason::Api);
         let reason = self.handle.reason().unwrap_or(Reason::Api);

@@ -352,6 +352,39 @@ async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
     assert!(report.sink_errors[0].contains("missing/r.json"));
 }
 
+/// A sink that hands each report to a channel.
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Report>);
+
+impl ReportSink for ChannelSink {
+    fn name(&self) -> String {
+        "channel".into()
+    }
+    fn write(&self, report: &Report) -> Result<(), String> {
+        self.0.send(report.clone()).map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_run_future_does_not_stop_the_shutdown_half_way() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("a", Behaviour::Sleep(secs(1)), &log)).name("a"))
+        .push(PipelineStep::new(step("b", Behaviour::Ok, &log)).name("b"));
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = Shutdown::new(pipeline, Node::new()).with_sink(Arc::new(ChannelSink(tx)));
+    let run = tokio::spawn(shutdown.run());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(log.lines(), ["a:start:api"]);
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let report = reports.recv().await.unwrap();
+    assert_eq!(
+        log.lines(),
+        ["a:start:api", "a:end", "b:start:api", "b:end"]
+    );
+    assert_eq!(report.outcome, Outcome::Clean);
+}
+
 /// Waits (off the runtime) until a blocking step says it holds its thread.
 async fn until_blocked(started: std::sync::mpsc::Receiver<()>) {
     tokio::task::spawn_blocking(move || started.recv())
