@@ -539,6 +539,11 @@ impl Run {
             if !matches!(ended, Ended::Finished(_)) {
                 token.cancel();
             }
+            if self.shared.lock().generation != generation {
+                // The watch gave up on this step while it held the thread and the pipeline went on
+                // without it: whatever came back is not this runner's to report (or act on).
+                return None;
+            }
             let report = self.step_report(ps, &current, ended, None);
             log_step(&span, &report);
             if !self.record(generation, ps, report, &mut aborted_by) {

@@ -412,10 +412,24 @@ async fn a_step_holding_its_thread_is_abandoned_after_its_timeout_and_the_next_s
                 .timeout(Duration::from_millis(200)),
         )
         .push(PipelineStep::new(step("next", Behaviour::Ok, &log)).name("next"));
-    let run = tokio::spawn(Shutdown::new(pipeline, Node::new()).run());
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = Shutdown::new(pipeline, Node::new()).with_sink(Arc::new(ChannelSink(tx)));
+    let run = tokio::spawn(shutdown.run());
     until_blocked(started).await;
     let report = report_while_blocked(run).await;
+    assert_eq!(reports.recv().await.unwrap().steps, report.steps);
+    // Given its thread back, the abandoned runner reports nothing and runs nothing more: the sink's
+    // channel closes (the last runner is gone) without a second report.
     release.send(()).unwrap();
+    let after = tokio::time::timeout(secs(20), reports.recv()).await;
+    assert!(matches!(after, Ok(None)), "{after:?}");
+    assert_eq!(
+        log.lines()
+            .iter()
+            .filter(|l| l.starts_with("next:start"))
+            .count(),
+        1
+    );
     assert_eq!(
         outcomes(&report),
         [
