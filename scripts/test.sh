@@ -35,5 +35,5 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$6} END {print s+0}')
-echo "tests: ${passed} passed, ${failed} failed"
+echo "tests: ${passed} passed, ${failed} failed" | tee target/test-summary.txt
 exit "$status"
