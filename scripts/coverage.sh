@@ -10,8 +10,12 @@ floor=80
 ignore='shutdown-(cli|testkit)/|examples/|src/testing\.rs'
 
 tools() {
-  rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' || rustup component add llvm-tools
-  command -v cargo-llvm-cov >/dev/null 2>&1 || cargo install cargo-llvm-cov --version 0.9.1 --locked
+  if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
+    rustup component add llvm-tools || return 1
+  fi
+  if ! command -v cargo-llvm-cov >/dev/null 2>&1; then
+    cargo install cargo-llvm-cov --version 0.9.1 --locked || return 1
+  fi
 }
 if ! tools; then
   if [ "${1:-}" = "--skip-if-unavailable" ]; then
