@@ -385,20 +385,27 @@ async fn dropping_the_run_future_does_not_stop_the_shutdown_half_way() {
     assert_eq!(report.outcome, Outcome::Clean);
 }
 
-/// Waits (off the runtime) until a blocking step says it holds its thread.
-async fn until_blocked(started: std::sync::mpsc::Receiver<()>) {
+/// Runs `shutdown` until its blocking step holds its thread, does `then` with the handle, and returns
+/// the report, which must come while the step still blocks; then lets the step go.
+async fn report_while_blocked(
+    shutdown: Shutdown,
+    started: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+    then: impl FnOnce(&ShutdownHandle),
+) -> Report {
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run());
     tokio::task::spawn_blocking(move || started.recv())
         .await
         .unwrap()
         .unwrap();
-}
-
-/// The report, or a failure if it does not come while the step still blocks.
-async fn report_while_blocked(run: tokio::task::JoinHandle<Report>) -> Report {
-    tokio::time::timeout(secs(20), run)
+    then(&handle);
+    let report = tokio::time::timeout(secs(20), run)
         .await
         .expect("the report came while the step still held its thread")
-        .unwrap()
+        .unwrap();
+    release.send(()).unwrap();
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,13 +421,10 @@ async fn a_step_holding_its_thread_is_abandoned_after_its_timeout_and_the_next_s
         .push(PipelineStep::new(step("next", Behaviour::Ok, &log)).name("next"));
     let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = Shutdown::new(pipeline, Node::new()).with_sink(Arc::new(ChannelSink(tx)));
-    let run = tokio::spawn(shutdown.run());
-    until_blocked(started).await;
-    let report = report_while_blocked(run).await;
+    let report = report_while_blocked(shutdown, started, release, |_| {}).await;
     assert_eq!(reports.recv().await.unwrap().steps, report.steps);
     // Given its thread back, the abandoned runner reports nothing and runs nothing more: the sink's
     // channel closes (the last runner is gone) without a second report.
-    release.send(()).unwrap();
     let after = tokio::time::timeout(secs(20), reports.recv()).await;
     assert!(matches!(after, Ok(None)), "{after:?}");
     assert_eq!(
@@ -458,12 +462,10 @@ async fn a_force_ends_the_shutdown_while_a_step_holds_its_thread() {
         )
         .push(PipelineStep::new(step("flush", Behaviour::Ok, &log)).name("flush"));
     let shutdown = Shutdown::new(pipeline, Node::new());
-    let handle = shutdown.handle();
-    let run = tokio::spawn(shutdown.run());
-    until_blocked(started).await;
-    handle.force(Reason::Signal("SIGINT"));
-    let report = report_while_blocked(run).await;
-    release.send(()).unwrap();
+    let report = report_while_blocked(shutdown, started, release, |h| {
+        h.force(Reason::Signal("SIGINT"))
+    })
+    .await;
     assert_eq!(
         outcomes(&report),
         [
@@ -495,12 +497,10 @@ async fn a_second_signal_abandons_a_non_critical_step_holding_its_thread() {
                 .timeout(secs(200)),
         );
     let shutdown = Shutdown::new(pipeline, Node::new());
-    let handle = shutdown.handle();
-    let run = tokio::spawn(shutdown.run());
-    until_blocked(started).await;
-    handle.hurry(Reason::Signal("SIGINT"));
-    let report = report_while_blocked(run).await;
-    release.send(()).unwrap();
+    let report = report_while_blocked(shutdown, started, release, |h| {
+        h.hurry(Reason::Signal("SIGINT"))
+    })
+    .await;
     assert_eq!(
         outcomes(&report),
         [
