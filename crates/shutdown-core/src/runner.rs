@@ -185,6 +185,17 @@ struct Progress {
     written: bool,
 }
 
+impl Progress {
+    /// Record how the running step `ps` ended; an `on_error = "abort"` failure stops the pipeline.
+    fn push(&mut self, ps: &PipelineStep, report: StepReport) {
+        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
+            self.aborted_by = Some(ps.name.clone());
+        }
+        self.current = None;
+        self.steps.push(report);
+    }
+}
+
 /// The step running now, as the watch sees it.
 #[derive(Debug, Clone, Copy)]
 struct Current {
@@ -624,12 +635,8 @@ impl Run {
         if p.generation != generation {
             return false;
         }
-        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
-            p.aborted_by = Some(ps.name.clone());
-            aborted_by.clone_from(&p.aborted_by);
-        }
-        p.current = None;
-        p.steps.push(report);
+        p.push(ps, report);
+        aborted_by.clone_from(&p.aborted_by);
         true
     }
 
@@ -740,12 +747,8 @@ impl Run {
             Some("the step held the runner's thread and was abandoned; its effects are unknown"),
         );
         log_step(&self.span, &report);
-        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
-            p.aborted_by = Some(ps.name.clone());
-        }
+        p.push(ps, report);
         p.generation += 1;
-        p.current = None;
-        p.steps.push(report);
         Some((c.index + 1, p.generation))
     }
 
@@ -806,7 +809,12 @@ fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<String>) -> Step
 }
 
 fn forced_note(handle: &ShutdownHandle) -> String {
-    match handle.forced_by() {
+    forced_by_note(handle.forced_by().as_ref())
+}
+
+/// What forced the shutdown, in words.
+fn forced_by_note(forced_by: Option<&Reason>) -> String {
+    match forced_by {
         Some(Reason::Deadline) | None => "global deadline reached, shutdown forced".into(),
         Some(other) => format!("shutdown forced by {other}"),
     }
@@ -861,10 +869,7 @@ fn receipt(p: &Progress) -> Box<serde_json::value::RawValue> {
 fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
     let mut steps = p.steps.clone();
     let forced = forced_by.is_some();
-    let note = match &forced_by {
-        Some(Reason::Deadline) | None => "global deadline reached, shutdown forced".to_owned(),
-        Some(other) => format!("shutdown forced by {other}"),
-    };
+    let note = forced_by_note(forced_by.as_ref());
     if let Some(Current { index, started, .. }) = p.current {
         if let Some(ps) = pipeline.steps.get(index) {
             steps.push(StepReport {
