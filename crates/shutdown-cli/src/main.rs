@@ -62,7 +62,7 @@ enum Command {
     },
     /// Check a config: `ok` and exit 0, or every problem and exit 78.
     #[command(
-        after_help = "Example:\n  shutdownctl validate examples/configs/pipeline.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, ...) apply, as they would in the node."
+        after_help = "Example:\n  shutdownctl validate examples/configs/pipeline.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS=15, ...) apply, as they would in the node."
     )]
     Validate {
         /// The pipeline config (TOML).

@@ -17,6 +17,11 @@ use crate::signals::SIGNAL_NAMES;
 
 /// Prefix of environment overrides: `SHUTDOWN_TIMEOUT_SECS=5` overrides `timeout_secs`.
 pub const ENV_PREFIX: &str = "SHUTDOWN";
+/// Prefix of a step's environment overrides, by step name: `SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS=15`
+/// overrides `timeout_secs` of the step named `cancel`.
+pub const STEP_ENV_PREFIX: &str = "SHUTDOWN_STEPS__";
+/// The origin config values set from the environment carry.
+const FROM_ENV: &str = "the environment";
 /// Global budget when the config sets none.
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 /// Default trader id.
@@ -210,6 +215,9 @@ pub struct PipelineConfig {
     pub warnings: Vec<ConfigProblem>,
 }
 
+/// Environment variables and their values.
+type Vars = Vec<(String, String)>;
+
 /// Where environment overrides come from.
 #[derive(Debug, Clone, Default)]
 pub enum EnvOverrides {
@@ -259,17 +267,30 @@ impl PipelineConfig {
         })?;
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml));
-        let env_source = config::Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("_")
-            .separator("__")
-            .ignore_empty(true);
-        builder = match env {
-            EnvOverrides::Process => builder.add_source(env_source),
-            EnvOverrides::Vars(vars) => {
-                builder.add_source(env_source.source(Some(vars.into_iter().collect())))
-            }
-            EnvOverrides::None => builder,
+        let vars: Option<HashMap<String, String>> = match env {
+            EnvOverrides::Process => Some(
+                std::env::vars()
+                    .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+                    .collect(),
+            ),
+            EnvOverrides::Vars(vars) => Some(vars),
+            EnvOverrides::None => None,
         };
+        // A step's overrides are applied by step name, to its table: the `config` crate would replace
+        // the whole [[steps]] array.
+        let (step_vars, vars): (Vars, Vars) = vars
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .partition(|(k, _)| k.starts_with(STEP_ENV_PREFIX));
+        if !vars.is_empty() {
+            builder = builder.add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(vars.into_iter().collect())),
+            );
+        }
         let cfg = builder.build().map_err(|e| ConfigErrors {
             problems: vec![ConfigProblem {
                 origin: origin.to_owned(),
@@ -287,11 +308,14 @@ impl PipelineConfig {
             ValueKind::Table(t) => t,
             _ => config::Map::new(),
         };
+        let mut step_vars = step_vars;
+        step_vars.sort();
         Parser {
             origin,
             registry,
             problems: Vec::new(),
             warnings: Vec::new(),
+            step_vars,
         }
         .parse(root)
     }
@@ -375,21 +399,27 @@ struct Parser<'a> {
     registry: &'static Registry,
     problems: Vec<ConfigProblem>,
     warnings: Vec<ConfigProblem>,
+    /// `SHUTDOWN_STEPS__<NAME>__<KEY>` variables and their values, sorted.
+    step_vars: Vec<(String, String)>,
 }
 
 /// Where a value came from: the file, or the environment variable that set `key`.
 fn origin_of(value: &Value, file: &str, key_path: &str) -> String {
-    match from_env(value) {
-        true => format!(
+    match value.origin() {
+        Some(FROM_ENV) => format!(
             "environment variable {ENV_PREFIX}_{}",
             key_path.replace('.', "__").to_uppercase()
         ),
-        false => file.to_owned(),
+        // A step's override carries its variable's name.
+        Some(var) if var.starts_with(STEP_ENV_PREFIX) => format!("environment variable {var}"),
+        _ => file.to_owned(),
     }
 }
 
 fn from_env(value: &Value) -> bool {
-    value.origin() == Some("the environment")
+    value
+        .origin()
+        .is_some_and(|o| o == FROM_ENV || o.starts_with(STEP_ENV_PREFIX))
 }
 
 fn describe(kind: &ValueKind) -> String {
@@ -597,7 +627,17 @@ impl Parser<'_> {
                 }
                 self.steps(value)
             }
-            None => self.compact(&switches),
+            None => {
+                for (var, _) in std::mem::take(&mut self.step_vars) {
+                    self.problems.push(ConfigProblem {
+                        origin: format!("environment variable {var}"),
+                        step: None,
+                        key: None,
+                        message: "overrides a step by name, and this config has no [[steps]] (compact form): write the pipeline as [[steps]] tables to override a step's keys".into(),
+                    });
+                }
+                self.compact(&switches)
+            }
         };
 
         if let Some(t) = timeout {
@@ -790,20 +830,81 @@ impl Parser<'_> {
                     },
                     config,
                 }),
-                Err(errors) => self.option_errors(&step_ref, errors),
+                Err(errors) => self.option_errors(&step_ref, errors, &HashMap::new()),
             }
         }
         steps
     }
 
-    fn option_errors(&mut self, step: &StepRef, errors: Vec<crate::registry::OptionError>) {
+    /// A step's option errors; `from_vars` names the variable of each key set from the environment.
+    fn option_errors(
+        &mut self,
+        step: &StepRef,
+        errors: Vec<crate::registry::OptionError>,
+        from_vars: &HashMap<String, String>,
+    ) {
         for e in errors {
+            let origin = e.key.as_ref().and_then(|k| from_vars.get(k));
             self.problems.push(ConfigProblem {
-                origin: self.origin.to_owned(),
+                origin: origin.cloned().unwrap_or_else(|| self.origin.to_owned()),
                 step: Some(step.clone()),
                 key: e.key,
                 message: e.message,
             });
+        }
+    }
+
+    /// Set each `SHUTDOWN_STEPS__<NAME>__<KEY>` variable's value as `<key>` of the step named
+    /// `<name>` (its `name`, else its `kind`; matched ignoring case, `-` written `_`).
+    fn apply_step_vars(&mut self, items: &mut [Value]) {
+        let names: Vec<Option<String>> = items
+            .iter()
+            .map(|item| match &item.kind {
+                ValueKind::Table(t) => ["name", "kind"].iter().find_map(|k| match t.get(*k) {
+                    Some(Value {
+                        kind: ValueKind::String(s),
+                        ..
+                    }) => Some(s.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let env_name = |name: &str| name.to_ascii_uppercase().replace('-', "_");
+        for (var, value) in std::mem::take(&mut self.step_vars) {
+            let rest = &var[STEP_ENV_PREFIX.len()..];
+            let mut problem = |message: String| {
+                self.problems.push(ConfigProblem {
+                    origin: format!("environment variable {var}"),
+                    step: None,
+                    key: None,
+                    message,
+                });
+            };
+            let Some((name, key)) = rest
+                .split_once("__")
+                .filter(|(n, k)| !n.is_empty() && !k.is_empty() && !k.contains("__"))
+            else {
+                problem(format!(
+                    "expected {STEP_ENV_PREFIX}<STEP NAME>__<KEY>, as in {STEP_ENV_PREFIX}CANCEL__TIMEOUT_SECS"
+                ));
+                continue;
+            };
+            let Some(i) = names
+                .iter()
+                .position(|n| n.as_deref().is_some_and(|n| env_name(n) == name))
+            else {
+                let known: Vec<String> = names.iter().flatten().map(|n| env_name(n)).collect();
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                problem(unknown_message("step name", name, &known));
+                continue;
+            };
+            if let ValueKind::Table(t) = &mut items[i].kind {
+                t.insert(
+                    key.to_ascii_lowercase(),
+                    Value::new(Some(&var), ValueKind::String(value)),
+                );
+            }
         }
     }
 
@@ -828,6 +929,8 @@ impl Parser<'_> {
             );
             return Vec::new();
         }
+        let mut items = items;
+        self.apply_step_vars(&mut items);
         let mut steps = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, item) in items.into_iter().enumerate() {
@@ -943,6 +1046,11 @@ impl Parser<'_> {
             None => Some(true),
         };
         let reg = reg?;
+        let from_vars: HashMap<String, String> = table
+            .iter()
+            .filter(|(_, v)| from_env(v))
+            .map(|(k, v)| (k.clone(), origin_of(v, self.origin, k)))
+            .collect();
         let config = match (reg.parse)(&StepOptions { table }) {
             Ok(c) => Some(c),
             Err(errors) => {
@@ -960,7 +1068,7 @@ impl Parser<'_> {
                         e
                     })
                     .collect();
-                self.option_errors(step_ref, errors);
+                self.option_errors(step_ref, errors, &from_vars);
                 None
             }
         };

@@ -362,3 +362,87 @@ fn the_metrics_table_is_validated_and_overridable() {
         "{err}"
     );
 }
+
+fn with_vars(toml: &str, vars: &[(&str, &str)]) -> Result<PipelineConfig, ConfigErrors> {
+    let vars = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::Vars(vars))
+}
+
+const TWO_STEPS: &str = "[[steps]]\nkind = \"halt\"\n[[steps]]\nkind = \"cancel\"\nname = \"cancel-by-id\"\ntimeout_secs = 10\n";
+
+#[test]
+fn a_step_is_overridden_by_name_from_the_environment() {
+    let cfg = with_vars(
+        TWO_STEPS,
+        &[
+            ("SHUTDOWN_STEPS__CANCEL_BY_ID__TIMEOUT_SECS", "15"),
+            ("SHUTDOWN_STEPS__CANCEL_BY_ID__MAX_IN_FLIGHT", "3"),
+            ("SHUTDOWN_STEPS__HALT__CRITICAL", "true"),
+            ("SHUTDOWN_TIMEOUT_SECS", "40"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.timeout, Duration::from_secs(40));
+    assert_eq!(cfg.steps[1].settings.timeout, Duration::from_secs(15));
+    assert!(cfg.steps[0].settings.critical);
+    let options = format!("{:?}", cfg.steps[1].config);
+    assert!(options.contains("max_in_flight: Some(3)"), "{options}");
+}
+
+#[test]
+fn a_bad_step_override_is_named_by_its_variable() {
+    let err = with_vars(
+        TWO_STEPS,
+        &[
+            ("SHUTDOWN_STEPS__CANCEL_BY_ID__TIMEOUT_SECS", "soon"),
+            ("SHUTDOWN_STEPS__CANCEL_BY_ID__MAX_INFLIGHT", "3"),
+            ("SHUTDOWN_STEPS__CANCLE__TIMEOUT_SECS", "3"),
+            ("SHUTDOWN_STEPS__HALT", "3"),
+        ],
+    )
+    .unwrap_err();
+    let problems: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "environment variable SHUTDOWN_STEPS__CANCLE__TIMEOUT_SECS: unknown step name `CANCLE`"
+        ) && p.contains("(known: CANCEL_BY_ID, HALT)")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "environment variable SHUTDOWN_STEPS__HALT: expected SHUTDOWN_STEPS__<STEP NAME>__<KEY>"
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "environment variable SHUTDOWN_STEPS__CANCEL_BY_ID__TIMEOUT_SECS: step 2 (cancel-by-id)"
+        ) && p.contains("found string \"soon\"")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "environment variable SHUTDOWN_STEPS__CANCEL_BY_ID__MAX_INFLIGHT: step 2 (cancel-by-id)"
+        ) && p.contains("did you mean `max_in_flight`")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_step_override_needs_steps_written_as_tables() {
+    let err = with_vars(
+        "cancel_orders = true\n",
+        &[("SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS", "3")],
+    )
+    .unwrap_err();
+    assert!(
+        err.problems[0].to_string().starts_with(
+            "environment variable SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS: overrides a step by name, and this config has no [[steps]]"
+        ),
+        "{err:?}"
+    );
+}
