@@ -352,6 +352,25 @@ async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
     assert!(report.sink_errors[0].contains("missing/r.json"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_step_receives_the_receipt_of_the_steps_before_it() {
+    let log = Log::default();
+    let mut pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("a", Behaviour::Problem("stop left open"), &log)).name("a"))
+        .push(PipelineStep::new(step("b", Behaviour::ReadReceipt, &log)).name("b"));
+    pipeline.trader_id = "desk-7".into();
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    let receipt = &report.step("b").unwrap().details["receipt"];
+    assert_eq!(receipt["trader_id"], "desk-7");
+    assert_eq!(receipt["reason"], "api");
+    assert_eq!(receipt["timeout_secs"], 30.0);
+    assert_eq!(receipt["started_at"], report.started_at.as_str());
+    let steps = receipt["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "only the steps before it: {receipt}");
+    assert_eq!(steps[0]["name"], "a");
+    assert_eq!(steps[0]["problems"][0], "stop left open");
+}
+
 /// A sink that hands each report to a channel.
 struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Report>);
 

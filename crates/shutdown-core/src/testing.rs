@@ -33,6 +33,8 @@ pub(crate) enum Behaviour {
     Give(u32),
     /// Read the number an earlier step gave.
     Take,
+    /// Put the receipt it was handed in its details.
+    ReadReceipt,
     /// Hold the thread (a blocking call): say so on the first channel, then wait for the second.
     Block(Blocker),
 }
@@ -107,6 +109,7 @@ impl ShutdownStep for TestStep {
                 let _ = b.release.lock().unwrap().recv();
                 StepOutput::new()
             }
+            Behaviour::ReadReceipt => StepOutput::new().detail("receipt", ctx.receipt.to_json()),
             Behaviour::Take => {
                 let n = ctx.results.get::<u32>().map(|n| *n);
                 StepOutput::new().detail("took", n)
