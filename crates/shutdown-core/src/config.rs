@@ -892,7 +892,7 @@ impl Parser<'_> {
             };
             let Some(i) = names
                 .iter()
-                .position(|n| n.as_deref().is_some_and(|n| env_name(n) == name))
+                .position(|n| n.as_deref().is_some_and(|n| env_name(n) == env_name(name)))
             else {
                 let known: Vec<String> = names.iter().flatten().map(|n| env_name(n)).collect();
                 let known: Vec<&str> = known.iter().map(String::as_str).collect();

@@ -380,7 +380,7 @@ fn a_step_is_overridden_by_name_from_the_environment() {
         &[
             ("SHUTDOWN_STEPS__CANCEL_BY_ID__TIMEOUT_SECS", "15"),
             ("SHUTDOWN_STEPS__CANCEL_BY_ID__MAX_IN_FLIGHT", "3"),
-            ("SHUTDOWN_STEPS__HALT__CRITICAL", "true"),
+            ("SHUTDOWN_STEPS__halt__critical", "true"),
             ("SHUTDOWN_TIMEOUT_SECS", "40"),
         ],
     )
