@@ -336,6 +336,7 @@ fn validate(path: &Path, json: bool) -> i32 {
     if json {
         print_json(&serde_json::json!({
             "ok": true, "timeout_secs": config.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
+            "env_overrides": config.env_overrides,
         }));
     } else {
         outln!(
@@ -344,11 +345,24 @@ fn validate(path: &Path, json: bool) -> i32 {
             kinds.join(" -> "),
             config.timeout.as_secs_f64()
         );
+        print_env_overrides(&config.env_overrides);
         for w in &config.warnings {
             outln!("warning: {w}");
         }
     }
     0
+}
+
+/// The environment variables that change what the file says (names only: a value may be a secret).
+fn print_env_overrides(names: &[String]) {
+    if !names.is_empty() {
+        for (i, line) in wrap(&format!("from the environment: {}", names.join(", ")), 78)
+            .iter()
+            .enumerate()
+        {
+            outln!("{}{line}", if i == 0 { "" } else { "  " });
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -420,6 +434,7 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
         print_json(&serde_json::json!({
             "timeout_secs": global, "step_timeouts_sum_secs": sum, "critical_timeouts_sum_secs": critical_sum,
             "grace_period_secs": grace, "headroom_secs": HEADROOM_SECS, "steps": steps, "warnings": warnings,
+            "env_overrides": config.env_overrides,
         }));
     } else {
         outln!(
@@ -458,6 +473,7 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
                 .map(|g| format!(", grace period {g}s"))
                 .unwrap_or_default()
         );
+        print_env_overrides(&config.env_overrides);
         for w in &warnings {
             for (i, line) in wrap(&format!("warning: {w}"), 78).iter().enumerate() {
                 outln!("{}{line}", if i == 0 { "" } else { "  " });

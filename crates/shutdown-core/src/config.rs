@@ -213,6 +213,9 @@ pub struct PipelineConfig {
     pub steps: Vec<StepSpec>,
     /// Non-fatal findings (a step timeout longer than the global one, say).
     pub warnings: Vec<ConfigProblem>,
+    /// Names of the `SHUTDOWN_*` environment variables that override the file, sorted (names only:
+    /// a value may be a secret).
+    pub env_overrides: Vec<String>,
 }
 
 /// Environment variables and their values.
@@ -267,22 +270,28 @@ impl PipelineConfig {
         })?;
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml));
-        let vars: Option<HashMap<String, String>> = match env {
-            EnvOverrides::Process => Some(
-                std::env::vars()
-                    .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-                    .collect(),
-            ),
-            EnvOverrides::Vars(vars) => Some(vars),
-            EnvOverrides::None => None,
+        let vars: HashMap<String, String> = match env {
+            EnvOverrides::Process => std::env::vars_os()
+                // A variable that is not Unicode cannot be one of ours.
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            EnvOverrides::Vars(vars) => vars,
+            EnvOverrides::None => HashMap::new(),
         };
         // A step's overrides are applied by step name, to its table: the `config` crate would replace
         // the whole [[steps]] array.
         let (step_vars, vars): (Vars, Vars) = vars
-            .unwrap_or_default()
             .into_iter()
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|(k, v)| {
+                !v.is_empty()
+                    && k.strip_prefix(ENV_PREFIX)
+                        .is_some_and(|rest| rest.starts_with('_'))
+            })
             .partition(|(k, _)| k.starts_with(STEP_ENV_PREFIX));
+        let mut env_overrides: Vec<String> = (step_vars.iter().chain(&vars))
+            .map(|(k, _)| k.clone())
+            .collect();
+        env_overrides.sort();
         if !vars.is_empty() {
             builder = builder.add_source(
                 config::Environment::with_prefix(ENV_PREFIX)
@@ -316,6 +325,7 @@ impl PipelineConfig {
             problems: Vec::new(),
             warnings: Vec::new(),
             step_vars,
+            env_overrides,
         }
         .parse(root)
     }
@@ -401,6 +411,8 @@ struct Parser<'a> {
     warnings: Vec<ConfigProblem>,
     /// `SHUTDOWN_STEPS__<NAME>__<KEY>` variables and their values, sorted.
     step_vars: Vec<(String, String)>,
+    /// Names of every `SHUTDOWN_*` variable applied.
+    env_overrides: Vec<String>,
 }
 
 /// Where a value came from: the file, or the environment variable that set `key`.
@@ -671,6 +683,7 @@ impl Parser<'_> {
                 metrics,
                 steps,
                 warnings: self.warnings,
+                env_overrides: self.env_overrides,
             }),
             _ => Err(ConfigErrors {
                 problems: self.problems,

@@ -112,6 +112,14 @@ fn environment_overrides_win_over_the_file() {
     assert_eq!(cfg.timeout, Duration::from_secs(5));
     assert_eq!(cfg.log_level, "debug");
     assert_eq!(cfg.signals, ["SIGTERM", "SIGQUIT"]);
+    assert_eq!(
+        cfg.env_overrides,
+        [
+            "SHUTDOWN_LOG_LEVEL",
+            "SHUTDOWN_SIGNALS",
+            "SHUTDOWN_TIMEOUT_SECS"
+        ]
+    );
 }
 
 #[test]
@@ -387,6 +395,15 @@ fn a_step_is_overridden_by_name_from_the_environment() {
     .unwrap();
     assert_eq!(cfg.timeout, Duration::from_secs(40));
     assert_eq!(cfg.steps[1].settings.timeout, Duration::from_secs(15));
+    assert_eq!(
+        cfg.env_overrides,
+        [
+            "SHUTDOWN_STEPS__CANCEL_BY_ID__MAX_IN_FLIGHT",
+            "SHUTDOWN_STEPS__CANCEL_BY_ID__TIMEOUT_SECS",
+            "SHUTDOWN_STEPS__halt__critical",
+            "SHUTDOWN_TIMEOUT_SECS"
+        ]
+    );
     assert!(cfg.steps[0].settings.critical);
     let options = format!("{:?}", cfg.steps[1].config);
     assert!(options.contains("max_in_flight: Some(3)"), "{options}");

@@ -126,15 +126,42 @@ fn plan_weighs_the_budget_against_the_grace_period() {
 }
 
 #[test]
+fn plan_and_validate_name_the_environment_variables_in_effect_but_not_their_values() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+        .args(["validate", PIPELINE])
+        .current_dir(root())
+        .env("SHUTDOWN_STEPS__FLUSH__URL", "redis://:hunter2@cache:6379")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("from the environment: SHUTDOWN_STEPS__FLUSH__URL"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
+
+#[test]
 fn plan_applies_environment_overrides() {
     let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
         .args(["plan", PIPELINE, "--json"])
         .current_dir(root())
         .env("SHUTDOWN_TIMEOUT_SECS", "9")
+        .env("SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS", "3.5")
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["timeout_secs"], 9.0);
+    assert_eq!(v["steps"][1]["name"], "cancel");
+    assert_eq!(v["steps"][1]["timeout_secs"], 3.5);
+    assert_eq!(
+        v["env_overrides"],
+        serde_json::json!([
+            "SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS",
+            "SHUTDOWN_TIMEOUT_SECS"
+        ])
+    );
     assert!(
         v["warnings"]
             .as_array()
