@@ -12,6 +12,8 @@ pub struct RedisServer {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub port: Option<u16>,
+    /// The extra arguments it was started with (for [`RedisServer::restart`]).
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -124,7 +126,32 @@ impl RedisServer {
     }
 
     fn spawn_in(dir: tempfile::TempDir, extra: &[&str], port: Option<u16>) -> RedisServer {
+        let child = Self::launch(dir.path(), extra, port);
         let socket = dir.path().join("redis.sock");
+        let url = match port {
+            Some(p) => format!("redis://127.0.0.1:{p}/"),
+            None => format!("redis+unix://{}", socket.display()),
+        };
+        RedisServer {
+            child,
+            dir,
+            url,
+            port,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    /// Kill the server and start a fresh one (empty) at the same address: what clients see when
+    /// Redis restarts.
+    pub fn restart(&mut self) {
+        self.kill();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = Self::launch(self.dir.path(), &extra, self.port);
+    }
+
+    /// Start redis-server in `dir` and wait until it accepts connections.
+    fn launch(dir: &std::path::Path, extra: &[&str], port: Option<u16>) -> Child {
+        let socket = dir.join("redis.sock");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
             .arg(port.unwrap_or(0).to_string())
@@ -135,7 +162,7 @@ impl RedisServer {
             .arg("--unixsocketperm")
             .arg("700")
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .arg("--save")
             .arg("")
             .arg("--appendonly")
@@ -161,16 +188,7 @@ impl RedisServer {
             let _ = child.wait();
             panic!("redis-server not ready within 10 s: {e}");
         }
-        let url = match port {
-            Some(p) => format!("redis://127.0.0.1:{p}/"),
-            None => format!("redis+unix://{}", socket.display()),
-        };
-        RedisServer {
-            child,
-            dir,
-            url,
-            port,
-        }
+        child
     }
 
     /// The server's process id.

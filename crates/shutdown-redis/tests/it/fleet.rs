@@ -66,3 +66,30 @@ async fn nobody_listening_is_visible_and_a_dead_redis_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot subscribe at"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_survives_a_redis_restart() {
+    let mut server = RedisServer::start();
+    let handle = ShutdownHandle::new();
+    let timeout = Duration::from_secs(2);
+    let _switch = FleetSwitch::start(&server.url, "trader-001", handle.clone(), timeout)
+        .await
+        .unwrap();
+    server.restart();
+    // The switch resubscribes after its backoff (1 s): send until a subscriber takes the command.
+    let delivered = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(n @ 1..) = send(&server.url, &command("trader-001"), timeout).await {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the switch subscribed again after the restart");
+    assert_eq!(delivered, 1);
+    let reason = tokio::time::timeout(Duration::from_secs(5), handle.requested())
+        .await
+        .unwrap();
+    assert_eq!(reason, Reason::Fleet);
+}
