@@ -125,3 +125,22 @@ fn the_global_deadline_forces_exit_12_while_a_step_blocks_its_thread() {
         pairs(&[("stuck", "timed_out"), ("flush", "not_run")])
     );
 }
+
+#[test]
+fn a_step_blocking_its_thread_past_its_timeout_is_abandoned_and_the_rest_still_runs() {
+    let node = TestNode::start(
+        "timeout_secs = 30\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 0.5\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\nsecs = 0.05\ncritical = true\n",
+    );
+    node.signal(Signal::SIGTERM);
+    let (code, waited) = node.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, 10, "a step that timed out degrades the shutdown");
+    assert!(waited < Duration::from_secs(20));
+    let report = node.report();
+    assert_eq!(report["forced_by"], serde_json::Value::Null);
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[("stuck", "timed_out"), ("flush", "succeeded")])
+    );
+    let error = report["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("held the runner's thread"), "{error}");
+}
