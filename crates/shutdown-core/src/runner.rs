@@ -209,6 +209,13 @@ struct Current {
     critical: bool,
 }
 
+impl Current {
+    /// Whether ending `ended` means the global budget ran out (the step's budget was what was left).
+    fn hit_global_deadline(&self, ended: &Ended) -> bool {
+        self.capped && matches!(ended, Ended::TimedOut)
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     progress: Mutex<Progress>,
@@ -481,6 +488,7 @@ impl Run {
                     generation,
                     ps,
                     entry(ps, outcome, Some(note)),
+                    None,
                     &mut aborted_by,
                 ) {
                     return None;
@@ -550,15 +558,15 @@ impl Run {
             if !matches!(ended, Ended::Finished(_)) {
                 token.cancel();
             }
-            if self.shared.lock().generation != generation {
+            let global_deadline = current.hit_global_deadline(&ended);
+            let report = self.step_report(ps, &current, ended, None);
+            if !self.record(generation, ps, report, Some(&span), &mut aborted_by) {
                 // The watch gave up on this step while it held the thread and the pipeline went on
-                // without it: whatever came back is not this runner's to report (or act on).
+                // without it: whatever came back is not this runner's to report, or act on.
                 return None;
             }
-            let report = self.step_report(ps, &current, ended, None);
-            log_step(&span, &report);
-            if !self.record(generation, ps, report, &mut aborted_by) {
-                return None;
+            if global_deadline {
+                sd.handle.force(Reason::Deadline);
             }
         }
         self.finish()
@@ -596,7 +604,6 @@ impl Run {
             Ended::TimedOut => {
                 report.outcome = StepOutcome::TimedOut;
                 if current.capped {
-                    sd.handle.force(Reason::Deadline);
                     report.error = Some(format!(
                         "global deadline of {}s reached while the step ran",
                         sd.pipeline.timeout.as_secs_f64()
@@ -622,18 +629,22 @@ impl Run {
         report
     }
 
-    /// Add a step's entry, unless runner `generation` was superseded (then `false`: stop). Keeps
-    /// `aborted_by` (the runner's copy) in step.
+    /// Add a step's entry (logging it under `span` when the step ran), unless runner `generation` was superseded (then `false`: stop,
+    /// silently). Keeps `aborted_by` (the runner's copy) in step.
     fn record(
         &self,
         generation: u64,
         ps: &PipelineStep,
         report: StepReport,
+        span: Option<&tracing::Span>,
         aborted_by: &mut Option<String>,
     ) -> bool {
         let mut p = self.shared.lock();
         if p.generation != generation {
             return false;
+        }
+        if let Some(span) = span {
+            log_step(span, &report);
         }
         p.push(ps, report);
         aborted_by.clone_from(&p.aborted_by);
@@ -733,23 +744,32 @@ impl Run {
         } else {
             Ended::Hurried
         };
-        let mut p = self.shared.lock();
-        let same = p
-            .current
-            .is_some_and(|now| now.index == c.index && now.generation == c.generation);
-        if !same || p.finalizing {
-            return None;
+        let global_deadline = c.hit_global_deadline(&ended);
+        let generation = {
+            let mut p = self.shared.lock();
+            let same = p
+                .current
+                .is_some_and(|now| now.index == c.index && now.generation == c.generation);
+            if !same || p.finalizing {
+                return None;
+            }
+            let report = self.step_report(
+                ps,
+                c,
+                ended,
+                Some(
+                    "the step held the runner's thread and was abandoned; its effects are unknown",
+                ),
+            );
+            log_step(&self.span, &report);
+            p.push(ps, report);
+            p.generation += 1;
+            p.generation
+        };
+        if global_deadline {
+            sd.handle.force(Reason::Deadline);
         }
-        let report = self.step_report(
-            ps,
-            c,
-            ended,
-            Some("the step held the runner's thread and was abandoned; its effects are unknown"),
-        );
-        log_step(&self.span, &report);
-        p.push(ps, report);
-        p.generation += 1;
-        Some((c.index + 1, p.generation))
+        Some((c.index + 1, generation))
     }
 
     /// The runner task was cancelled (its runtime is shutting down) or failed outside any step: write
