@@ -335,7 +335,7 @@ fn validate(path: &Path, json: bool) -> i32 {
     let kinds: Vec<&str> = config.steps.iter().map(|s| s.registration.kind).collect();
     if json {
         print_json(&serde_json::json!({
-            "ok": true, "timeout_secs": config.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
+            "ok": true, "timeout_secs": config.settings.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
             "env_overrides": config.env_overrides,
         }));
     } else {
@@ -343,7 +343,7 @@ fn validate(path: &Path, json: bool) -> i32 {
             "ok: {} steps ({}), global timeout {}s",
             kinds.len(),
             kinds.join(" -> "),
-            config.timeout.as_secs_f64()
+            config.settings.timeout.as_secs_f64()
         );
         print_env_overrides(&config.env_overrides);
         for w in &config.warnings {
@@ -390,16 +390,16 @@ fn plan(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32
             return exit_code::INVALID_CONFIG;
         }
     };
-    let global = config.timeout.as_secs_f64();
+    let global = config.settings.timeout.as_secs_f64();
     let steps: Vec<PlanStep> = config
         .steps
         .iter()
         .zip(&pipeline.steps)
         .map(|(spec, built)| PlanStep {
             index: spec.index,
-            name: spec.name.clone(),
+            name: spec.settings.name.clone(),
             kind: spec.registration.kind,
-            enabled: spec.settings.enabled,
+            enabled: spec.enabled,
             timeout_secs: spec.settings.timeout.as_secs_f64(),
             critical: spec.settings.critical,
             on_error: spec.settings.on_error,
@@ -537,7 +537,7 @@ fn dry_run(
         }
     };
     // A dry run leaves nothing behind: no report file.
-    pipeline.report_path = None;
+    pipeline.settings.report_path = None;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -551,7 +551,13 @@ fn dry_run(
     };
     let mut shutdown = Shutdown::new(pipeline, node).dry_run(true);
     if let Some(url) = redis {
-        shutdown = shutdown.with_override("redis_url", url);
+        match shutdown_redis::RedisTarget::parse(&url) {
+            Ok(target) => shutdown = shutdown.with_extension(target),
+            Err(e) => {
+                eprintln!("error: --redis: {e}");
+                return exit_code::INVALID_CONFIG;
+            }
+        }
     }
     let report: Report = runtime.block_on(shutdown.run());
     if json {

@@ -11,9 +11,12 @@ use config::{Value, ValueKind};
 use serde::Serialize;
 
 use crate::node::Node;
+use crate::pipeline::{
+    DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, MetricsConfig, OnError, Pipeline, PipelineSettings,
+    PipelineStep, StepSettings,
+};
 use crate::registry::{Registry, StepConfig, StepOptions, StepRegistration, unknown_message};
-use crate::runner::{Pipeline, PipelineStep};
-use crate::signals::SIGNAL_NAMES;
+use crate::signals::Signal;
 
 /// Prefix of environment overrides: `SHUTDOWN_TIMEOUT_SECS=5` overrides `timeout_secs`.
 pub const ENV_PREFIX: &str = "SHUTDOWN";
@@ -22,10 +25,6 @@ pub const ENV_PREFIX: &str = "SHUTDOWN";
 pub const STEP_ENV_PREFIX: &str = "SHUTDOWN_STEPS__";
 /// The origin config values set from the environment carry.
 const FROM_ENV: &str = "the environment";
-/// Global budget when the config sets none.
-pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
-/// Default trader id.
-pub const DEFAULT_TRADER_ID: &str = "trader-001";
 
 const TOP_KEYS: &[&str] = &[
     "timeout_secs",
@@ -61,35 +60,6 @@ const STEP_KEYS: &[&str] = &[
     "enabled",
 ];
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
-
-/// What the runner does when a step fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Go on with the next step; the shutdown ends degraded.
-    #[default]
-    Continue,
-    /// Stop the pipeline; the shutdown ends aborted.
-    Abort,
-}
-
-/// The runner's settings for one step (the keys every step has).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepSettings {
-    /// The step's own budget (capped by what is left of the global one).
-    #[serde(serialize_with = "ser_secs")]
-    pub timeout: Duration,
-    /// Runs even after the second signal.
-    pub critical: bool,
-    /// What a failure does to the pipeline.
-    pub on_error: OnError,
-    /// Whether the step runs at all.
-    pub enabled: bool,
-}
-
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
 
 /// Which step a problem is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -151,64 +121,32 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Where the shutdown's metrics go (`[metrics]`); a dying process cannot be scraped, so they are pushed
-/// or written at the end of the shutdown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricsConfig {
-    /// Pushgateway base URL (`http://pushgateway:9091`).
-    pub pushgateway_url: Option<String>,
-    /// node_exporter textfile collector path (`/var/lib/node_exporter/textfile/shutdown.prom`).
-    pub textfile_path: Option<PathBuf>,
-    /// Bound on the push, so a dead Pushgateway delays the exit by at most this.
-    #[serde(serialize_with = "ser_secs")]
-    pub push_timeout: Duration,
-    /// Job label of the pushed group.
-    pub job: String,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self {
-            pushgateway_url: None,
-            textfile_path: None,
-            push_timeout: Duration::from_secs(2),
-            job: "shutdown".into(),
-        }
-    }
-}
-
-/// A validated step of a [`PipelineConfig`].
+/// A validated step of a [`PipelineConfig`]: its settings and how to build it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct StepSpec {
     /// 1-based position.
     pub index: usize,
-    /// Unique name (the kind when the config gives none).
-    pub name: String,
+    /// Name, kind, budget and policies, as the built step will have them.
+    pub settings: StepSettings,
+    /// Whether the step runs at all.
+    pub enabled: bool,
     /// The registration of the step's kind.
     pub registration: &'static StepRegistration,
-    /// Runner settings.
-    pub settings: StepSettings,
     /// The step's parsed options.
     pub config: Box<dyn StepConfig>,
 }
 
 /// A validated pipeline configuration: nothing built, nothing connected.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PipelineConfig {
     /// Where it came from (a path, or a name given by the caller).
     pub source: String,
-    /// Global budget.
-    pub timeout: Duration,
     /// Log level (`trace` .. `error`).
     pub log_level: String,
-    /// Signals that trigger and escalate the shutdown.
-    pub signals: Vec<&'static str>,
-    /// Where the final report is written, if anywhere.
-    pub report_path: Option<PathBuf>,
-    /// The node's trader id (keys, metrics labels, report).
-    pub trader_id: String,
-    /// Where metrics go.
-    pub metrics: MetricsConfig,
+    /// Budget, signals, report path, trader id, metrics: what the built pipeline gets.
+    pub settings: PipelineSettings,
     /// Steps in order.
     pub steps: Vec<StepSpec>,
     /// Non-fatal findings (a step timeout longer than the global one, say).
@@ -364,7 +302,7 @@ impl PipelineConfig {
         let mut problems = Vec::new();
         let mut steps = Vec::new();
         for spec in &self.steps {
-            let step = if spec.settings.enabled {
+            let step = if spec.enabled {
                 match self.build_step(spec, node, &roles) {
                     Ok(step) => Some(step),
                     Err(message) => {
@@ -372,7 +310,7 @@ impl PipelineConfig {
                             origin: self.source.clone(),
                             step: Some(StepRef {
                                 index: spec.index,
-                                name: Some(spec.name.clone()),
+                                name: Some(spec.settings.name.clone()),
                             }),
                             key: None,
                             message,
@@ -384,8 +322,6 @@ impl PipelineConfig {
                 None
             };
             steps.push(PipelineStep {
-                name: spec.name.clone(),
-                kind: spec.registration.kind,
                 settings: spec.settings.clone(),
                 step,
             });
@@ -394,11 +330,7 @@ impl PipelineConfig {
             return Err(ConfigErrors { problems });
         }
         Ok(Pipeline {
-            timeout: self.timeout,
-            signals: self.signals.clone(),
-            report_path: self.report_path.clone(),
-            trader_id: self.trader_id.clone(),
-            metrics: self.metrics.clone(),
+            settings: self.settings.clone(),
             steps,
         })
     }
@@ -571,7 +503,7 @@ impl Parser<'_> {
     fn parse(mut self, root: config::Map<String, Value>) -> Result<PipelineConfig, ConfigErrors> {
         let mut timeout = Some(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS));
         let mut log_level = "info".to_owned();
-        let mut signals = vec!["SIGTERM", "SIGINT"];
+        let mut signals = vec![Signal::Term, Signal::Int];
         let mut report_path = None;
         let mut trader_id = DEFAULT_TRADER_ID.to_owned();
         let mut metrics = MetricsConfig::default();
@@ -659,7 +591,7 @@ impl Parser<'_> {
                         origin: self.origin.to_owned(),
                         step: Some(StepRef {
                             index: s.index,
-                            name: Some(s.name.clone()),
+                            name: Some(s.settings.name.clone()),
                         }),
                         key: Some("timeout_secs".into()),
                         message: format!(
@@ -675,12 +607,14 @@ impl Parser<'_> {
         match (self.problems.is_empty(), timeout) {
             (true, Some(timeout)) => Ok(PipelineConfig {
                 source: self.origin.to_owned(),
-                timeout,
                 log_level,
-                signals,
-                report_path,
-                trader_id,
-                metrics,
+                settings: PipelineSettings {
+                    timeout,
+                    signals,
+                    report_path,
+                    trader_id,
+                    metrics,
+                },
                 steps,
                 warnings: self.warnings,
                 env_overrides: self.env_overrides,
@@ -733,7 +667,7 @@ impl Parser<'_> {
         }
     }
 
-    fn signals(&mut self, value: &Value) -> Option<Vec<&'static str>> {
+    fn signals(&mut self, value: &Value) -> Option<Vec<Signal>> {
         let items = match &value.kind {
             ValueKind::Array(items) => items.clone(),
             // An environment override gives a comma-separated string.
@@ -768,23 +702,10 @@ impl Parser<'_> {
                     continue;
                 }
             };
-            let full = if name.starts_with("SIG") {
-                name
-            } else {
-                format!("SIG{name}")
-            };
-            match SIGNAL_NAMES.iter().find(|n| **n == full) {
-                Some(n) if !out.contains(n) => out.push(*n),
-                Some(_) => {}
-                None => self.problem(
-                    Some(value),
-                    None,
-                    "signals",
-                    format!(
-                        "unknown signal {full:?} (known: {})",
-                        SIGNAL_NAMES.join(", ")
-                    ),
-                ),
+            match name.parse::<Signal>() {
+                Ok(signal) if !out.contains(&signal) => out.push(signal),
+                Ok(_) => {}
+                Err(e) => self.problem(Some(value), None, "signals", e.to_string()),
             }
         }
         if out.is_empty() && items.is_empty() {
@@ -833,14 +754,9 @@ impl Parser<'_> {
             }) {
                 Ok(config) => steps.push(StepSpec {
                     index: i + 1,
-                    name: (*kind).to_owned(),
+                    settings: StepSettings::for_kind(reg.kind),
+                    enabled,
                     registration: reg,
-                    settings: StepSettings {
-                        timeout: Duration::from_secs_f64(reg.default_timeout_secs),
-                        critical: reg.critical,
-                        on_error: OnError::Continue,
-                        enabled,
-                    },
                     config,
                 }),
                 Err(errors) => self.option_errors(&step_ref, errors, &HashMap::new()),
@@ -974,18 +890,18 @@ impl Parser<'_> {
                 name: name.clone().or_else(|| kind.clone()),
             };
             if let Some(spec) = self.step(index, &step_ref, table) {
-                if let Some(first) = seen.get(&spec.name) {
+                if let Some(first) = seen.get(&spec.settings.name) {
                     self.problems.push(ConfigProblem {
                         origin: self.origin.to_owned(),
                         step: Some(step_ref.clone()),
                         key: Some("name".into()),
                         message: format!(
                             "duplicate step name `{}` (also step {first}); give each step a unique `name`",
-                            spec.name
+                            spec.settings.name
                         ),
                     });
                 } else {
-                    seen.insert(spec.name.clone(), index);
+                    seen.insert(spec.settings.name.clone(), index);
                 }
                 steps.push(spec);
             }
@@ -1085,16 +1001,16 @@ impl Parser<'_> {
                 None
             }
         };
+        let mut settings = StepSettings::for_kind(reg.kind);
+        settings.name = name?;
+        settings.timeout = timeout?;
+        settings.critical = critical?;
+        settings.on_error = on_error?;
         Some(StepSpec {
             index,
-            name: name?,
+            settings,
+            enabled: enabled?,
             registration: reg,
-            settings: StepSettings {
-                timeout: timeout?,
-                critical: critical?,
-                on_error: on_error?,
-                enabled: enabled?,
-            },
             config: config?,
         })
     }

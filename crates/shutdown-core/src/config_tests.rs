@@ -20,7 +20,7 @@ fn problems(toml: &str) -> Vec<String> {
 fn kinds(cfg: &PipelineConfig) -> Vec<(&str, bool)> {
     cfg.steps
         .iter()
-        .map(|s| (s.registration.kind, s.settings.enabled))
+        .map(|s| (s.registration.kind, s.enabled))
         .collect()
 }
 
@@ -40,23 +40,23 @@ fn the_seed_compact_form_builds_the_default_pipeline_with_its_switches() {
             ("close", true)
         ]
     );
-    assert_eq!(cfg.timeout, Duration::from_secs(30));
+    assert_eq!(cfg.settings.timeout, Duration::from_secs(30));
     assert_eq!(cfg.steps[1].settings.timeout, Duration::from_secs(10));
     assert!(
         cfg.steps[1].settings.critical,
         "cancel is critical by default"
     );
     assert!(!cfg.steps[0].settings.critical, "halt is not");
-    assert_eq!(cfg.signals, ["SIGTERM", "SIGINT"]);
+    assert_eq!(cfg.settings.signals, [Signal::Term, Signal::Int]);
 }
 
 #[test]
 fn an_empty_file_is_the_compact_form_with_every_default() {
     let cfg = parse("").unwrap();
     assert_eq!(cfg.steps.len(), 5);
-    assert!(cfg.steps.iter().all(|s| s.settings.enabled));
-    assert_eq!(cfg.timeout.as_secs_f64(), DEFAULT_TIMEOUT_SECS);
-    assert_eq!(cfg.trader_id, DEFAULT_TRADER_ID);
+    assert!(cfg.steps.iter().all(|s| s.enabled));
+    assert_eq!(cfg.settings.timeout.as_secs_f64(), DEFAULT_TIMEOUT_SECS);
+    assert_eq!(cfg.settings.trader_id, DEFAULT_TRADER_ID);
 }
 
 #[test]
@@ -85,12 +85,12 @@ enabled = false
     assert_eq!(kinds(&cfg), [("cancel", true), ("halt", false)]);
     assert_eq!(cfg.steps[0].settings.on_error, OnError::Abort);
     assert_eq!(cfg.steps[0].settings.timeout, Duration::from_secs_f64(4.5));
-    assert_eq!(cfg.steps[1].name, "gate");
+    assert_eq!(cfg.steps[1].settings.name, "gate");
     assert!(cfg.steps[1].settings.critical);
-    assert_eq!(cfg.signals, ["SIGTERM", "SIGHUP"]);
-    assert_eq!(cfg.trader_id, "desk-7");
+    assert_eq!(cfg.settings.signals, [Signal::Term, Signal::Hup]);
+    assert_eq!(cfg.settings.trader_id, "desk-7");
     assert_eq!(
-        cfg.report_path.as_deref(),
+        cfg.settings.report_path.as_deref(),
         Some(std::path::Path::new("/tmp/r.json"))
     );
 }
@@ -109,9 +109,9 @@ fn environment_overrides_win_over_the_file() {
         EnvOverrides::Vars(vars),
     )
     .unwrap();
-    assert_eq!(cfg.timeout, Duration::from_secs(5));
+    assert_eq!(cfg.settings.timeout, Duration::from_secs(5));
     assert_eq!(cfg.log_level, "debug");
-    assert_eq!(cfg.signals, ["SIGTERM", "SIGQUIT"]);
+    assert_eq!(cfg.settings.signals, [Signal::Term, Signal::Quit]);
     assert_eq!(
         cfg.env_overrides,
         [
@@ -306,7 +306,7 @@ fn load_names_the_file_for_missing_files_and_directories() {
     std::fs::write(&file, "timeout_secs = 7\n").unwrap();
     let cfg = PipelineConfig::load_with(&file, EnvOverrides::None).unwrap();
     assert_eq!(cfg.source, file.display().to_string());
-    assert_eq!(cfg.timeout, Duration::from_secs(7));
+    assert_eq!(cfg.settings.timeout, Duration::from_secs(7));
 }
 
 #[test]
@@ -332,11 +332,14 @@ fn build_fails_when_an_enabled_step_needs_a_missing_role() {
 fn the_metrics_table_is_validated_and_overridable() {
     let cfg = parse("[metrics]\npushgateway_url = \"http://pgw:9091/\"\ntextfile_path = \"/tmp/s.prom\"\npush_timeout_secs = 1.5\n").unwrap();
     assert_eq!(
-        cfg.metrics.pushgateway_url.as_deref(),
+        cfg.settings.metrics.pushgateway_url.as_deref(),
         Some("http://pgw:9091")
     );
-    assert_eq!(cfg.metrics.push_timeout, Duration::from_millis(1500));
-    assert_eq!(cfg.metrics.job, "shutdown");
+    assert_eq!(
+        cfg.settings.metrics.push_timeout,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(cfg.settings.metrics.job, "shutdown");
     let p = problems("[metrics]\npushgateway = \"http://x\"\npush_timeout_secs = 0\n");
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(
@@ -355,7 +358,7 @@ fn the_metrics_table_is_validated_and_overridable() {
     )]);
     let cfg = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap();
     assert_eq!(
-        cfg.metrics.pushgateway_url.as_deref(),
+        cfg.settings.metrics.pushgateway_url.as_deref(),
         Some("http://pgw2:9091")
     );
     let vars = HashMap::from([(
@@ -393,7 +396,7 @@ fn a_step_is_overridden_by_name_from_the_environment() {
         ],
     )
     .unwrap();
-    assert_eq!(cfg.timeout, Duration::from_secs(40));
+    assert_eq!(cfg.settings.timeout, Duration::from_secs(40));
     assert_eq!(cfg.steps[1].settings.timeout, Duration::from_secs(15));
     assert_eq!(
         cfg.env_overrides,

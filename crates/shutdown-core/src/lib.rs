@@ -21,6 +21,7 @@
 pub mod config;
 pub mod domain;
 pub mod node;
+pub mod pipeline;
 pub mod registry;
 pub mod report;
 pub mod runner;
@@ -31,12 +32,16 @@ pub mod trigger;
 #[doc(hidden)]
 pub use inventory;
 
-pub use crate::config::{ConfigErrors, ConfigProblem, OnError, PipelineConfig, StepSettings};
+pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
+pub use crate::pipeline::{OnError, Pipeline, PipelineSettings, PipelineStep, StepSettings};
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
 pub use crate::report::{Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code};
-pub use crate::runner::{Pipeline, PipelineStep, Shutdown};
-pub use crate::step::{Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput};
+pub use crate::runner::Shutdown;
+pub use crate::signals::Signal;
+pub use crate::step::{
+    Extensions, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
+};
 pub use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.
@@ -44,6 +49,7 @@ pub mod errors {
     pub use crate::config::{ConfigErrors, ConfigProblem};
     pub use crate::node::{MissingRole, RoleError};
     pub use crate::registry::{OptionError, RegistryError};
+    pub use crate::signals::UnknownSignal;
     pub use crate::step::StepError;
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -226,13 +227,22 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Somewhere the final report goes. Synchronous, so that the force path can write it from a
-/// plain thread while the async runtime is stuck; implementations must bound their own waits.
+/// How long the runner waits for a sink that does not say ([`ReportSink::timeout`]).
+pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Somewhere the final report goes. Synchronous, so that it can be written from a plain thread
+/// while the async runtime is stuck; implementations must bound their own waits.
 pub trait ReportSink: Send + Sync {
-    /// A short name for errors (`file /var/lib/x.json`, `log`).
+    /// A short name for errors (`file /var/lib/x.json`, `log`). Never a secret: a URL in it is
+    /// redacted.
     fn name(&self) -> String;
     /// Take the report.
     fn write(&self, report: &Report) -> Result<(), String>;
+    /// How long the runner waits for [`ReportSink::write`] (also capped by what is left of the
+    /// global budget); past it, the sink is named in the report's `sink_errors`.
+    fn timeout(&self) -> Duration {
+        DEFAULT_SINK_TIMEOUT
+    }
 }
 
 /// Writes the report as one line of JSON to the log (target `shutdown::report`).

@@ -3,37 +3,118 @@
 //! The listener is a plain thread, not a task: a third signal must force the exit even when every
 //! runtime worker is stuck in a step.
 
+use std::fmt;
 use std::io;
+use std::str::FromStr;
 use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
 
 use signal_hook::consts::signal;
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::trigger::{Reason, ShutdownHandle};
 
-/// Signal names accepted in `signals = [...]`.
-pub const SIGNAL_NAMES: &[&str] = &[
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2",
-];
-
-fn number(name: &str) -> Option<i32> {
-    Some(match name {
-        "SIGHUP" => signal::SIGHUP,
-        "SIGINT" => signal::SIGINT,
-        "SIGQUIT" => signal::SIGQUIT,
-        "SIGTERM" => signal::SIGTERM,
-        "SIGUSR1" => signal::SIGUSR1,
-        "SIGUSR2" => signal::SIGUSR2,
-        _ => return None,
-    })
+/// A signal that can trigger and escalate a shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// `SIGHUP`.
+    Hup,
+    /// `SIGINT` (Ctrl+C).
+    Int,
+    /// `SIGQUIT`.
+    Quit,
+    /// `SIGTERM` (Kubernetes, `docker stop`, systemd).
+    Term,
+    /// `SIGUSR1`.
+    Usr1,
+    /// `SIGUSR2`.
+    Usr2,
 }
 
-fn name(number: i32) -> &'static str {
-    SIGNAL_NAMES
-        .iter()
-        .copied()
-        .find(|n| self::number(n) == Some(number))
-        .unwrap_or("SIGNAL")
+impl Signal {
+    /// Every signal a config may name.
+    pub const ALL: [Signal; 6] = [
+        Signal::Hup,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Term,
+        Signal::Usr1,
+        Signal::Usr2,
+    ];
+
+    /// The name, as in `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "SIGHUP",
+            Signal::Int => "SIGINT",
+            Signal::Quit => "SIGQUIT",
+            Signal::Term => "SIGTERM",
+            Signal::Usr1 => "SIGUSR1",
+            Signal::Usr2 => "SIGUSR2",
+        }
+    }
+
+    /// The signal's number on this platform.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Hup => signal::SIGHUP,
+            Signal::Int => signal::SIGINT,
+            Signal::Quit => signal::SIGQUIT,
+            Signal::Term => signal::SIGTERM,
+            Signal::Usr1 => signal::SIGUSR1,
+            Signal::Usr2 => signal::SIGUSR2,
+        }
+    }
+
+    fn from_number(number: i32) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.number() == number)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`Signal::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown signal {name:?} (known: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2)")]
+pub struct UnknownSignal {
+    /// The name as given.
+    pub name: String,
+}
+
+impl FromStr for Signal {
+    type Err = UnknownSignal;
+
+    /// `SIGTERM`, `sigterm` or `TERM`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let upper = s.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        Signal::ALL
+            .into_iter()
+            .find(|sig| sig.name() == full)
+            .ok_or(UnknownSignal { name: full })
+    }
+}
+
+impl Serialize for Signal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Listens for signals until dropped; each one escalates the handle (graceful, hurry, force).
@@ -44,24 +125,19 @@ pub struct SignalListener {
 }
 
 impl SignalListener {
-    /// Start listening for `names` (unknown names are an error) on a dedicated thread.
-    pub fn start(names: &[&str], shutdown: ShutdownHandle) -> io::Result<Self> {
-        let numbers = names
-            .iter()
-            .map(|n| {
-                number(n).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, format!("unknown signal {n:?}"))
-                })
-            })
-            .collect::<io::Result<Vec<i32>>>()?;
-        let mut signals = Signals::new(numbers)?;
+    /// Start listening for `signals` on a dedicated thread.
+    pub fn start(signals: &[Signal], shutdown: ShutdownHandle) -> io::Result<Self> {
+        let mut signals = Signals::new(signals.iter().map(|s| s.number()))?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("shutdown-signals".into())
             .spawn(move || {
-                for sig in signals.forever() {
-                    let level = shutdown.escalate(Reason::Signal(name(sig)));
-                    tracing::warn!(signal = name(sig), level = ?level, "shutdown signal received");
+                for number in signals.forever() {
+                    let Some(signal) = Signal::from_number(number) else {
+                        continue;
+                    };
+                    let level = shutdown.escalate(Reason::Signal(signal));
+                    tracing::warn!(signal = signal.name(), level = ?level, "shutdown signal received");
                 }
             })?;
         Ok(Self {
@@ -85,11 +161,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_listed_signal_has_a_number_and_back() {
-        for n in SIGNAL_NAMES {
-            let num = number(n).unwrap();
-            assert_eq!(name(num), *n);
+    fn every_signal_has_a_number_and_back_and_parses_from_its_name() {
+        for signal in Signal::ALL {
+            assert_eq!(Signal::from_number(signal.number()), Some(signal));
+            assert_eq!(signal.name().parse::<Signal>(), Ok(signal));
         }
-        assert!(SignalListener::start(&["SIGBOGUS"], ShutdownHandle::new()).is_err());
+        assert_eq!("term".parse::<Signal>(), Ok(Signal::Term));
+        assert_eq!(" SigInt ".parse::<Signal>(), Ok(Signal::Int));
+        let err = "SIGBOGUS".parse::<Signal>().unwrap_err();
+        assert!(err.to_string().contains("SIGBOGUS"), "{err}");
     }
 }

@@ -79,8 +79,9 @@ pub struct StepContext {
     pub receipt: Receipt,
     /// A dry run: steps that write outside the process (to Redis, say) must not.
     pub dry_run: bool,
-    /// Settings the embedding program or the operator passed at run time (`redis_url`, ...).
-    pub overrides: Arc<std::collections::BTreeMap<String, String>>,
+    /// Values the embedding program or the operator's tool handed to the steps (see
+    /// [`crate::Shutdown::with_extension`]).
+    pub extensions: Extensions,
 }
 
 impl fmt::Debug for StepContext {
@@ -94,9 +95,9 @@ impl fmt::Debug for StepContext {
 }
 
 impl StepContext {
-    /// A run-time setting, if one was given.
-    pub fn override_value(&self, key: &str) -> Option<&str> {
-        self.overrides.get(key).map(String::as_str)
+    /// The value of type `T` handed to the steps at run time, if one was.
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extensions.get::<T>()
     }
 
     /// Time left before this step's deadline.
@@ -144,6 +145,31 @@ impl Default for Receipt {
 impl fmt::Debug for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Receipt")
+    }
+}
+
+/// Typed values handed to the steps at run time, one per type (as `http::Extensions`): where Redis
+/// is, a client the node built, anything a custom step needs without a global.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    map: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Extensions {
+    /// Add a value; replaces one of the same type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        Arc::make_mut(&mut self.map).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if one was added.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.map.get(&TypeId::of::<T>())?.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Extensions({} values)", self.map.len())
     }
 }
 

@@ -1,19 +1,19 @@
 //! The shutdown handle: requests from signals, code or a fleet command, coalesced, with escalation.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
+
+use crate::signals::Signal;
 
 /// Why the node is shutting down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reason {
-    /// A signal, by name (`SIGTERM`, `SIGINT`, ...).
-    Signal(&'static str),
+    /// A signal (`SIGTERM`, `SIGINT`, ...).
+    Signal(Signal),
     /// A call from the embedding code.
     Api,
     /// The fleet kill switch.
@@ -25,7 +25,7 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Signal(name) => f.write_str(name),
+            Reason::Signal(signal) => f.write_str(signal.name()),
             Reason::Api => f.write_str("api"),
             Reason::Fleet => f.write_str("fleet"),
             Reason::Deadline => f.write_str("deadline"),
@@ -53,26 +53,21 @@ pub enum Level {
     Force,
 }
 
+/// The escalation state: the one place that says how far the shutdown has gone, and why.
 #[derive(Debug)]
 struct State {
     level: Level,
     reason: Option<Reason>,
     forced_by: Option<Reason>,
-    requested_at: Option<Instant>,
-    /// Threads in [`ShutdownHandle::wait_blocking`] (a condvar notification is a system call; skip it
-    /// when nobody waits).
-    blocked_waiters: usize,
 }
 
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    /// `state.level`, readable without the lock (the runner reads it before every step).
-    level: AtomicU8,
-    changed: Condvar,
-    level_tx: watch::Sender<Level>,
-    force: CancellationToken,
-    hurry: CancellationToken,
+    /// Wakes threads waiting in [`ShutdownHandle::wait_blocking`] (the signal and force-exit threads).
+    threads: Condvar,
+    /// Wakes tasks waiting in [`ShutdownHandle::reached`].
+    tasks: Notify,
 }
 
 /// A cheap, cloneable handle to request, escalate and observe the shutdown.
@@ -80,13 +75,13 @@ struct Inner {
 /// Requests coalesce: the pipeline runs once, whatever asks for it and however often.
 ///
 /// ```
-/// use shutdown_core::{Level, Reason, ShutdownHandle};
+/// use shutdown_core::{Level, Reason, ShutdownHandle, Signal};
 /// let handle = ShutdownHandle::new();
 /// assert!(!handle.is_shutdown_requested());
 /// assert!(handle.trigger(Reason::Api));
 /// assert!(!handle.trigger(Reason::Fleet)); // coalesced
 /// assert_eq!(handle.reason(), Some(Reason::Api));
-/// assert_eq!(handle.escalate(Reason::Signal("SIGINT")), Level::Hurry);
+/// assert_eq!(handle.escalate(Reason::Signal(Signal::Int)), Level::Hurry);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
@@ -102,21 +97,15 @@ impl Default for ShutdownHandle {
 impl ShutdownHandle {
     /// A handle with no shutdown requested.
     pub fn new() -> Self {
-        let (level_tx, _) = watch::channel(Level::Running);
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     level: Level::Running,
                     reason: None,
                     forced_by: None,
-                    requested_at: None,
-                    blocked_waiters: 0,
                 }),
-                level: AtomicU8::new(Level::Running as u8),
-                changed: Condvar::new(),
-                level_tx,
-                force: CancellationToken::new(),
-                hurry: CancellationToken::new(),
+                threads: Condvar::new(),
+                tasks: Notify::new(),
             }),
         }
     }
@@ -125,63 +114,50 @@ impl ShutdownHandle {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_level(&self, state: &mut State, level: Level, reason: Reason) {
-        if level <= state.level {
-            return;
+    /// Move the level to `next(level)` when that is higher (it never goes down), keeping the first
+    /// reason and what forced it. Returns the level before and after.
+    fn raise(&self, next: impl FnOnce(Level) -> Level, reason: Reason) -> (Level, Level) {
+        let mut state = self.lock();
+        let before = state.level;
+        let level = next(before);
+        if level > before {
+            if state.reason.is_none() {
+                state.reason = Some(reason.clone());
+            }
+            if level == Level::Force {
+                state.forced_by = Some(reason);
+            }
+            state.level = level;
+            self.inner.threads.notify_all();
+            self.inner.tasks.notify_waiters();
         }
-        if state.reason.is_none() {
-            state.reason = Some(reason.clone());
-            state.requested_at = Some(Instant::now());
-        }
-        if level == Level::Force && state.forced_by.is_none() {
-            state.forced_by = Some(reason);
-        }
-        state.level = level;
-        self.inner.level.store(level as u8, Ordering::Release);
-        self.inner.level_tx.send_replace(level);
-        if level >= Level::Hurry {
-            self.inner.hurry.cancel();
-        }
-        if level == Level::Force {
-            self.inner.force.cancel();
-        }
-        if state.blocked_waiters > 0 {
-            self.inner.changed.notify_all();
-        }
+        (before, state.level)
     }
 
     /// Request a graceful shutdown. Returns `false` when one was already requested (coalesced).
     pub fn trigger(&self, reason: Reason) -> bool {
-        let mut state = self.lock();
-        if state.level > Level::Running {
-            return false;
-        }
-        self.set_level(&mut state, Level::Graceful, reason);
-        true
+        let (before, _) = self.raise(|_| Level::Graceful, reason);
+        before == Level::Running
     }
 
     /// Signal semantics: the first request starts the graceful run, the second hurries, the third forces.
     pub fn escalate(&self, reason: Reason) -> Level {
-        let mut state = self.lock();
-        let next = match state.level {
+        let next = |level| match level {
             Level::Running => Level::Graceful,
             Level::Graceful => Level::Hurry,
             Level::Hurry | Level::Force => Level::Force,
         };
-        self.set_level(&mut state, next, reason);
-        state.level
+        self.raise(next, reason).1
     }
 
     /// Skip the remaining non-critical steps (starts the shutdown if none was requested).
     pub fn hurry(&self, reason: Reason) {
-        let mut state = self.lock();
-        self.set_level(&mut state, Level::Hurry, reason);
+        self.raise(|_| Level::Hurry, reason);
     }
 
     /// Force: write the report and stop at once (starts the shutdown if none was requested).
     pub fn force(&self, reason: Reason) {
-        let mut state = self.lock();
-        self.set_level(&mut state, Level::Force, reason);
+        self.raise(|_| Level::Force, reason);
     }
 
     /// Whether a shutdown has been requested.
@@ -191,12 +167,7 @@ impl ShutdownHandle {
 
     /// The current escalation level.
     pub fn level(&self) -> Level {
-        match self.inner.level.load(Ordering::Acquire) {
-            0 => Level::Running,
-            1 => Level::Graceful,
-            2 => Level::Hurry,
-            _ => Level::Force,
-        }
+        self.lock().level
     }
 
     /// The first request's reason.
@@ -209,21 +180,19 @@ impl ShutdownHandle {
         self.lock().forced_by.clone()
     }
 
-    /// A token cancelled when the shutdown is hurried (second request) or forced.
-    pub fn hurry_token(&self) -> CancellationToken {
-        self.inner.hurry.clone()
-    }
-
-    /// A token cancelled when the shutdown is forced.
-    pub fn force_token(&self) -> CancellationToken {
-        self.inner.force.clone()
-    }
-
-    /// Wait until the level reaches at least `level`.
-    pub async fn reached(&self, level: Level) {
-        let mut rx = self.inner.level_tx.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|l| *l >= level).await;
+    /// Wait until the level reaches at least `level`; returns the level then.
+    pub async fn reached(&self, level: Level) -> Level {
+        loop {
+            let notified = self.inner.tasks.notified();
+            tokio::pin!(notified);
+            // Registered before the level is read, so a raise in between is not missed.
+            notified.as_mut().enable();
+            let now = self.level();
+            if now >= level {
+                return now;
+            }
+            notified.await;
+        }
     }
 
     /// Wait until a shutdown is requested; returns its reason.
@@ -236,26 +205,22 @@ impl ShutdownHandle {
     /// Returns the level then. For watchdogs that must not depend on the async runtime.
     pub fn wait_blocking(&self, level: Level, deadline: Option<Instant>) -> Level {
         let mut state = self.lock();
-        loop {
-            if state.level >= level {
-                return state.level;
-            }
+        while state.level < level {
             let timeout = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(t) if !t.is_zero() => t,
-                    _ => return state.level,
+                    _ => break,
                 },
                 None => Duration::from_secs(3600),
             };
-            state.blocked_waiters += 1;
             state = self
                 .inner
-                .changed
+                .threads
                 .wait_timeout(state, timeout)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
-            state.blocked_waiters -= 1;
         }
+        state.level
     }
 }
 
@@ -266,14 +231,12 @@ mod tests {
     #[test]
     fn signals_escalate_graceful_hurry_force_and_keep_the_first_reason() {
         let h = ShutdownHandle::new();
-        assert_eq!(h.escalate(Reason::Signal("SIGTERM")), Level::Graceful);
-        assert_eq!(h.escalate(Reason::Signal("SIGINT")), Level::Hurry);
-        assert!(!h.force_token().is_cancelled());
-        assert_eq!(h.escalate(Reason::Signal("SIGINT")), Level::Force);
-        assert!(h.force_token().is_cancelled());
-        assert_eq!(h.escalate(Reason::Signal("SIGINT")), Level::Force);
-        assert_eq!(h.reason(), Some(Reason::Signal("SIGTERM")));
-        assert_eq!(h.forced_by(), Some(Reason::Signal("SIGINT")));
+        assert_eq!(h.escalate(Reason::Signal(Signal::Term)), Level::Graceful);
+        assert_eq!(h.escalate(Reason::Signal(Signal::Int)), Level::Hurry);
+        assert_eq!(h.escalate(Reason::Signal(Signal::Int)), Level::Force);
+        assert_eq!(h.escalate(Reason::Signal(Signal::Int)), Level::Force);
+        assert_eq!(h.reason(), Some(Reason::Signal(Signal::Term)));
+        assert_eq!(h.forced_by(), Some(Reason::Signal(Signal::Int)));
     }
 
     #[test]
@@ -297,11 +260,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reached_wakes_every_waiter_once_the_level_is_reached() {
+        let h = ShutdownHandle::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.reached(Level::Hurry).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        h.trigger(Reason::Api);
+        h.force(Reason::Deadline);
+        for w in waiters {
+            assert_eq!(w.await.ok(), Some(Level::Force));
+        }
+        assert_eq!(h.reached(Level::Graceful).await, Level::Force);
+    }
+
+    #[tokio::test]
     async fn requested_resolves_with_the_reason() {
         let h = ShutdownHandle::new();
         let h2 = h.clone();
         let waiter = tokio::spawn(async move { h2.requested().await });
-        h.trigger(Reason::Signal("SIGTERM"));
-        assert_eq!(waiter.await.ok(), Some(Reason::Signal("SIGTERM")));
+        h.trigger(Reason::Signal(Signal::Term));
+        assert_eq!(waiter.await.ok(), Some(Reason::Signal(Signal::Term)));
     }
 }

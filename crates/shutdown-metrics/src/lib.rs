@@ -21,7 +21,7 @@ use std::time::Duration;
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use shutdown_core::config::MetricsConfig;
+use shutdown_core::pipeline::MetricsConfig;
 use shutdown_core::{Report, ReportSink};
 
 /// The metrics of one report, in the Prometheus text format.

@@ -187,12 +187,26 @@ pub struct Flush {
 }
 
 impl FlushConfig {
-    /// The URL to use: the run-time override, the environment variable, or `url`.
-    fn url(&self, ctx: &StepContext) -> Option<String> {
-        ctx.override_value("redis_url")
-            .map(str::to_owned)
-            .or_else(|| std::env::var(&self.url_env).ok().filter(|u| !u.is_empty()))
-            .or_else(|| (!self.url.is_empty()).then(|| self.url.clone()))
+    /// Where Redis is: a [`RedisTarget`] handed to the steps at run time
+    /// ([`shutdown_core::Shutdown::with_extension`]), else the URL in the environment variable or in
+    /// `url`; `None` when none is configured.
+    fn target(&self, ctx: &StepContext) -> Option<Result<RedisTarget, String>> {
+        if let Some(target) = ctx.extension::<RedisTarget>() {
+            return Some(Ok(target.clone()));
+        }
+        let url = std::env::var(&self.url_env)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| (!self.url.is_empty()).then(|| self.url.clone()))?;
+        let ca = self
+            .tls_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))
+            })
+            .transpose();
+        Some(ca.and_then(|ca| RedisTarget::parse_with_ca(&url, ca).map_err(|e| e.0)))
     }
 
     fn write_options(&self) -> WriteOptions {
@@ -320,8 +334,7 @@ impl ShutdownStep for Flush {
 
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
         let snapshot = self.gather(&ctx).await?;
-        let url = self.config.url(&ctx);
-        if ctx.dry_run && ctx.override_value("redis_url").is_none() {
+        if ctx.dry_run && ctx.extension::<RedisTarget>().is_none() {
             let bytes = snapshot.encode().map(|e| e.bytes).map_err(StepError::new)?;
             return Ok(StepOutput::new()
                 .detail("dry_run", true)
@@ -342,7 +355,7 @@ impl ShutdownStep for Flush {
             + budget
                 .mul_f64(0.8)
                 .min(budget.saturating_sub(Duration::from_millis(300)));
-        let Some(url) = url else {
+        let Some(target) = self.config.target(&ctx) else {
             // No Redis configured: the file is the destination, not a fallback.
             return crate::fallback::write(
                 &self.config.fallback_dir,
@@ -361,16 +374,6 @@ impl ShutdownStep for Flush {
                 ))
             });
         };
-        let ca = self
-            .config
-            .tls_ca_file
-            .as_ref()
-            .map(|path| {
-                std::fs::read(path)
-                    .map_err(|e| format!("cannot read tls_ca_file {}: {e}", path.display()))
-            })
-            .transpose();
-        let target = ca.and_then(|ca| RedisTarget::parse_with_ca(&url, ca).map_err(|e| e.0));
         let (redis, attempts) = match target {
             Ok(target) => {
                 let (r, n) = self

@@ -54,7 +54,7 @@ async fn main() {
     let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     let restore = RestoreOptions {
         url: redis_url.clone(),
-        trader_id: config.trader_id.clone(),
+        trader_id: config.settings.trader_id.clone(),
         key_prefix: None,
         fallback_dir: "shutdown-fallback".into(),
         timeout: Duration::from_secs(2),
@@ -65,13 +65,13 @@ async fn main() {
     }
 
     let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
-    if let Some(sink) = MetricsSink::new(&config.metrics, &config.trader_id) {
+    if let Some(sink) = MetricsSink::new(&config.settings.metrics, &config.settings.trader_id) {
         shutdown = shutdown.with_sink(Arc::new(sink));
     }
     if let Some(url) = &redis_url {
         match RedisReportSink::new(
             url,
-            &config.trader_id,
+            &config.settings.trader_id,
             20,
             Duration::from_secs(1),
             "shutdown-fallback",
@@ -84,7 +84,7 @@ async fn main() {
     let _fleet = match &redis_url {
         Some(url) => match FleetSwitch::start(
             url,
-            &config.trader_id,
+            &config.settings.trader_id,
             shutdown.handle(),
             Duration::from_secs(2),
         )

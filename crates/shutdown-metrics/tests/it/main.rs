@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use shutdown_core::config::MetricsConfig;
+use shutdown_core::pipeline::MetricsConfig;
 use shutdown_core::{Outcome, Report, ReportSink, StepOutcome, StepReport};
 use shutdown_metrics::{MetricsSink, encode};
 use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
@@ -42,12 +42,11 @@ fn report() -> Report {
 }
 
 fn config(pushgateway: Option<String>, textfile: Option<std::path::PathBuf>) -> MetricsConfig {
-    MetricsConfig {
-        pushgateway_url: pushgateway,
-        textfile_path: textfile,
-        push_timeout: Duration::from_millis(500),
-        job: "shutdown".into(),
-    }
+    let mut config = MetricsConfig::default();
+    config.pushgateway_url = pushgateway;
+    config.textfile_path = textfile;
+    config.push_timeout = Duration::from_millis(500);
+    config
 }
 
 #[test]

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use super::*;
+use crate::pipeline::{OnError, PipelineStep};
+use crate::report::{Outcome, StepOutcome};
+use crate::signals::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
+use crate::trigger::Level;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -182,10 +188,13 @@ async fn after_the_second_signal_only_critical_steps_run() {
         );
     let shutdown = Shutdown::new(pipeline, Node::new());
     let handle = shutdown.handle();
-    assert_eq!(handle.escalate(Reason::Signal("SIGTERM")), Level::Graceful);
+    assert_eq!(
+        handle.escalate(Reason::Signal(Signal::Term)),
+        Level::Graceful
+    );
     let run = tokio::spawn(shutdown.run());
     tokio::time::sleep(secs(10)).await;
-    assert_eq!(handle.escalate(Reason::Signal("SIGTERM")), Level::Hurry);
+    assert_eq!(handle.escalate(Reason::Signal(Signal::Term)), Level::Hurry);
     let report = run.await.unwrap();
     assert_eq!(
         outcomes(&report),
@@ -229,13 +238,13 @@ async fn the_third_signal_forces_at_once_while_a_step_hangs() {
         );
     let shutdown = Shutdown::new(pipeline, Node::new());
     let handle = shutdown.handle();
-    handle.escalate(Reason::Signal("SIGINT"));
+    handle.escalate(Reason::Signal(Signal::Int));
     let run = tokio::spawn(shutdown.run());
     tokio::time::sleep(secs(1)).await;
-    handle.escalate(Reason::Signal("SIGINT"));
+    handle.escalate(Reason::Signal(Signal::Int));
     tokio::time::sleep(secs(1)).await;
     let start = tokio::time::Instant::now();
-    assert_eq!(handle.escalate(Reason::Signal("SIGINT")), Level::Force);
+    assert_eq!(handle.escalate(Reason::Signal(Signal::Int)), Level::Force);
     let report = run.await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
@@ -293,7 +302,7 @@ async fn the_reason_and_results_reach_later_steps() {
         .push(PipelineStep::new(step("give", Behaviour::Give(42), &log)).name("give"))
         .push(PipelineStep::new(step("take", Behaviour::Take, &log)).name("take"));
     let shutdown = Shutdown::new(pipeline, Node::new());
-    shutdown.handle().trigger(Reason::Signal("SIGTERM"));
+    shutdown.handle().trigger(Reason::Signal(Signal::Term));
     let report = shutdown.run().await;
     assert_eq!(report.step("take").unwrap().details["took"], 42);
     assert_eq!(log.lines()[0], "give:start:SIGTERM");
@@ -337,7 +346,7 @@ async fn the_report_goes_to_every_sink_and_a_failing_sink_is_named() {
     let log = Log::default();
     let mut pipeline =
         Pipeline::new(secs(30)).push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"));
-    pipeline.report_path = Some(path.clone());
+    pipeline.settings.report_path = Some(path.clone());
     let report = Shutdown::new(pipeline, Node::new())
         .with_sink(Arc::new(FileSink::new(dir.path().join("missing/r.json"))))
         .run()
@@ -358,7 +367,7 @@ async fn a_step_receives_the_receipt_of_the_steps_before_it() {
     let mut pipeline = Pipeline::new(secs(30))
         .push(PipelineStep::new(step("a", Behaviour::Problem("stop left open"), &log)).name("a"))
         .push(PipelineStep::new(step("b", Behaviour::ReadReceipt, &log)).name("b"));
-    pipeline.trader_id = "desk-7".into();
+    pipeline.settings.trader_id = "desk-7".into();
     let report = Shutdown::new(pipeline, Node::new()).run().await;
     let receipt = &report.step("b").unwrap().details["receipt"];
     assert_eq!(receipt["trader_id"], "desk-7");
@@ -463,7 +472,10 @@ async fn a_step_holding_its_thread_is_abandoned_after_its_timeout_and_the_next_s
     assert_eq!(report.exit_code, 10);
     let error = report.steps[0].error.as_deref().unwrap();
     assert!(error.contains("timed out after 0.2s"), "{error}");
-    assert!(error.contains("held the runner's thread"), "{error}");
+    assert!(
+        error.contains("held its thread (a blocking call)"),
+        "{error}"
+    );
     assert!(report.steps[0].duration >= 0.2, "{report:?}");
     assert_eq!(report.steps[0].problems, ["stuck left undone"]);
 }
@@ -482,7 +494,7 @@ async fn a_force_ends_the_shutdown_while_a_step_holds_its_thread() {
         .push(PipelineStep::new(step("flush", Behaviour::Ok, &log)).name("flush"));
     let shutdown = Shutdown::new(pipeline, Node::new());
     let report = report_while_blocked(shutdown, started, release, |h| {
-        h.force(Reason::Signal("SIGINT"))
+        h.force(Reason::Signal(Signal::Int))
     })
     .await;
     assert_eq!(
@@ -517,7 +529,7 @@ async fn a_second_signal_abandons_a_non_critical_step_holding_its_thread() {
         );
     let shutdown = Shutdown::new(pipeline, Node::new());
     let report = report_while_blocked(shutdown, started, release, |h| {
-        h.hurry(Reason::Signal("SIGINT"))
+        h.hurry(Reason::Signal(Signal::Int))
     })
     .await;
     assert_eq!(
@@ -530,4 +542,161 @@ async fn a_second_signal_abandons_a_non_critical_step_holding_its_thread() {
     );
     assert_eq!(report.exit_code, 10);
     assert!(log.lines().contains(&"flush:end".to_owned()));
+}
+
+/// A sink that hands each report to a std channel, for tests that wait from a plain thread (a
+/// runtime whose workers are all held cannot fire a timer).
+struct StdChannelSink(Mutex<std::sync::mpsc::Sender<Report>>);
+
+impl ReportSink for StdChannelSink {
+    fn name(&self) -> String {
+        "std channel".into()
+    }
+    fn write(&self, report: &Report) -> Result<(), String> {
+        let tx = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        tx.send(report.clone()).map_err(|e| e.to_string())
+    }
+}
+
+fn std_channel_sink() -> (Arc<StdChannelSink>, std::sync::mpsc::Receiver<Report>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (Arc::new(StdChannelSink(Mutex::new(tx))), rx)
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_step_after_a_slow_one_still_ends_at_the_global_deadline() {
+    let log = Log::default();
+    let (block, _started, release) = blocker();
+    let pipeline = Pipeline::new(ms(1200))
+        .push(
+            PipelineStep::new(step("slow", Behaviour::Sleep(ms(1000)), &log))
+                .name("slow")
+                .timeout(secs(10)),
+        )
+        .push(
+            PipelineStep::new(step("stuck", block, &log))
+                .name("stuck")
+                .timeout(secs(10)),
+        );
+    let (sink, reports) = std_channel_sink();
+    let start = std::time::Instant::now();
+    let run = tokio::spawn(Shutdown::new(pipeline, Node::new()).with_sink(sink).run());
+    // Waits on this thread (the test's own, not a runtime worker).
+    let report = reports
+        .recv_timeout(secs(10))
+        .expect("the report arrives at the global deadline");
+    let took = start.elapsed();
+    release.send(()).unwrap();
+    assert!(took < ms(1200 + 500), "the report took {took:?}");
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("slow", StepOutcome::Succeeded),
+            pair("stuck", StepOutcome::TimedOut)
+        ]
+    );
+    assert_eq!(report.exit_code, 12);
+    assert_eq!(report.forced_by.as_deref(), Some("deadline"));
+    assert_eq!(run.await.unwrap().steps, report.steps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_run_future_keeps_the_supervision_of_later_steps() {
+    let log = Log::default();
+    let (first, first_started, first_release) = blocker();
+    let (block, _started, release) = blocker();
+    let pipeline = Pipeline::new(secs(30))
+        .push(PipelineStep::new(step("first", first, &log)).name("first"))
+        .push(
+            PipelineStep::new(step("stuck", block, &log))
+                .name("stuck")
+                .timeout(ms(300)),
+        )
+        .push(PipelineStep::new(step("last", Behaviour::Ok, &log)).name("last"));
+    let (sink, reports) = std_channel_sink();
+    let run = tokio::spawn(Shutdown::new(pipeline, Node::new()).with_sink(sink).run());
+    tokio::task::spawn_blocking(move || first_started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    first_release.send(()).unwrap();
+    let report = reports
+        .recv_timeout(secs(10))
+        .expect("the report arrives though nobody awaits the run");
+    release.send(()).unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            pair("first", StepOutcome::Succeeded),
+            pair("stuck", StepOutcome::TimedOut),
+            pair("last", StepOutcome::Succeeded)
+        ]
+    );
+    assert_eq!(report.exit_code, 10);
+}
+
+/// `count` steps that each block their thread for good (until the test ends), then one that works.
+fn blocking_pipeline(count: usize, log: &Log) -> (Pipeline, Vec<std::sync::mpsc::Sender<()>>) {
+    let mut pipeline = Pipeline::new(secs(30));
+    let mut releases = Vec::new();
+    for i in 0..count {
+        let (block, _started, release) = blocker();
+        releases.push(release);
+        pipeline = pipeline.push(
+            PipelineStep::new(step("stuck", block, log))
+                .name(format!("stuck-{i}"))
+                .timeout(ms(200)),
+        );
+    }
+    let pipeline = pipeline.push(PipelineStep::new(step("last", Behaviour::Ok, log)).name("last"));
+    (pipeline, releases)
+}
+
+fn assert_every_blocked_step_was_given_up_on(report: &Report, count: usize) {
+    let expected: Vec<_> = (0..count)
+        .map(|i| pair(&format!("stuck-{i}"), StepOutcome::TimedOut))
+        .chain([pair("last", StepOutcome::Succeeded)])
+        .collect();
+    assert_eq!(outcomes(report), expected);
+    assert_eq!(report.exit_code, 10);
+    assert!(
+        report.duration < 0.2 * count as f64 + 1.0,
+        "took {}s",
+        report.duration
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_blocking_steps_than_worker_threads_are_each_given_up_on() {
+    let log = Log::default();
+    let (pipeline, releases) = blocking_pipeline(3, &log);
+    let (sink, reports) = std_channel_sink();
+    let _run = tokio::spawn(Shutdown::new(pipeline, Node::new()).with_sink(sink).run());
+    let report = reports.recv_timeout(secs(10)).expect("a report");
+    drop(releases);
+    assert_every_blocked_step_was_given_up_on(&report, 3);
+}
+
+#[test]
+fn blocking_steps_are_given_up_on_on_a_current_thread_runtime() {
+    let log = Log::default();
+    let (pipeline, releases) = blocking_pipeline(2, &log);
+    let (sink, reports) = std_channel_sink();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(Shutdown::new(pipeline, Node::new()).with_sink(sink).run())
+    });
+    let report = reports.recv_timeout(secs(10)).expect("a report");
+    drop(releases);
+    assert_every_blocked_step_was_given_up_on(&report, 2);
+    assert_eq!(thread.join().unwrap().steps, report.steps);
 }

@@ -1,0 +1,235 @@
+//! What a configuration builds, and what the runner runs: a [`Pipeline`] of [`PipelineStep`]s with
+//! the settings every pipeline and every step has.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::registry::Registry;
+use crate::signals::Signal;
+use crate::step::ShutdownStep;
+
+/// Global budget when the config sets none.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+/// Default trader id.
+pub const DEFAULT_TRADER_ID: &str = "trader-001";
+/// The budget of a step whose kind is not registered and whose timeout is not set.
+pub const UNREGISTERED_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the runner does when a step fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Go on with the next step; the shutdown ends degraded.
+    #[default]
+    Continue,
+    /// Stop the pipeline; the shutdown ends aborted.
+    Abort,
+}
+
+/// The settings every step has: who it is and how the runner treats it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StepSettings {
+    /// Unique name in the pipeline (the kind when the config gives none).
+    pub name: String,
+    /// The kind the step was registered under.
+    pub kind: &'static str,
+    /// The step's own budget (capped by what is left of the global one).
+    #[serde(rename = "timeout_secs", serialize_with = "ser_secs")]
+    pub timeout: Duration,
+    /// Runs even after the second signal.
+    pub critical: bool,
+    /// What a failure does to the pipeline.
+    pub on_error: OnError,
+}
+
+impl StepSettings {
+    /// The settings of a step of `kind` that the config says nothing about: named after its kind,
+    /// with the registered kind's default timeout and criticality (an unregistered kind gets 5 s and is
+    /// not critical), `on_error = "continue"`.
+    pub fn for_kind(kind: &'static str) -> Self {
+        let registered = Registry::global().ok().and_then(|r| r.get(kind).ok());
+        Self {
+            name: kind.to_owned(),
+            kind,
+            timeout: registered.map_or(UNREGISTERED_STEP_TIMEOUT, |r| {
+                Duration::from_secs_f64(r.default_timeout_secs)
+            }),
+            critical: registered.is_some_and(|r| r.critical),
+            on_error: OnError::Continue,
+        }
+    }
+}
+
+pub(crate) fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Where the shutdown's metrics go (`[metrics]`); a dying process cannot be scraped, so they are pushed
+/// or written at the end of the shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct MetricsConfig {
+    /// Pushgateway base URL (`http://pushgateway:9091`).
+    pub pushgateway_url: Option<String>,
+    /// node_exporter textfile collector path (`/var/lib/node_exporter/textfile/shutdown.prom`).
+    pub textfile_path: Option<PathBuf>,
+    /// Bound on the push, so a dead Pushgateway delays the exit by at most this.
+    #[serde(serialize_with = "ser_secs")]
+    pub push_timeout: Duration,
+    /// Job label of the pushed group.
+    pub job: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            pushgateway_url: None,
+            textfile_path: None,
+            push_timeout: Duration::from_secs(2),
+            job: "shutdown".into(),
+        }
+    }
+}
+
+/// The settings of a whole pipeline, as configured and as run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PipelineSettings {
+    /// Global budget.
+    #[serde(rename = "timeout_secs", serialize_with = "ser_secs")]
+    pub timeout: Duration,
+    /// Signals that trigger and escalate the shutdown.
+    pub signals: Vec<Signal>,
+    /// Where the final report is written, if anywhere.
+    pub report_path: Option<PathBuf>,
+    /// The node's trader id (keys, metrics labels, report).
+    pub trader_id: String,
+    /// Where metrics go.
+    pub metrics: MetricsConfig,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
+            signals: vec![Signal::Term, Signal::Int],
+            report_path: None,
+            trader_id: DEFAULT_TRADER_ID.to_owned(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+/// A step in a runnable pipeline: its settings and the step, or `None` when it is disabled.
+#[derive(Clone)]
+pub struct PipelineStep {
+    /// Name, kind, budget and policies.
+    pub settings: StepSettings,
+    /// The step; `None` when disabled (it is reported as skipped, on purpose).
+    pub step: Option<Arc<dyn ShutdownStep>>,
+}
+
+impl std::fmt::Debug for PipelineStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineStep")
+            .field("settings", &self.settings)
+            .field("enabled", &self.step.is_some())
+            .finish()
+    }
+}
+
+impl PipelineStep {
+    /// A step with its kind's registered defaults (see [`StepSettings::for_kind`]): an in-code
+    /// `cancel` is critical and has its 10 s, as it would from TOML.
+    pub fn new(step: impl ShutdownStep) -> Self {
+        Self::from_boxed(Box::new(step))
+    }
+
+    /// A step built from a registered kind's config (`StepConfig::build`), with its kind's defaults.
+    pub fn from_boxed(step: Box<dyn ShutdownStep>) -> Self {
+        Self {
+            settings: StepSettings::for_kind(step.kind()),
+            step: Some(Arc::from(step)),
+        }
+    }
+
+    /// A step that is reported as skipped on purpose, and never runs.
+    pub fn disabled(settings: StepSettings) -> Self {
+        Self {
+            settings,
+            step: None,
+        }
+    }
+
+    /// Set the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.settings.name = name.into();
+        self
+    }
+
+    /// Set the step's own timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = timeout;
+        self
+    }
+
+    /// Make the step critical (it runs after the second signal) or not.
+    pub fn critical(mut self, critical: bool) -> Self {
+        self.settings.critical = critical;
+        self
+    }
+
+    /// Set the error policy.
+    pub fn on_error(mut self, on_error: OnError) -> Self {
+        self.settings.on_error = on_error;
+        self
+    }
+}
+
+/// A runnable pipeline: built from a [`crate::PipelineConfig`], or in code.
+///
+/// ```
+/// use std::time::Duration;
+/// use shutdown_core::{Pipeline, PipelineStep};
+/// # use shutdown_core::{ShutdownStep, StepContext, StepOutput, StepError};
+/// # struct Flush;
+/// # #[async_trait::async_trait]
+/// # impl ShutdownStep for Flush {
+/// #     fn kind(&self) -> &'static str { "flush" }
+/// #     fn plan(&self) -> Vec<String> { vec![] }
+/// #     async fn run(&self, _: StepContext) -> Result<StepOutput, StepError> { Ok(StepOutput::new()) }
+/// # }
+/// let pipeline = Pipeline::new(Duration::from_secs(10))
+///     .push(PipelineStep::new(Flush).critical(true).timeout(Duration::from_secs(3)));
+/// assert_eq!(pipeline.steps.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    /// Budget, signals, report path, trader id, metrics.
+    pub settings: PipelineSettings,
+    /// Steps in order.
+    pub steps: Vec<PipelineStep>,
+}
+
+impl Pipeline {
+    /// An empty pipeline with a global budget; SIGTERM and SIGINT; no report file.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            settings: PipelineSettings {
+                timeout,
+                ..PipelineSettings::default()
+            },
+            steps: Vec::new(),
+        }
+    }
+
+    /// Append a step.
+    pub fn push(mut self, step: PipelineStep) -> Self {
+        self.steps.push(step);
+        self
+    }
+}

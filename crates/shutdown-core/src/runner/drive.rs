@@ -1,0 +1,135 @@
+//! Drives a step's future one poll at a time on the runtime's blocking pool.
+//!
+//! A step that blocks its thread (a synchronous call that never returns) then holds a blocking-pool
+//! thread, never a runtime worker and never the supervision, however many steps do it. Between polls
+//! the future waits on the runtime like any task, so timers and I/O work as usual, and a paused test
+//! clock only moves while no poll is running (the blocking pool holds it while a poll runs).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::sync::Notify;
+
+/// A step's future, owned so that it can move between threads.
+pub(super) type StepFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Whether the driven future is inside a poll right now (then it holds its thread).
+#[derive(Debug, Default, Clone)]
+pub(super) struct InPoll(Arc<AtomicBool>);
+
+impl InPoll {
+    pub(super) fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, value: bool) {
+        self.0.store(value, Ordering::Release);
+    }
+}
+
+/// The waker handed to the future: a wake-up stores a permit, so none is lost between polls.
+struct Wakeup(Notify);
+
+impl Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_one();
+    }
+}
+
+/// Poll `future` to its end; a panic comes back as its message. Dropping the returned future walks
+/// away: the step's future is dropped at once if it is between polls, or as soon as the poll that
+/// holds its thread returns.
+pub(super) async fn drive<T: Send + 'static>(
+    mut future: StepFuture<T>,
+    in_poll: InPoll,
+) -> Result<T, String> {
+    let wakeup = Arc::new(Wakeup(Notify::new()));
+    let waker = Waker::from(wakeup.clone());
+    loop {
+        let waker = waker.clone();
+        in_poll.set(true);
+        let polled = tokio::task::spawn_blocking(move || {
+            let mut cx = Context::from_waker(&waker);
+            let poll = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+            (future, poll)
+        })
+        .await;
+        in_poll.set(false);
+        match polled {
+            Ok((_, Ok(Poll::Ready(out)))) => return Ok(out),
+            Ok((back, Ok(Poll::Pending))) => {
+                future = back;
+                wakeup.0.notified().await;
+            }
+            Ok((_, Err(panic))) => return Err(panic_message(&*panic)),
+            Err(e) => return Err(format!("the runtime stopped the step: {e}")),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_future_that_waits_on_timers_runs_to_its_end_in_paused_time() {
+        let start = tokio::time::Instant::now();
+        let out = drive(
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                7
+            }),
+            InPoll::default(),
+        )
+        .await;
+        assert_eq!(out, Ok(7));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_panic_comes_back_as_its_message() {
+        let in_poll = InPoll::default();
+        let out: Result<(), String> =
+            drive(Box::pin(async { panic!("boom {}", 1) }), in_poll.clone()).await;
+        assert_eq!(out, Err("boom 1".into()));
+        assert!(!in_poll.get());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_poll_that_blocks_its_thread_is_seen_in_poll_and_can_be_walked_away_from() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let in_poll = InPoll::default();
+        let driven = drive(
+            Box::pin(async move {
+                let _ = rx.recv();
+            }),
+            in_poll.clone(),
+        );
+        let timed_out = tokio::time::timeout(Duration::from_millis(50), driven).await;
+        assert!(timed_out.is_err());
+        assert!(in_poll.get(), "the poll still holds its thread");
+        drop(tx);
+    }
+}

@@ -1,0 +1,48 @@
+//! The force-exit thread of a node that exits the process ([`crate::Shutdown::exit_process`]): on a
+//! force (third signal) or past the global deadline, the report is written and the process exits,
+//! even when the async runtime can no longer run the supervision.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::exec::Run;
+use super::progress::Stage;
+use crate::report::exit_code;
+use crate::trigger::{Level, Reason};
+
+/// How long the supervision may take to notice a force before this thread writes the report itself.
+const TAKE_OVER_GRACE: Duration = Duration::from_millis(100);
+/// How long this thread waits for a report the supervision is writing before it exits anyway.
+const WRITE_GRACE: Duration = Duration::from_secs(2);
+
+/// Start the thread. It waits for a force, or for the global deadline and a little more.
+pub(super) fn start(run: &Arc<Run>) {
+    let run = run.clone();
+    let left = run
+        .deadline
+        .saturating_duration_since(tokio::time::Instant::now());
+    let hard_deadline = std::time::Instant::now() + left + TAKE_OVER_GRACE;
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-force".into())
+        .spawn(move || {
+            if run.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
+                run.handle.force(Reason::Deadline);
+            }
+            // The supervision wakes on the force at once; give it a moment to take the report.
+            let still_running =
+                run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
+                    == Stage::Running;
+            if still_running {
+                if let Some(mut report) = run.shared.take(&run.pipeline, run.handle.forced_by()) {
+                    tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
+                    run.sinks.write_local(&mut report);
+                    std::process::exit(report.exit_code);
+                }
+            }
+            let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Done);
+            std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the force-exit thread; forced exits rely on the runtime");
+    }
+}

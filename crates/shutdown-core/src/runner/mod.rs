@@ -1,0 +1,175 @@
+//! The runner: [`Shutdown`] runs a [`Pipeline`] once, when asked, and reports.
+//!
+//! One job per file:
+//! - `exec.rs`: the supervision, one step at a time: admit (the skip rules), guard (a `select!` of
+//!   the step against its deadline, a force and, for a step that is not critical, a hurry) and the
+//!   step's report entry; then the report;
+//! - `drive.rs`: polls a step's future on the blocking pool, so a step that blocks its thread holds
+//!   a pool thread, never a runtime worker nor the supervision;
+//! - `progress.rs`: the report so far, shared with the receipt and the force-exit thread;
+//! - `sinks.rs`: the report file and the log line first, the other sinks after, each bounded;
+//! - `force.rs`: the force-exit thread of a node that exits the process.
+
+mod drive;
+mod exec;
+mod force;
+mod progress;
+mod sinks;
+
+use std::sync::Arc;
+
+use self::exec::Run;
+use self::progress::Shared;
+use self::sinks::Sinks;
+use crate::node::Node;
+use crate::pipeline::Pipeline;
+use crate::report::{FileSink, Report, ReportSink};
+use crate::signals::SignalListener;
+use crate::step::{Extensions, SharedResults};
+use crate::trigger::{Reason, ShutdownHandle};
+
+/// Runs a pipeline once, when asked, and reports.
+pub struct Shutdown {
+    pipeline: Arc<Pipeline>,
+    node: Node,
+    handle: ShutdownHandle,
+    sinks: Sinks,
+    exit_process: bool,
+    dry_run: bool,
+    extensions: Extensions,
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("pipeline", &self.pipeline)
+            .field("exit_process", &self.exit_process)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shutdown {
+    /// A shutdown of `pipeline` for `node`. The report goes to the log and, when the pipeline has a
+    /// `report_path`, to that file. By default [`Shutdown::run`] returns the report; see
+    /// [`Shutdown::exit_process`]. Pass an `Arc<Pipeline>` to run one pipeline many times without
+    /// copying it.
+    pub fn new(pipeline: impl Into<Arc<Pipeline>>, node: Node) -> Self {
+        let pipeline = pipeline.into();
+        let sinks = Sinks {
+            file: pipeline.settings.report_path.as_ref().map(FileSink::new),
+            others: Vec::new(),
+        };
+        Self {
+            pipeline,
+            node,
+            handle: ShutdownHandle::new(),
+            sinks,
+            exit_process: false,
+            dry_run: false,
+            extensions: Extensions::default(),
+        }
+    }
+
+    /// A dry run: steps are told not to write outside the process (see [`crate::StepContext::dry_run`]).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Hand a value to the steps (one per type): a step reads it with
+    /// [`crate::StepContext::extension`]. The node or the operator's tool passes run-time things
+    /// this way: where Redis is, a client of its own.
+    pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Use this handle (share one with code that must trigger or observe the shutdown).
+    pub fn with_handle(mut self, handle: ShutdownHandle) -> Self {
+        self.handle = handle;
+        self
+    }
+
+    /// Add a report sink. It is written after the report file and the log line, at the same time as
+    /// the other added sinks, within its [`ReportSink::timeout`] and what is left of the global
+    /// budget; a sink that fails or does not answer in time is named in the report's `sink_errors`
+    /// (and the report file is rewritten to say so).
+    pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
+        self.sinks.others.push(sink);
+        self
+    }
+
+    /// Exit the process with the outcome's code once the report is written; and on force (third
+    /// signal, global deadline), write the report and exit with 12 from a dedicated thread, even
+    /// while the async runtime cannot run.
+    pub fn exit_process(mut self, exit: bool) -> Self {
+        self.exit_process = exit;
+        self
+    }
+
+    /// The handle that requests, escalates and observes this shutdown.
+    pub fn handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Listen for the pipeline's signals until the returned listener is dropped.
+    pub fn listen_signals(&self) -> std::io::Result<SignalListener> {
+        SignalListener::start(&self.pipeline.settings.signals, self.handle.clone())
+    }
+
+    /// Wait for a request (signal, [`ShutdownHandle::trigger`]), then run.
+    pub async fn run_when_requested(self) -> Report {
+        self.handle.requested().await;
+        self.run().await
+    }
+
+    /// Run the pipeline now (requesting the shutdown with reason `api` if nobody has).
+    ///
+    /// The supervision runs on a task of its own: dropping this future does not stop the shutdown
+    /// half way (orders half cancelled, no snapshot); the steps are still supervised, and the report
+    /// still reaches every sink.
+    ///
+    /// A step that blocks its thread past its budget is walked away from; it keeps a thread of the
+    /// runtime's blocking pool until its call returns, so a runtime dropped afterwards waits for that
+    /// call (a node that exits the process, [`Shutdown::exit_process`], does not wait).
+    pub async fn run(self) -> Report {
+        self.handle.trigger(Reason::Api);
+        let reason = self.handle.reason().unwrap_or(Reason::Api);
+        let shared = Arc::new(Shared::new(&self.pipeline, &reason));
+        let span = tracing::info_span!(
+            "shutdown",
+            reason = %reason,
+            trader_id = %self.pipeline.settings.trader_id,
+            timeout_secs = self.pipeline.settings.timeout.as_secs_f64()
+        );
+        let run = Arc::new(Run {
+            deadline: shared.started() + self.pipeline.settings.timeout,
+            pipeline: self.pipeline,
+            node: self.node,
+            handle: self.handle,
+            sinks: self.sinks,
+            exit_process: self.exit_process,
+            dry_run: self.dry_run,
+            extensions: self.extensions,
+            reason,
+            shared,
+            results: SharedResults::default(),
+            span,
+        });
+        if run.exit_process {
+            force::start(&run);
+        }
+        match tokio::spawn(run.clone().supervise()).await {
+            Ok(report) => report,
+            Err(e) => run.lost(&e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

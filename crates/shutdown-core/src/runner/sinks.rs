@@ -1,0 +1,96 @@
+//! The report's way out: first where it cannot hang (the report file, or a fallback file and stderr
+//! when that cannot be written, then the log line), then the network sinks, all at once, each bounded
+//! by its own timeout and by what is left of the global budget.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::report::{FileSink, LogSink, Report, ReportSink};
+
+/// Every place a report goes.
+#[derive(Clone, Default)]
+pub(super) struct Sinks {
+    /// The pipeline's `report_path`.
+    pub(super) file: Option<FileSink>,
+    /// Sinks added with [`crate::Shutdown::with_sink`], written after the file and the log.
+    pub(super) others: Vec<Arc<dyn ReportSink>>,
+}
+
+impl Sinks {
+    /// Write the report file and the log line. When the file cannot be written, the report goes to
+    /// a fallback file in the temporary directory and, whatever the log level, to stderr.
+    pub(super) fn write_local(&self, report: &mut Report) {
+        if let Some(file) = &self.file {
+            if let Err(e) = file.write(report) {
+                let kept = keep_elsewhere(report);
+                tracing::error!(sink = %file.name(), error = %e, kept = %kept, "report file not written");
+                report
+                    .sink_errors
+                    .push(format!("{}: {e}; {kept}", file.name()));
+            }
+        }
+        let _ = LogSink.write(report);
+    }
+
+    /// Rewrite the report file so that it names the sinks that failed after it was first written.
+    pub(super) fn rewrite_file(&self, report: &Report) {
+        if let Some(file) = &self.file {
+            if let Err(e) = file.write(report) {
+                tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
+            }
+        }
+    }
+
+    /// Write to every other sink at once, each on the blocking pool, within its own timeout and
+    /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`.
+    pub(super) async fn write_others(&self, report: &mut Report, left: Duration) {
+        let shared = Arc::new(report.clone());
+        let writes = self.others.iter().map(|sink| {
+            let (sink, shared) = (sink.clone(), shared.clone());
+            let bound = sink.timeout().min(left);
+            async move {
+                let name = sink.name();
+                let write = tokio::task::spawn_blocking(move || sink.write(&shared));
+                match tokio::time::timeout(bound, write).await {
+                    Ok(Ok(Ok(()))) => None,
+                    Ok(Ok(Err(e))) => Some(format!("{name}: {e}")),
+                    Ok(Err(e)) => Some(format!("{name}: the sink failed: {e}")),
+                    Err(_) => Some(format!(
+                        "{name}: no answer within {}s (its timeout, capped by what was left of the global budget)",
+                        bound.as_secs_f64()
+                    )),
+                }
+            }
+        });
+        for error in futures_util::future::join_all(writes)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            tracing::error!(error = %error, "report sink failed");
+            report.sink_errors.push(error);
+        }
+    }
+}
+
+/// Keep a report whose file could not be written: a fallback file, and stderr. Says where it went.
+fn keep_elsewhere(report: &Report) -> String {
+    let json = report.to_json_line();
+    // Whatever the log level: the content of the report must not be lost.
+    eprintln!("shutdown report: {json}");
+    let id: String = (report.trader_id.chars())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path: PathBuf = std::env::temp_dir().join(format!("shutdown-report-{id}.json"));
+    match FileSink::new(&path).write(report) {
+        Ok(()) => format!("the report is in {} and on stderr", path.display()),
+        Err(e) => format!("the fallback failed too ({e}); the report is on stderr"),
+    }
+}
