@@ -1,21 +1,20 @@
-//! The supervision of one shutdown: each step admitted (or skipped), guarded, and recorded, in order;
-//! then the report.
+//! The supervision of one shutdown: each step admitted or skipped, then guarded, in order; then the
+//! report.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::drive::{self, InPoll};
-use super::progress::{Recorded, Shared, Stage, forced_note};
+use super::drive::{InPoll, drive};
+use super::progress::{Shared, entry, forced_note};
 use super::sinks::Sinks;
 use crate::node::Node;
 use crate::pipeline::{Pipeline, PipelineStep};
 use crate::report::{Report, StepOutcome, StepReport};
-use crate::step::{
-    Extensions, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
-};
+use crate::step::{Extensions, Receipt, SharedResults, ShutdownStep, StepContext};
 use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Why a non-critical step did not run, or stopped, after the second signal.
@@ -25,7 +24,7 @@ const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
 const HELD_ITS_THREAD: &str =
     "it held its thread (a blocking call) and was abandoned: its effects are unknown";
 
-/// One run of a pipeline: everything the supervision, the steps and the force-exit thread share.
+/// One run of a pipeline: what the supervision, the steps and the force-exit thread share.
 pub(super) struct Run {
     pub(super) pipeline: Arc<Pipeline>,
     pub(super) node: Node,
@@ -42,274 +41,194 @@ pub(super) struct Run {
     pub(super) span: tracing::Span,
 }
 
-/// Why a step was not run.
-enum Skip {
-    /// The shutdown was forced, or the global budget is spent.
-    Forced,
-    /// An earlier `on_error = "abort"` step failed (its name).
-    Aborted(String),
-    /// The step is disabled: skipped on purpose.
-    Disabled,
-    /// A second signal came and the step is not critical.
-    Hurry,
-}
-
-/// How a guarded step ended.
-enum Ended {
-    /// It returned its output or its error.
-    Returned(Result<StepOutput, StepError>),
-    /// It panicked (the message).
-    Panicked(String),
-    /// Its budget ran out; `global` when that budget was what was left of the global one.
-    TimedOut { global: bool },
-    /// The shutdown was forced while it ran.
-    Forced,
-    /// A second signal came while it (not critical) ran.
-    Hurried,
-}
-
 impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
         tracing::info!(parent: &self.span, steps = self.pipeline.steps.len(), "shutdown started");
         for (index, ps) in self.pipeline.steps.iter().enumerate() {
-            let recorded = match self.admit(ps) {
+            let report = match self.admit(ps) {
                 Ok(step) => self.guard(index, ps, step).await,
-                Err(skip) => self.skipped(ps, skip),
+                Err((outcome, note)) => entry(ps, outcome, Some(note)),
             };
-            self.shared.record(ps, recorded);
+            self.shared.record(ps, report);
         }
         self.finish().await
     }
 
     /// The skip rules, in order: nothing runs once the shutdown is forced or its budget is spent, nor
     /// after an `on_error = "abort"` failure; a disabled step is skipped; after a second signal only
-    /// critical steps run.
-    fn admit(&self, ps: &PipelineStep) -> Result<Arc<dyn ShutdownStep>, Skip> {
+    /// critical steps run. A step that may run is returned; for one that may not, its outcome and why.
+    fn admit(&self, ps: &PipelineStep) -> Result<Arc<dyn ShutdownStep>, (StepOutcome, String)> {
         if Instant::now() >= self.deadline {
             self.handle.force(Reason::Deadline);
         }
         let level = self.handle.level();
         if level == Level::Force {
-            return Err(Skip::Forced);
+            return Err((StepOutcome::NotRun, self.forced_note()));
         }
         if let Some(by) = self.shared.aborted_by() {
-            return Err(Skip::Aborted(by));
+            let note = format!("not run: step `{by}` failed with on_error = \"abort\"");
+            return Err((StepOutcome::NotRun, note));
         }
-        let step = ps.step.clone().ok_or(Skip::Disabled)?;
+        let Some(step) = ps.step.clone() else {
+            return Err((StepOutcome::Skipped, "disabled".into()));
+        };
         if level >= Level::Hurry && !ps.settings.critical {
-            return Err(Skip::Hurry);
+            return Err((StepOutcome::Skipped, format!("skipped: {IN_A_HURRY}")));
         }
         Ok(step)
     }
 
-    fn skipped(&self, ps: &PipelineStep, skip: Skip) -> Recorded {
-        let (outcome, note) = match skip {
-            Skip::Forced => (
-                StepOutcome::NotRun,
-                forced_note(self.handle.forced_by().as_ref()),
-            ),
-            Skip::Aborted(by) => (
-                StepOutcome::NotRun,
-                format!("not run: step `{by}` failed with on_error = \"abort\""),
-            ),
-            Skip::Disabled => (StepOutcome::Skipped, "disabled".to_owned()),
-            Skip::Hurry => (StepOutcome::Skipped, format!("skipped: {IN_A_HURRY}")),
-        };
-        let mut recorded = Recorded::new(ps, outcome, Some(note));
-        recorded.disabled = ps.step.is_none();
-        recorded
-    }
-
-    /// Run one step under its budget: its completion against its deadline, a force, and (when it is
-    /// not critical) a second signal. Giving up on a step is walking away from it.
+    /// Run one step under its budget: its end against its deadline, a force and (when it is not
+    /// critical) a second signal. Giving up on a step is walking away from it.
     async fn guard(
         &self,
         index: usize,
         ps: &PipelineStep,
         step: Arc<dyn ShutdownStep>,
-    ) -> Recorded {
+    ) -> StepReport {
         let started = Instant::now();
         let left = self.deadline.saturating_duration_since(started);
         let budget = ps.settings.timeout.min(left);
+        let span = tracing::info_span!(parent: &self.span, "step", step = %ps.settings.name,
+            kind = ps.settings.kind, index = index + 1, budget_secs = budget.as_secs_f64(),
+            critical = ps.settings.critical);
         let cancel = CancellationToken::new();
-        let span = tracing::info_span!(
-            parent: &self.span,
-            "step",
-            step = %ps.settings.name,
-            kind = ps.settings.kind,
-            index = index + 1,
-            budget_secs = budget.as_secs_f64(),
-            critical = ps.settings.critical
-        );
-        let ctx = StepContext {
-            reason: self.reason.clone(),
-            name: ps.settings.name.clone(),
-            deadline: started + budget,
-            cancel: cancel.clone(),
-            node: self.node.clone(),
-            results: self.results.clone(),
-            trader_id: self.pipeline.settings.trader_id.clone(),
-            receipt: {
-                let shared = self.shared.clone();
-                Receipt::new(move || shared.receipt())
-            },
-            dry_run: self.dry_run,
-            extensions: self.extensions.clone(),
-        };
+        let ctx = self.context(ps, started + budget, cancel.clone());
         self.shared.start_step(index, started);
         tracing::info!(parent: &span, "step started");
         let in_poll = InPoll::default();
         let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
         let hurried = async {
-            if ps.settings.critical {
-                std::future::pending::<Level>().await
-            } else {
-                self.handle.reached(Level::Hurry).await
+            match ps.settings.critical {
+                true => std::future::pending().await,
+                false => self.handle.reached(Level::Hurry).await,
             }
         };
+        let global = ps.settings.timeout >= left;
+        // Ok: the step returned (its output or its error); Err: how it was cut short, and why.
         let ended = tokio::select! {
             biased;
-            out = drive::drive(future, in_poll.clone()) => match out {
-                Ok(returned) => Ended::Returned(returned),
-                Err(panic) => Ended::Panicked(panic),
-            },
-            _ = self.handle.reached(Level::Force) => Ended::Forced,
-            () = tokio::time::sleep_until(started + budget) => Ended::TimedOut {
-                global: ps.settings.timeout >= left,
-            },
-            _ = hurried => Ended::Hurried,
+            out = drive(future, in_poll.clone()) => out.map_err(|panic| {
+                (StepOutcome::Panicked, format!("panicked: {panic}"))
+            }),
+            _ = self.handle.reached(Level::Force) => {
+                Err((StepOutcome::TimedOut, format!("interrupted: {}", self.forced_note())))
+            }
+            () = tokio::time::sleep_until(started + budget) => {
+                Err((StepOutcome::TimedOut, self.timed_out_note(global, budget)))
+            }
+            _ = hurried => Err((StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))),
         };
-        if !matches!(ended, Ended::Returned(_)) {
-            cancel.cancel();
-        }
-        if matches!(ended, Ended::TimedOut { global: true }) {
-            self.handle.force(Reason::Deadline);
-        }
-        let mut recorded = self.ended(ps, budget, ended, in_poll.get());
-        recorded.report.duration = started.elapsed().as_secs_f64();
-        log_step(&span, &recorded.report);
-        recorded
-    }
-
-    /// The report entry of a step that ran and ended `ended`; `held` when it was inside a poll.
-    fn ended(
-        &self,
-        ps: &PipelineStep,
-        budget: std::time::Duration,
-        ended: Ended,
-        held: bool,
-    ) -> Recorded {
-        let interrupted = |outcome, why: String| {
-            let mut r = Recorded::new(ps, outcome, Some(why));
-            if held {
-                if let Some(error) = r.report.error.as_mut() {
-                    error.push_str("; ");
-                    error.push_str(HELD_ITS_THREAD);
+        let mut report = match ended {
+            Ok(Ok(out)) => StepReport {
+                attempts: out.attempts,
+                details: out.details,
+                problems: out.problems,
+                ..entry(ps, StepOutcome::Succeeded, None)
+            },
+            Ok(Err(e)) => StepReport {
+                attempts: e.attempts,
+                details: e.details,
+                ..entry(ps, StepOutcome::Failed, Some(e.message))
+            },
+            Err((outcome, mut why)) => {
+                cancel.cancel();
+                if in_poll.get() {
+                    why = format!("{why}; {HELD_ITS_THREAD}");
+                }
+                StepReport {
+                    attempts: 1,
+                    ..entry(ps, outcome, Some(why))
                 }
             }
-            r.report.attempts = 1;
-            r
         };
-        match ended {
-            Ended::Returned(Ok(out)) => {
-                let mut r = Recorded::new(ps, StepOutcome::Succeeded, None);
-                r.report.attempts = out.attempts;
-                r.report.details = out.details;
-                r.report.problems = out.problems;
-                r
-            }
-            Ended::Returned(Err(e)) => {
-                let mut r = Recorded::new(ps, StepOutcome::Failed, Some(e.message));
-                r.report.attempts = e.attempts;
-                r.report.details = e.details;
-                r
-            }
-            Ended::Panicked(message) => {
-                interrupted(StepOutcome::Panicked, format!("panicked: {message}"))
-            }
-            Ended::TimedOut { global: true } => interrupted(
-                StepOutcome::TimedOut,
-                format!(
-                    "global deadline of {}s reached while the step ran",
-                    self.pipeline.settings.timeout.as_secs_f64()
-                ),
+        report.duration = started.elapsed().as_secs_f64();
+        if global && report.outcome == StepOutcome::TimedOut {
+            self.handle.force(Reason::Deadline);
+        }
+        log_step(&span, &report);
+        report
+    }
+
+    fn context(
+        &self,
+        ps: &PipelineStep,
+        deadline: Instant,
+        cancel: CancellationToken,
+    ) -> StepContext {
+        let shared = self.shared.clone();
+        StepContext {
+            reason: self.reason.clone(),
+            name: ps.settings.name.clone(),
+            deadline,
+            cancel,
+            node: self.node.clone(),
+            results: self.results.clone(),
+            trader_id: self.pipeline.settings.trader_id.clone(),
+            receipt: Receipt::new(move || shared.receipt()),
+            dry_run: self.dry_run,
+            extensions: self.extensions.clone(),
+        }
+    }
+
+    fn forced_note(&self) -> String {
+        forced_note(self.handle.forced_by().as_ref())
+    }
+
+    fn timed_out_note(&self, global: bool, budget: Duration) -> String {
+        match global {
+            true => format!(
+                "global deadline of {}s reached while the step ran",
+                self.pipeline.settings.timeout.as_secs_f64()
             ),
-            Ended::TimedOut { global: false } => interrupted(
-                StepOutcome::TimedOut,
-                format!("timed out after {}s", budget.as_secs_f64()),
-            ),
-            Ended::Forced => interrupted(
-                StepOutcome::TimedOut,
-                format!(
-                    "interrupted: {}",
-                    forced_note(self.handle.forced_by().as_ref())
-                ),
-            ),
-            Ended::Hurried => {
-                interrupted(StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))
-            }
+            false => format!("timed out after {}s", budget.as_secs_f64()),
         }
     }
 
     /// Write the report: the file and the log line first, the other sinks after; then return it, or
-    /// exit the process with its code. Waits forever when the force-exit thread has the report (it
-    /// exits the process).
+    /// exit the process with its code. When the force-exit thread has taken the report, it exits the
+    /// process: this waits for that.
     async fn finish(&self) -> Report {
         let Some(mut report) = self.shared.take(&self.pipeline, self.handle.forced_by()) else {
             return std::future::pending().await;
         };
         self.sinks.write_local(&mut report);
-        self.shared.reach(Stage::Local);
-        if !self.sinks.others.is_empty() {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            self.sinks.write_others(&mut report, left).await;
-            if !report.sink_errors.is_empty() {
-                self.sinks.rewrite_file(&report);
-            }
-        }
-        self.shared.reach(Stage::Done);
-        tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code, duration = report.duration, "shutdown finished");
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.sinks.write_others(&mut report, left).await;
+        self.shared.written();
+        tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code,
+            duration = report.duration, "shutdown finished");
         if self.exit_process {
             std::process::exit(report.exit_code);
         }
         report
     }
 
-    /// The supervision stopped before its end (its runtime is shutting down): the report from what
-    /// is known, written where it cannot hang.
-    pub(super) fn lost(&self, e: &tokio::task::JoinError) -> Report {
-        tracing::error!(parent: &self.span, error = %e, "the shutdown's supervision stopped before the end");
+    /// The supervision was cancelled (its runtime is shutting down): the report from what is known,
+    /// written where it cannot hang.
+    pub(super) fn lost(&self) -> Report {
+        tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
         self.handle.force(Reason::Api);
-        match self.shared.take(&self.pipeline, self.handle.forced_by()) {
-            Some(mut report) => {
-                self.sinks.write_local(&mut report);
-                self.shared.reach(Stage::Done);
-                report
-            }
-            None => {
-                let p = self
-                    .shared
-                    .wait_while(std::time::Duration::from_secs(2), |p| {
-                        p.stage < Stage::Local
-                    });
-                super::progress::assemble(&p, &self.pipeline, self.handle.forced_by())
-            }
+        let mut report = self.shared.take(&self.pipeline, self.handle.forced_by());
+        if let Some(report) = report.as_mut() {
+            self.sinks.write_local(report);
+            self.shared.written();
         }
+        report.unwrap_or_else(|| self.shared.report(&self.pipeline, self.handle.forced_by()))
     }
 }
 
 fn log_step(span: &tracing::Span, r: &StepReport) {
     let error = r.error.as_deref().unwrap_or("");
+    let (outcome, duration, attempts) = (&r.outcome, r.duration, r.attempts);
     match r.outcome {
         StepOutcome::Succeeded if r.problems.is_empty() => {
-            tracing::info!(parent: span, outcome = %r.outcome, duration = r.duration, attempts = r.attempts, "step finished")
+            tracing::info!(parent: span, %outcome, duration, attempts, "step finished")
         }
         StepOutcome::Succeeded | StepOutcome::Skipped => {
-            tracing::warn!(parent: span, outcome = %r.outcome, duration = r.duration, problems = ?r.problems, error, "step finished")
+            tracing::warn!(parent: span, %outcome, duration, problems = ?r.problems, error, "step finished")
         }
-        _ => {
-            tracing::error!(parent: span, outcome = %r.outcome, duration = r.duration, attempts = r.attempts, error, "step failed")
-        }
+        _ => tracing::error!(parent: span, %outcome, duration, attempts, error, "step failed"),
     }
 }

@@ -39,7 +39,7 @@ pub(super) fn start(run: &Arc<Run>) {
                     std::process::exit(report.exit_code);
                 }
             }
-            let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Done);
+            let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Written);
             std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
         });
     if let Err(e) = spawned {

@@ -166,7 +166,7 @@ impl Shutdown {
         }
         match tokio::spawn(run.clone().supervise()).await {
             Ok(report) => report,
-            Err(e) => run.lost(&e),
+            Err(_) => run.lost(),
         }
     }
 }

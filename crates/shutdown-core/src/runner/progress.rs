@@ -18,37 +18,22 @@ pub(super) enum Stage {
     Running,
     /// Someone (the supervision, or the force-exit thread) took it and is writing it.
     Writing,
-    /// The report file and the log line are written; network sinks may still be going.
-    Local,
     /// Every sink has had its turn.
-    Done,
+    Written,
 }
 
-/// A step's report entry, and whether it was skipped on purpose (disabled): such a step has no
-/// consequence and does not degrade the shutdown.
-#[derive(Debug, Clone)]
-pub(super) struct Recorded {
-    pub(super) report: StepReport,
-    pub(super) disabled: bool,
-}
-
-impl Recorded {
-    /// The entry of a step that ended `outcome` without running to its end, or did not run.
-    pub(super) fn new(ps: &PipelineStep, outcome: StepOutcome, error: Option<String>) -> Self {
-        Self {
-            report: StepReport {
-                name: ps.settings.name.clone(),
-                kind: ps.settings.kind.to_owned(),
-                critical: ps.settings.critical,
-                outcome,
-                duration: 0.0,
-                attempts: 0,
-                error,
-                problems: Vec::new(),
-                details: serde_json::Map::new(),
-            },
-            disabled: false,
-        }
+/// The report entry of step `ps` with nothing measured yet.
+pub(super) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<String>) -> StepReport {
+    StepReport {
+        name: ps.settings.name.clone(),
+        kind: ps.settings.kind.to_owned(),
+        critical: ps.settings.critical,
+        outcome,
+        duration: 0.0,
+        attempts: 0,
+        error,
+        problems: Vec::new(),
+        details: serde_json::Map::new(),
     }
 }
 
@@ -59,7 +44,7 @@ pub(super) struct Progress {
     started_at: String,
     started: Instant,
     timeout: Duration,
-    steps: Vec<Recorded>,
+    steps: Vec<StepReport>,
     /// The step running now: its index and start.
     running: Option<(usize, Instant)>,
     /// The step whose failure aborted the pipeline.
@@ -113,13 +98,13 @@ impl Shared {
     }
 
     /// Record how step `ps` ended; an `on_error = "abort"` failure stops the pipeline.
-    pub(super) fn record(&self, ps: &PipelineStep, recorded: Recorded) {
+    pub(super) fn record(&self, ps: &PipelineStep, report: StepReport) {
         let mut p = self.lock();
-        if recorded.report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
+        if report.outcome.is_failure() && ps.settings.on_error == OnError::Abort {
             p.aborted_by = Some(ps.settings.name.clone());
         }
         p.running = None;
-        p.steps.push(recorded);
+        p.steps.push(report);
     }
 
     /// The step whose failure aborted the pipeline, if one did.
@@ -140,10 +125,15 @@ impl Shared {
         Some(report)
     }
 
-    /// The report has reached `stage`.
-    pub(super) fn reach(&self, stage: Stage) {
-        self.lock().stage = stage;
+    /// Every sink has had the report.
+    pub(super) fn written(&self) {
+        self.lock().stage = Stage::Written;
         self.changed.notify_all();
+    }
+
+    /// The report as things stand, for a caller that may not write it.
+    pub(super) fn report(&self, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
+        assemble(&self.lock(), pipeline, forced_by)
     }
 
     /// Wait up to `timeout` while `waiting` holds; returns the progress then.
@@ -167,7 +157,7 @@ impl Shared {
             reason: &'a str,
             started_at: &'a str,
             timeout_secs: f64,
-            steps: Vec<&'a StepReport>,
+            steps: &'a [StepReport],
         }
         let p = self.lock();
         serde_json::value::to_raw_value(&Receipt {
@@ -175,7 +165,7 @@ impl Shared {
             reason: &p.reason,
             started_at: &p.started_at,
             timeout_secs: p.timeout.as_secs_f64(),
-            steps: p.steps.iter().map(|r| &r.report).collect(),
+            steps: &p.steps,
         })
         .unwrap_or_else(|_| RawValue::NULL.to_owned())
     }
@@ -190,38 +180,39 @@ pub(super) fn forced_note(forced_by: Option<&Reason>) -> String {
 }
 
 /// The report from what has happened so far: a running step counts as interrupted, the rest as not
-/// run; each step left undone says what that means.
+/// run; each step left undone (not a disabled one: that is on purpose) says what that means.
 pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
     let note = forced_note(forced_by.as_ref());
     let mut steps = p.steps.clone();
     if let Some((index, started)) = p.running {
         if let Some(ps) = pipeline.steps.get(index) {
-            let mut r = Recorded::new(
-                ps,
-                StepOutcome::TimedOut,
-                Some(format!("interrupted: {note}; its effects are unknown")),
-            );
-            r.report.duration = started.elapsed().as_secs_f64();
-            r.report.attempts = 1;
-            steps.push(r);
+            let why = format!("interrupted: {note}; its effects are unknown");
+            steps.push(StepReport {
+                duration: started.elapsed().as_secs_f64(),
+                attempts: 1,
+                ..entry(ps, StepOutcome::TimedOut, Some(why))
+            });
         }
     }
     for ps in pipeline.steps.iter().skip(steps.len()) {
-        steps.push(Recorded::new(ps, StepOutcome::NotRun, Some(note.clone())));
+        steps.push(entry(ps, StepOutcome::NotRun, Some(note.clone())));
     }
     let mut degraded = false;
-    for (r, ps) in steps.iter_mut().zip(&pipeline.steps) {
-        let not_done = match r.report.outcome {
-            StepOutcome::Skipped => !r.disabled,
-            StepOutcome::NotRun | StepOutcome::TimedOut | StepOutcome::Panicked => true,
+    for (report, ps) in steps.iter_mut().zip(&pipeline.steps) {
+        let undone = match report.outcome {
             StepOutcome::Succeeded | StepOutcome::Failed => false,
+            StepOutcome::Skipped => ps.step.is_some(),
+            StepOutcome::NotRun | StepOutcome::TimedOut | StepOutcome::Panicked => true,
         };
-        if not_done {
-            if let Some(consequence) = ps.step.as_ref().and_then(|s| s.if_not_done()) {
-                r.report.problems.push(consequence);
-            }
+        if let Some(consequence) = ps
+            .step
+            .as_ref()
+            .filter(|_| undone)
+            .and_then(|s| s.if_not_done())
+        {
+            report.problems.push(consequence);
         }
-        degraded |= not_done || r.report.outcome.is_failure() || !r.report.problems.is_empty();
+        degraded |= undone || report.outcome.is_failure() || !report.problems.is_empty();
     }
     let outcome = if forced_by.is_some() {
         Outcome::Forced
@@ -241,7 +232,7 @@ pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reas
         outcome,
         exit_code: outcome.exit_code(),
         timeout_secs: p.timeout.as_secs_f64(),
-        steps: steps.into_iter().map(|r| r.report).collect(),
+        steps,
         sink_errors: Vec::new(),
     }
 }

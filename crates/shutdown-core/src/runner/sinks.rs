@@ -33,18 +33,13 @@ impl Sinks {
         let _ = LogSink.write(report);
     }
 
-    /// Rewrite the report file so that it names the sinks that failed after it was first written.
-    pub(super) fn rewrite_file(&self, report: &Report) {
-        if let Some(file) = &self.file {
-            if let Err(e) = file.write(report) {
-                tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
-            }
-        }
-    }
-
     /// Write to every other sink at once, each on the blocking pool, within its own timeout and
-    /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`.
+    /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
+    /// the report file is rewritten to say so.
     pub(super) async fn write_others(&self, report: &mut Report, left: Duration) {
+        if self.others.is_empty() {
+            return;
+        }
         let shared = Arc::new(report.clone());
         let writes = self.others.iter().map(|sink| {
             let (sink, shared) = (sink.clone(), shared.clone());
@@ -63,13 +58,21 @@ impl Sinks {
                 }
             }
         });
-        for error in futures_util::future::join_all(writes)
-            .await
+        let errors: Vec<String> = (futures_util::future::join_all(writes).await)
             .into_iter()
             .flatten()
-        {
+            .collect();
+        if errors.is_empty() {
+            return;
+        }
+        for error in errors {
             tracing::error!(error = %error, "report sink failed");
             report.sink_errors.push(error);
+        }
+        if let Some(file) = &self.file {
+            if let Err(e) = file.write(report) {
+                tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
+            }
         }
     }
 }
@@ -79,14 +82,9 @@ fn keep_elsewhere(report: &Report) -> String {
     let json = report.to_json_line();
     // Whatever the log level: the content of the report must not be lost.
     eprintln!("shutdown report: {json}");
+    let safe = |c: char| c.is_ascii_alphanumeric() || c == '-';
     let id: String = (report.trader_id.chars())
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if safe(c) { c } else { '_' })
         .collect();
     let path: PathBuf = std::env::temp_dir().join(format!("shutdown-report-{id}.json"));
     match FileSink::new(&path).write(report) {

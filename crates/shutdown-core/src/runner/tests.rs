@@ -700,3 +700,82 @@ fn blocking_steps_are_given_up_on_on_a_current_thread_runtime() {
     assert_every_blocked_step_was_given_up_on(&report, 2);
     assert_eq!(thread.join().unwrap().steps, report.steps);
 }
+
+/// A sink that holds its thread until the test lets it go, and says how long the runner may wait.
+struct StuckSink {
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+    timeout: Duration,
+}
+
+impl ReportSink for StuckSink {
+    fn name(&self) -> String {
+        "stuck".into()
+    }
+    fn write(&self, _: &Report) -> Result<(), String> {
+        let release = self.release.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = release.recv();
+        Ok(())
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_never_answers_is_named_and_the_outcome_stays_the_pipelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let log = Log::default();
+    let mut pipeline =
+        Pipeline::new(secs(30)).push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"));
+    pipeline.settings.report_path = Some(path.clone());
+    let (release, held) = std::sync::mpsc::channel();
+    let stuck = StuckSink {
+        release: Mutex::new(held),
+        timeout: ms(300),
+    };
+    let (sink, reports) = std_channel_sink();
+    let run = tokio::spawn(
+        Shutdown::new(pipeline, Node::new())
+            .with_sink(Arc::new(stuck))
+            .with_sink(sink)
+            .run(),
+    );
+    // The other sinks are not held up by the stuck one, and the file is there before either.
+    let first = reports.recv_timeout(secs(10)).expect("a report");
+    assert_eq!(first.outcome, Outcome::Clean);
+    assert!(path.exists(), "the report file is written first");
+    let report = run.await.unwrap();
+    release.send(()).unwrap();
+    assert_eq!(report.outcome, Outcome::Clean);
+    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.sink_errors.len(), 1, "{:?}", report.sink_errors);
+    assert!(
+        report.sink_errors[0].starts_with("stuck: no answer within 0.3s"),
+        "{:?}",
+        report.sink_errors
+    );
+    let on_disk = crate::report::read_report(&path).unwrap();
+    assert_eq!(on_disk.sink_errors, report.sink_errors, "the file is rewritten to name it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_file_that_cannot_be_written_goes_to_a_fallback_file() {
+    let log = Log::default();
+    let trader = format!("fallback-test-{}", std::process::id());
+    let fallback = std::env::temp_dir().join(format!("shutdown-report-{trader}.json"));
+    let _ = std::fs::remove_file(&fallback);
+    let mut pipeline =
+        Pipeline::new(secs(30)).push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"));
+    pipeline.settings.report_path = Some("/nonexistent-dir/x/report.json".into());
+    pipeline.settings.trader_id = trader.clone();
+    let report = Shutdown::new(pipeline, Node::new()).run().await;
+    let kept = crate::report::read_report(&fallback).unwrap();
+    std::fs::remove_file(&fallback).unwrap();
+    assert_eq!(kept.trader_id, trader);
+    assert_eq!(kept.steps, report.steps);
+    assert_eq!(report.sink_errors.len(), 1);
+    let error = &report.sink_errors[0];
+    assert!(error.contains("/nonexistent-dir/x/report.json"), "{error}");
+    assert!(error.contains(&fallback.display().to_string()), "{error}");
+}
