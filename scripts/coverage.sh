@@ -29,8 +29,14 @@ cargo llvm-cov --workspace --locked --summary-only --ignore-filename-regex "$ign
   --fail-under-lines "$floor" > target/coverage.txt 2>&1
 status=$?
 set -e
+failing=$(grep -E '^test .* FAILED$|^    [a-z_:]+$' target/coverage.txt || true)
+if [ -n "$failing" ]; then
+  # The tests run again under instrumentation: say which failed, not only that the total is missing.
+  echo "coverage: tests failed under cargo llvm-cov:"
+  echo "$failing" | sed 's/^ */  /'
+fi
 echo "line coverage per file:"
-grep -E '^(shutdown-|TOTAL)' target/coverage.txt | awk '{printf "  %-36s %s\n", $1, $10}'
+(grep -E '^(shutdown-|TOTAL)' target/coverage.txt || true) | awk '{printf "  %-36s %s\n", $1, $10}'
 lines=$(awk '/^TOTAL/ {print $10}' target/coverage.txt)
 if [ "$status" -ne 0 ]; then
   tail -20 target/coverage.txt

@@ -8,18 +8,45 @@ use std::time::Duration;
 
 pub struct Pushgateway {
     child: Child,
+    /// Its persistence file lives here (Debian's default is one file shared by every Pushgateway).
+    _dir: tempfile::TempDir,
     pub url: String,
 }
 
 impl Pushgateway {
+    /// Start one on a free port. Another process may take the port between the probe and the
+    /// start: then this child fails to listen, and it tries again on another port. The server is
+    /// ready when this child says it listens, so the one the test talks to is the one it started.
     pub fn start() -> Pushgateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            match Self::launch(&dir, port) {
+                Ok(child) => {
+                    return Pushgateway {
+                        child,
+                        _dir: dir,
+                        url: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("pushgateway did not start: {failures:?}");
+    }
+
+    fn launch(dir: &tempfile::TempDir, port: u16) -> Result<Child, String> {
         let mut child = Command::new("prometheus-pushgateway")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--persistence.file={}",
+                dir.path().join("pushgateway.data").display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -27,22 +54,40 @@ impl Pushgateway {
         let err = child.stderr.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
+            let mut seen = Vec::new();
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if line.contains("Listening on") {
-                    let _ = tx.send(());
+                    let _ = tx.send(Ok(()));
                 }
+                seen.push(line);
             }
+            // The child exited (a port taken, say) before it listened.
+            let _ = tx.send(Err(seen.join("\n")));
         });
-        if let Err(e) = rx.recv_timeout(Duration::from_secs(10)) {
-            // Do not leave the server behind when it never became ready.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pushgateway not listening within 10 s: {e}");
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(child),
+            other => {
+                // Do not leave the server behind when it never became ready.
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("port {port}: {other:?}"))
+            }
         }
-        Pushgateway {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+    }
+
+    /// The metric group pushed under these grouping labels (from `/api/v1/metrics`), if any.
+    pub fn group(&self, labels: &[(&str, &str)]) -> Option<serde_json::Value> {
+        let api: serde_json::Value = ureq::get(&format!("{}/api/v1/metrics", self.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        let groups = api["data"].as_array()?;
+        groups
+            .iter()
+            .find(|g| labels.iter().all(|(k, v)| g["labels"][*k] == *v))
+            .cloned()
     }
 }
 

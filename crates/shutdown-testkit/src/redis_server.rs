@@ -125,8 +125,21 @@ impl RedisServer {
         Self::spawn_in(dir, extra, tcp.then(free_port))
     }
 
+    /// Start in `dir`; on a TCP port, a port another process took between the probe and the start
+    /// makes this child exit before it is ready, and it tries again on another port.
     fn spawn_in(dir: tempfile::TempDir, extra: &[&str], port: Option<u16>) -> RedisServer {
-        let child = Self::launch(dir.path(), extra, port);
+        let mut failures = Vec::new();
+        let mut port = port;
+        let child = loop {
+            match Self::launch(dir.path(), extra, port) {
+                Ok(child) => break child,
+                Err(e) if port.is_some() && failures.len() < 4 => {
+                    failures.push(e);
+                    port = Some(free_port());
+                }
+                Err(e) => panic!("redis-server did not start: {failures:?} {e}"),
+            }
+        };
         let socket = dir.path().join("redis.sock");
         let url = match port {
             Some(p) => format!("redis://127.0.0.1:{p}/"),
@@ -146,11 +159,13 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        self.child = Self::launch(self.dir.path(), &extra, self.port);
+        self.child = Self::launch(self.dir.path(), &extra, self.port)
+            .unwrap_or_else(|e| panic!("redis-server did not restart: {e}"));
     }
 
-    /// Start redis-server in `dir` and wait until it accepts connections.
-    fn launch(dir: &std::path::Path, extra: &[&str], port: Option<u16>) -> Child {
+    /// Start redis-server in `dir` (its data, its socket, no saving) and wait until this child
+    /// accepts connections.
+    fn launch(dir: &std::path::Path, extra: &[&str], port: Option<u16>) -> Result<Child, String> {
         let socket = dir.join("redis.sock");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
@@ -176,19 +191,25 @@ impl RedisServer {
         let out = child.stdout.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
+            let mut seen = Vec::new();
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if line.to_lowercase().contains("ready to accept connections") {
-                    let _ = tx.send(());
+                    let _ = tx.send(Ok(()));
                 }
+                seen.push(line);
             }
+            // The child exited (its port taken, say) before it was ready.
+            let _ = tx.send(Err(seen.join("\n")));
         });
-        if let Err(e) = rx.recv_timeout(Duration::from_secs(10)) {
-            // Do not leave the server behind when it never became ready.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("redis-server not ready within 10 s: {e}");
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(child),
+            other => {
+                // Do not leave the server behind when it never became ready.
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("port {port:?}: {other:?}"))
+            }
         }
-        child
     }
 
     /// The server's process id.

@@ -119,14 +119,9 @@ fn sigterm_gives_exit_0_a_snapshot_a_clean_receipt_and_metrics() {
         serde_json::from_str(&redis_cli(&redis, &["GET", "{trader-001}:shutdown:last"])).unwrap();
     assert_eq!(last["outcome"], "clean");
 
-    let api: serde_json::Value = ureq::get(&format!("{}/api/v1/metrics", pgw.url))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let group = &api["data"][0];
-    assert_eq!(group["labels"]["trader_id"], "trader-001");
+    let group = pgw
+        .group(&[("job", "shutdown"), ("trader_id", "trader-001")])
+        .expect("the group of job shutdown and trader-001");
     assert_eq!(
         group["shutdown_total"]["metrics"][0]["labels"]["outcome"],
         "clean"

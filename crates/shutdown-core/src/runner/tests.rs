@@ -756,7 +756,10 @@ async fn a_sink_that_never_answers_is_named_and_the_outcome_stays_the_pipelines(
         report.sink_errors
     );
     let on_disk = crate::report::read_report(&path).unwrap();
-    assert_eq!(on_disk.sink_errors, report.sink_errors, "the file is rewritten to name it");
+    assert_eq!(
+        on_disk.sink_errors, report.sink_errors,
+        "the file is rewritten to name it"
+    );
 }
 
 #[tokio::test(start_paused = true)]

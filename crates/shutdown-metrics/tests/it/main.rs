@@ -72,15 +72,9 @@ fn the_pushgateway_holds_the_metrics_under_the_trader_group() {
     let pgw = Pushgateway::start();
     let sink = MetricsSink::new(&config(Some(pgw.url.clone()), None), "trader-007").unwrap();
     sink.write(&report()).unwrap();
-    let api: serde_json::Value = ureq::get(&format!("{}/api/v1/metrics", pgw.url))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let group = &api["data"][0];
-    assert_eq!(group["labels"]["job"], "shutdown");
-    assert_eq!(group["labels"]["trader_id"], "trader-007");
+    let group = pgw
+        .group(&[("job", "shutdown"), ("trader_id", "trader-007")])
+        .expect("the group of job shutdown and trader-007");
     assert_eq!(
         group["shutdown_orders_orphaned"]["metrics"][0]["value"],
         "1"
