@@ -31,12 +31,16 @@ pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Options of a step table, less the keys common to every step.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StepOptions {
     pub(crate) table: config::Map<String, config::Value>,
 }
 
 impl StepOptions {
+    pub(crate) fn new(table: config::Map<String, config::Value>) -> Self {
+        Self { table }
+    }
+
     /// Options from key/value pairs (for building pipelines in code and for tests).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, OptionValue)>) -> Self {
         let table = pairs
@@ -78,88 +82,16 @@ impl OptionValue {
 }
 
 /// A problem with one option of a step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionError {
-    /// The offending key, when known.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
+pub type OptionError = crate::config::fields::FieldError;
 
-/// Parse a step's options into `T`, gathering one error per offending key.
-///
-/// Keys not in `docs` are reported as unknown (with a did-you-mean); type errors are collected by
-/// removing each offending key and trying again, so every bad key is named at once.
+/// Parse a step's options into `T`, gathering one error per offending key: a key not in `docs` is
+/// unknown (with a did-you-mean), and each key of the wrong type or value is named.
 pub fn parse_options<T: DeserializeOwned>(
     options: &StepOptions,
     docs: &[OptionDoc],
 ) -> Result<T, Vec<OptionError>> {
-    let mut errors = Vec::new();
     let known: Vec<&str> = docs.iter().map(|d| d.name).collect();
-    let mut table = options.table.clone();
-    for key in options.table.keys() {
-        if !known.contains(&key.as_str()) {
-            errors.push(OptionError {
-                key: Some(key.clone()),
-                message: unknown_message("option", key, &known),
-            });
-            table.remove(key);
-        }
-    }
-    loop {
-        let value = config::Value::new(None, config::ValueKind::Table(table.clone()));
-        match value.try_deserialize::<T>() {
-            Ok(parsed) if errors.is_empty() => return Ok(parsed),
-            Ok(_) => return Err(sorted(errors)),
-            Err(e) => {
-                let key = error_key(&e).filter(|k| table.contains_key(k));
-                let message = clean_message(&e);
-                match key {
-                    Some(k) => {
-                        table.remove(&k);
-                        errors.push(OptionError {
-                            key: Some(k),
-                            message,
-                        });
-                    }
-                    None => {
-                        errors.push(OptionError { key: None, message });
-                        return Err(sorted(errors));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Errors in key order: the options table does not keep the file's order.
-fn sorted(mut errors: Vec<OptionError>) -> Vec<OptionError> {
-    errors.sort_by(|a, b| a.key.cmp(&b.key));
-    errors
-}
-
-fn error_key(e: &config::ConfigError) -> Option<String> {
-    match e {
-        config::ConfigError::Type { key, .. } => key.clone(),
-        config::ConfigError::Message(m) => {
-            // serde's own messages quote the field: "missing field `x`", "unknown variant ... `x`".
-            let start = m.find('`')? + 1;
-            let end = start + m[start..].find('`')?;
-            Some(m[start..end].to_owned())
-        }
-        _ => None,
-    }
-}
-
-fn clean_message(e: &config::ConfigError) -> String {
-    match e {
-        config::ConfigError::Type {
-            unexpected,
-            expected,
-            ..
-        } => format!("expected {expected}, found {unexpected}"),
-        other => other.to_string(),
-    }
+    crate::config::fields::deserialize_all(options.table.clone(), &known, "option")
 }
 
 /// `unknown option `x`; did you mean `y`? (known: a, b, c)`.
