@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod node;
 pub mod pipeline;
+pub mod plan;
 pub mod redact;
 pub mod registry;
 pub mod report;

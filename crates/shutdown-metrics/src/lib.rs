@@ -175,6 +175,11 @@ impl ReportSink for MetricsSink {
         "metrics".into()
     }
 
+    /// The push, bounded by `push_timeout_secs`, then the textfile.
+    fn timeout(&self) -> Duration {
+        self.timeout + Duration::from_millis(500)
+    }
+
     fn write(&self, report: &Report) -> Result<(), String> {
         let mut errors = Vec::new();
         if let Some(url) = &self.pushgateway_url {

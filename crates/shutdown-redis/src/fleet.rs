@@ -33,11 +33,10 @@ impl FleetCommand {
 
 /// Publish a command; returns how many nodes were listening.
 pub async fn send(
-    url: &str,
+    target: &RedisTarget,
     command: &FleetCommand,
     timeout: Duration,
 ) -> Result<usize, RedisError> {
-    let target = RedisTarget::parse(url)?;
     let mut con = target.connect(timeout, timeout).await?;
     let payload = serde_json::to_string(command).map_err(|e| RedisError(e.to_string()))?;
     redis::cmd("PUBLISH")
@@ -65,12 +64,12 @@ impl FleetSwitch {
     /// `fleet` when a command names `trader_id` or every node. A lost connection is re-established
     /// with backoff (1 s to 30 s), logged each time.
     pub async fn start(
-        url: &str,
+        target: &RedisTarget,
         trader_id: &str,
         handle: ShutdownHandle,
         timeout: Duration,
     ) -> Result<FleetSwitch, RedisError> {
-        let target = RedisTarget::parse(url)?;
+        let target = target.clone();
         let pubsub = subscribe(&target, timeout).await?;
         let trader_id = trader_id.to_owned();
         let task = tokio::spawn(async move {

@@ -347,7 +347,7 @@ impl ShutdownStep for Flush {
         } else {
             self.config.key_prefix.clone()
         };
-        let keys = Keys::new(&prefix).map_err(StepError::new)?;
+        let keys = Keys::new(&prefix).map_err(|e| StepError::new(e.to_string()))?;
         let start = Instant::now();
         // Leave time to write the fallback file if Redis never answers.
         let budget = ctx.deadline.saturating_duration_since(start);

@@ -1,6 +1,11 @@
 //! Key names. Every key of a trader carries the same hash tag, so one transaction stays in one slot
 //! on Redis Cluster.
 
+/// A key prefix that cannot be a hash tag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key prefix {0:?} must be non-empty and without braces")]
+pub struct InvalidKeyPrefix(pub String);
+
 /// The keys of one trader: `{prefix}:orders`, `{prefix}:shutdown:last`, ...
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -12,11 +17,9 @@ pub const COLLECTIONS: [&str; 4] = ["orders", "positions", "accounts", "strategi
 
 impl Keys {
     /// Keys under the hash tag `{prefix}`; the prefix may not contain braces.
-    pub fn new(prefix: &str) -> Result<Self, String> {
+    pub fn new(prefix: &str) -> Result<Self, InvalidKeyPrefix> {
         if prefix.is_empty() || prefix.contains(['{', '}']) {
-            return Err(format!(
-                "key prefix {prefix:?} must be non-empty and without braces"
-            ));
+            return Err(InvalidKeyPrefix(prefix.to_owned()));
         }
         Ok(Self {
             tag: format!("{{{prefix}}}"),

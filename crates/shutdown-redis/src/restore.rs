@@ -16,8 +16,8 @@ use crate::target::RedisTarget;
 /// Where to look.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// Redis URL; `None` to read only the fallback file.
-    pub url: Option<String>,
+    /// Where Redis is; `None` to read only the fallback file.
+    pub redis: Option<RedisTarget>,
     /// Trader id.
     pub trader_id: String,
     /// Key prefix (the trader id when `None`).
@@ -97,10 +97,9 @@ async fn from_redis(
     options: &RestoreOptions,
     keys: &Keys,
 ) -> Result<(Option<Snapshot>, Option<bool>, Option<Report>), String> {
-    let Some(url) = &options.url else {
+    let Some(target) = &options.redis else {
         return Err("no Redis URL given".into());
     };
-    let target = RedisTarget::parse(url).map_err(|e| e.0)?;
     let mut con = target
         .connect(options.timeout, options.timeout)
         .await
@@ -122,7 +121,8 @@ async fn from_redis(
 
 /// Find the last snapshot and how the previous shutdown ended. Reads only; see [`restore_and_mark_running`].
 pub async fn restore(options: &RestoreOptions) -> Result<Restored, String> {
-    let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))?;
+    let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))
+        .map_err(|e| e.to_string())?;
     let (redis_snapshot, marker, mut last_report, redis_error) =
         match from_redis(options, &keys).await {
             Ok((s, c, r)) => (s, c, r, None),
@@ -171,9 +171,9 @@ pub async fn restore(options: &RestoreOptions) -> Result<Restored, String> {
 /// [`restore`], then mark the node as running so that a crash from now on is seen at the next start.
 pub async fn restore_and_mark_running(options: &RestoreOptions) -> Result<Restored, String> {
     let restored = restore(options).await?;
-    if let Some(url) = &options.url {
-        let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))?;
-        let target = RedisTarget::parse(url).map_err(|e| e.0)?;
+    if let Some(target) = &options.redis {
+        let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))
+            .map_err(|e| e.to_string())?;
         let mut con = target
             .connect(options.timeout, options.timeout)
             .await

@@ -7,7 +7,7 @@ use shutdown_core::report::FileSink;
 use shutdown_core::{Report, ReportSink};
 
 use crate::fallback;
-use crate::keys::Keys;
+use crate::keys::{InvalidKeyPrefix, Keys};
 use crate::target::RedisTarget;
 
 /// Writes the final report to Redis; when Redis cannot take it, to `<fallback_dir>/<trader_id>-report.json`.
@@ -21,16 +21,17 @@ pub struct RedisReportSink {
 }
 
 impl RedisReportSink {
-    /// A sink for `url` under `key_prefix`, keeping `history` reports; every wait bounded by `timeout`.
+    /// A sink for `target` under `key_prefix`, keeping `history` reports; every wait bounded by
+    /// `timeout`.
     pub fn new(
-        url: &str,
+        target: RedisTarget,
         key_prefix: &str,
         history: usize,
         timeout: Duration,
         fallback_dir: impl Into<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidKeyPrefix> {
         Ok(Self {
-            target: RedisTarget::parse(url).map_err(|e| e.0)?,
+            target,
             keys: Keys::new(key_prefix)?,
             history: history.max(1),
             timeout,
@@ -68,6 +69,11 @@ impl RedisReportSink {
 impl ReportSink for RedisReportSink {
     fn name(&self) -> String {
         format!("redis {}", self.target.shown())
+    }
+
+    /// A connect and one transaction, each bounded by the sink's timeout, then the fallback file.
+    fn timeout(&self) -> Duration {
+        self.timeout * 2 + Duration::from_millis(500)
     }
 
     fn write(&self, report: &Report) -> Result<(), String> {

@@ -29,7 +29,7 @@ impl RedisTarget {
     pub fn parse_with_ca(url: &str, ca_pem: Option<Vec<u8>>) -> Result<Self, RedisError> {
         install_crypto_provider();
         let shown = redact(url);
-        let secret = password_in(url);
+        let secret = shutdown_core::redact::password_in(url);
         let fail = |e: redis::RedisError| {
             let text = format!("invalid Redis URL {shown}: {e}");
             RedisError(match &secret {
@@ -137,54 +137,10 @@ fn install_crypto_provider() {
     });
 }
 
-/// The password written in a URL, if any (userinfo or `pass=`/`password=` query).
-fn password_in(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        if let Some((_, p)) = userinfo.split_once(':') {
-            return Some(p.to_owned());
-        }
-    }
-    let query = &url[url.find('?')? + 1..];
-    query.split('&').find_map(|kv| match kv.split_once('=') {
-        Some(("pass" | "password", v)) => Some(v.to_owned()),
-        _ => None,
-    })
-}
-
-/// `redis://user:secret@host/0` -> `redis://user:***@host/0`; `?pass=` and `?password=` too.
+/// `redis://user:secret@host/0` -> `redis://user:***@host/0` (the one redaction of
+/// [`shutdown_core::redact`]).
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                out = format!(
-                    "{}{user}:***{}",
-                    &out[..rest_start],
-                    &out[rest_start + at..]
-                );
-            }
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{base}{}", query.join("&"));
-    }
-    out
+    shutdown_core::redact::redact_url(url)
 }
 
 #[cfg(test)]

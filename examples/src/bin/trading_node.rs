@@ -17,7 +17,9 @@ use std::time::Duration;
 use shutdown_core::{PipelineConfig, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
-use shutdown_redis::{FleetSwitch, RedisReportSink, RestoreOptions, restore_and_mark_running};
+use shutdown_redis::{
+    FleetSwitch, RedisReportSink, RedisTarget, RestoreOptions, restore_and_mark_running,
+};
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -51,9 +53,14 @@ async fn main() {
         .build(&node)
         .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
 
-    let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    let redis = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| RedisTarget::parse(&url))
+        .transpose()
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &format!("REDIS_URL: {e}")));
     let restore = RestoreOptions {
-        url: redis_url.clone(),
+        redis: redis.clone(),
         trader_id: config.settings.trader_id.clone(),
         key_prefix: None,
         fallback_dir: "shutdown-fallback".into(),
@@ -68,22 +75,22 @@ async fn main() {
     if let Some(sink) = MetricsSink::new(&config.settings.metrics, &config.settings.trader_id) {
         shutdown = shutdown.with_sink(Arc::new(sink));
     }
-    if let Some(url) = &redis_url {
+    if let Some(target) = &redis {
         match RedisReportSink::new(
-            url,
+            target.clone(),
             &config.settings.trader_id,
             20,
             Duration::from_secs(1),
             "shutdown-fallback",
         ) {
             Ok(sink) => shutdown = shutdown.with_sink(Arc::new(sink)),
-            Err(e) => fail(exit_code::INVALID_CONFIG, &e),
+            Err(e) => fail(exit_code::INVALID_CONFIG, &e.to_string()),
         }
     }
     // The fleet kill switch: a `shutdownctl fleet` command reaches this node like a signal.
-    let _fleet = match &redis_url {
-        Some(url) => match FleetSwitch::start(
-            url,
+    let _fleet = match &redis {
+        Some(target) => match FleetSwitch::start(
+            target,
             &config.settings.trader_id,
             shutdown.handle(),
             Duration::from_secs(2),

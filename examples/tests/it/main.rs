@@ -288,7 +288,7 @@ fn the_fleet_kill_switch_stops_the_node_like_a_signal() {
     };
     let listening = rt
         .block_on(shutdown_redis::fleet::send(
-            &redis.url,
+            &shutdown_redis::RedisTarget::parse(&redis.url).unwrap(),
             &command,
             Duration::from_secs(2),
         ))

@@ -398,7 +398,7 @@ mod fleet {
         let handle = ShutdownHandle::new();
         let _switch = rt
             .block_on(FleetSwitch::start(
-                &server.url,
+                &shutdown_redis::RedisTarget::parse(&server.url).unwrap(),
                 "trader-007",
                 handle.clone(),
                 Duration::from_secs(2),

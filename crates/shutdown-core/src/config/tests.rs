@@ -484,14 +484,17 @@ fn only_a_regular_file_of_bounded_size_is_read() {
     assert!(err.to_string().contains("is not a regular file"), "{err}");
     let err = PipelineConfig::load_with("/dev/null", EnvOverrides::None).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("/dev/null: is not a regular file"),
+        err.to_string().contains("/dev/null: is not a regular file"),
         "{err}"
     );
     let big = dir.path().join("big.toml");
     std::fs::write(&big, "# x\n".repeat(300_000)).unwrap();
     let err = PipelineConfig::load_with(&big, EnvOverrides::None).unwrap_err();
-    assert!(err.to_string().contains("more than a pipeline config may be"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("more than a pipeline config may be"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -499,23 +502,43 @@ fn names_are_bounded_and_long_values_are_cut_in_messages() {
     let long = "n".repeat(10_000);
     let p = problems(&format!("[[steps]]\nkind = \"halt\"\nname = \"{long}\"\n"));
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].contains("must be at most 64 printable characters"), "{p:?}");
-    assert!(p[0].chars().count() < 400, "{} characters", p[0].chars().count());
+    assert!(
+        p[0].contains("must be at most 64 printable characters"),
+        "{p:?}"
+    );
+    assert!(
+        p[0].chars().count() < 400,
+        "{} characters",
+        p[0].chars().count()
+    );
     let p = problems(&format!("trader_id = \"{long}\"\n"));
-    assert!(p[0].chars().count() < 300, "{} characters", p[0].chars().count());
+    assert!(
+        p[0].chars().count() < 300,
+        "{} characters",
+        p[0].chars().count()
+    );
 }
 
 #[test]
 fn every_variable_goes_the_same_way_and_one_that_names_nothing_is_named() {
     let cfg = with_vars(
         "[metrics]\npushgateway_url = \"http://pgw:9091\"\n",
-        &[("SHUTDOWN_METRICS__JOB", "desk"), ("SHUTDOWN_TRADER_ID", "desk-9")],
+        &[
+            ("SHUTDOWN_METRICS__JOB", "desk"),
+            ("SHUTDOWN_TRADER_ID", "desk-9"),
+        ],
     )
     .unwrap();
     assert_eq!(cfg.settings.metrics.job, "desk");
     assert_eq!(cfg.settings.trader_id, "desk-9");
-    let err = with_vars("", &[("SHUTDOWN_TIMEOUT_SEC", "5"), ("SHUTDOWN_METRICS__JOB", "a b")])
-        .unwrap_err();
+    let err = with_vars(
+        "",
+        &[
+            ("SHUTDOWN_TIMEOUT_SEC", "5"),
+            ("SHUTDOWN_METRICS__JOB", "a b"),
+        ],
+    )
+    .unwrap_err();
     let p: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(

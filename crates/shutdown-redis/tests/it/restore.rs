@@ -73,7 +73,7 @@ async fn the_report_sink_falls_back_to_a_file() {
     let err = sink.write(&report).unwrap_err();
     assert!(err.contains("the report is in"), "{err}");
     let mut opts = restore_options(&server, Some(server.url.clone()));
-    opts.url = None;
+    opts.redis = None;
     let restored = restore(&opts).await.unwrap();
     assert_eq!(restored.last_report.unwrap().reason, report.reason);
 }

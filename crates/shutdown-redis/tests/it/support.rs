@@ -48,7 +48,7 @@ pub fn restore_options(
     url: Option<String>,
 ) -> shutdown_redis::RestoreOptions {
     shutdown_redis::RestoreOptions {
-        url,
+        redis: url.map(|u| target(&u)),
         trader_id: "trader-001".into(),
         key_prefix: None,
         fallback_dir: server.fallback_dir(),
@@ -62,7 +62,7 @@ pub async fn sink_and_report(
     timeout: std::time::Duration,
 ) -> (shutdown_redis::RedisReportSink, Report) {
     let sink = shutdown_redis::RedisReportSink::new(
-        &server.url,
+        target(&server.url),
         "trader-001",
         3,
         timeout,
@@ -75,4 +75,9 @@ pub async fn sink_and_report(
     )
     .await;
     (sink, report)
+}
+
+/// Where Redis is, for a URL a test built.
+pub fn target(url: &str) -> shutdown_redis::RedisTarget {
+    shutdown_redis::RedisTarget::parse(url).unwrap()
 }

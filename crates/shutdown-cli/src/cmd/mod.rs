@@ -1,0 +1,63 @@
+//! One module per command.
+
+pub(crate) mod dry_run;
+pub(crate) mod fleet;
+pub(crate) mod plan;
+pub(crate) mod report;
+pub(crate) mod restore;
+pub(crate) mod steps;
+pub(crate) mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shutdown_core::{PipelineConfig, exit_code};
+use shutdown_paper::Scenario;
+use shutdown_redis::RestoreOptions;
+
+use crate::RedisArgs;
+use crate::output::print_json;
+
+pub(crate) fn load(config: &Path, json: bool) -> Result<PipelineConfig, i32> {
+    PipelineConfig::load(config).map_err(|e| {
+        if json {
+            print_json(&serde_json::json!({ "ok": false, "problems": e.problems }));
+        } else {
+            eprintln!("error: {e}");
+        }
+        exit_code::INVALID_CONFIG
+    })
+}
+
+pub(crate) fn empty_scenario() -> Scenario {
+    Scenario::from_toml("", "empty")
+        .unwrap_or_else(|e| unreachable!("the empty scenario is valid: {e}"))
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            1
+        })
+}
+
+/// Where to look for the last snapshot and report; exit code 2 when the Redis URL is invalid.
+pub(crate) fn restore_options(
+    redis: &RedisArgs,
+    fallback_dir: PathBuf,
+) -> Result<RestoreOptions, i32> {
+    let target = redis.target().map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    Ok(RestoreOptions {
+        redis: target,
+        trader_id: redis.trader_id.clone(),
+        key_prefix: redis.key_prefix.clone(),
+        fallback_dir,
+        timeout: Duration::from_secs(5),
+    })
+}

@@ -1,0 +1,119 @@
+//! `shutdownctl plan`: the ordered steps, what each would do, and the budget against the
+//! orchestrator's grace period.
+
+use std::path::Path;
+
+use serde::Serialize;
+use shutdown_core::exit_code;
+use shutdown_paper::PaperNode;
+
+use super::{empty_scenario, load};
+use crate::output::{outln, outln_wrapped, print_env_overrides, print_json, wrap};
+
+#[derive(Serialize)]
+struct PlanStep {
+    index: usize,
+    name: String,
+    kind: &'static str,
+    enabled: bool,
+    timeout_secs: f64,
+    critical: bool,
+    on_error: shutdown_core::OnError,
+    actions: Vec<String>,
+}
+
+pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32 {
+    let config = match load(path, json) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let node = PaperNode::new(&empty_scenario()).node();
+    let pipeline = match config.build(&node) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INVALID_CONFIG;
+        }
+    };
+    let grace = match grace
+        .map(std::time::Duration::try_from_secs_f64)
+        .transpose()
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: --grace-period: {e}");
+            return 2;
+        }
+    };
+    let budget = config.budget(grace);
+    let steps: Vec<PlanStep> = config
+        .steps
+        .iter()
+        .zip(&pipeline.steps)
+        .map(|(spec, built)| PlanStep {
+            index: spec.index,
+            name: spec.settings.name.clone(),
+            kind: spec.registration.kind,
+            enabled: spec.enabled,
+            timeout_secs: spec.settings.timeout.as_secs_f64(),
+            critical: spec.settings.critical,
+            on_error: spec.settings.on_error,
+            actions: built.step.as_ref().map(|s| s.plan()).unwrap_or_default(),
+        })
+        .collect();
+    if json {
+        let mut plan = serde_json::to_value(&budget).unwrap_or_default();
+        plan["steps"] = serde_json::to_value(&steps).unwrap_or_default();
+        plan["env_overrides"] = serde_json::to_value(&config.env_overrides).unwrap_or_default();
+        print_json(&plan);
+    } else {
+        outln!(
+            "{:<3} {:<16} {:<8} {:>8} {:<8} {:<8}",
+            "#",
+            "step",
+            "kind",
+            "timeout",
+            "critical",
+            "on_error"
+        );
+        for s in &steps {
+            outln!(
+                "{:<3} {:<16} {:<8} {:>7}s {:<8} {:<8}{}",
+                s.index,
+                s.name,
+                s.kind,
+                s.timeout_secs,
+                if s.critical { "yes" } else { "no" },
+                match s.on_error {
+                    shutdown_core::OnError::Abort => "abort",
+                    shutdown_core::OnError::Continue => "continue",
+                },
+                if s.enabled { "" } else { " (disabled)" }
+            );
+            for a in &s.actions {
+                for (i, line) in wrap(a, 72).iter().enumerate() {
+                    outln!("      {} {line}", if i == 0 { "-" } else { " " });
+                }
+            }
+        }
+        outln!();
+        outln!(
+            "budget: steps {}s, critical {}s, global {}s{}",
+            budget.step_timeouts_sum_secs,
+            budget.critical_timeouts_sum_secs,
+            budget.timeout_secs,
+            (budget.grace_period_secs)
+                .map(|g| format!(", grace period {g}s"))
+                .unwrap_or_default()
+        );
+        print_env_overrides(&config.env_overrides);
+        for w in &budget.warnings {
+            outln_wrapped(&format!("warning: {w}"));
+        }
+    }
+    if deny_warnings && !budget.warnings.is_empty() {
+        1
+    } else {
+        0
+    }
+}

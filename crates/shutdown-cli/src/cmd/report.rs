@@ -1,0 +1,50 @@
+//! `shutdownctl report`: the last shutdown report, from a file a node wrote or from Redis.
+
+use std::path::{Path, PathBuf};
+
+use super::{restore_options, runtime};
+use crate::RedisArgs;
+use crate::output::{out, print_json};
+
+pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
+    let found = match file {
+        Some(path) => shutdown_core::report::read_report(path),
+        None => {
+            let options = match restore_options(redis, PathBuf::from("shutdown-fallback")) {
+                Ok(o) if o.redis.is_some() => o,
+                Ok(_) => {
+                    eprintln!("error: give --file PATH, or --redis URL (or set REDIS_URL)");
+                    return 2;
+                }
+                Err(code) => return code,
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            rt.block_on(shutdown_redis::restore(&options))
+                .and_then(|r| match (r.last_report, r.redis_error) {
+                    (Some(report), _) => Ok(report),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Err(format!(
+                        "no shutdown report recorded for {}",
+                        redis.trader_id
+                    )),
+                })
+        }
+    };
+    match found {
+        Ok(r) => {
+            if json {
+                print_json(&r);
+            } else {
+                out!("{r}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

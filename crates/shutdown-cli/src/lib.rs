@@ -1,0 +1,217 @@
+//! `shutdownctl`, the operator's view of a shutdown pipeline, as a library: list step kinds, validate
+//! and plan a config, dry-run it against a scenario on the paper venue, read a shutdown report,
+//! restore, fleet commands. A node binary that links its own step crates can offer the same
+//! commands with its kinds by calling [`main`].
+//!
+//! One module per command under `cmd/`; `output.rs` writes to the terminal.
+
+// Link the crates whose steps register themselves.
+extern crate shutdown_redis as _;
+extern crate shutdown_steps as _;
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shutdown_redis::RedisTarget;
+
+/// Validate, plan and dry-run graceful-shutdown pipelines for trading nodes.
+#[derive(Parser)]
+#[command(name = "shutdownctl", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// List every registered step kind with its options.
+    #[command(after_help = "Example:\n  shutdownctl steps --json")]
+    Steps {
+        /// Print JSON.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Print the options reference as Markdown (the step sections of docs/config.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Check a config: `ok` and exit 0, or every problem and exit 78.
+    #[command(
+        after_help = "Example:\n  shutdownctl validate examples/configs/pipeline.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS=15, ...) apply, as they would in the node."
+    )]
+    Validate {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the ordered steps and the time budget against the orchestrator's grace period.
+    #[command(
+        after_help = "Example:\n  shutdownctl plan examples/configs/pipeline.toml --grace-period 30\n\nExit codes: 0 fine, 1 warnings with --deny-warnings, 78 invalid config."
+    )]
+    Plan {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// The orchestrator's grace period in seconds (Kubernetes terminationGracePeriodSeconds,
+        /// docker stop --time, systemd TimeoutStopSec).
+        #[arg(long, value_name = "SECS")]
+        grace_period: Option<f64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when there are warnings.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Run the pipeline against a scenario on the paper venue; nothing leaves the process.
+    #[command(
+        after_help = "Example:\n  shutdownctl dry-run examples/configs/pipeline.toml --scenario examples/scenarios/basic.toml\n\nExits with the pipeline's exit code: 0 clean, 10 degraded, 11 aborted, 12 forced, 78 invalid config."
+    )]
+    DryRun {
+        /// The pipeline config (TOML).
+        config: PathBuf,
+        /// The scenario (TOML): instruments, positions, orders, connections, venue behaviour.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Flush to this Redis instead of a throwaway sink (the only side effect a dry run may have).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+    },
+    /// Print the last shutdown report: from a file a node wrote (`report_path`), or from Redis.
+    #[command(
+        after_help = "Examples:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl report --trader-id trader-001"
+    )]
+    Report {
+        /// The report file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[allow(missing_docs)] // its arguments are documented
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask running nodes to shut down, through Redis (the fleet kill switch).
+    #[command(
+        after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet --all --note \"venue incident\"\n  shutdownctl fleet --redis redis://cache:6379 --trader-id trader-007\n\nExit codes: 0 at least one node listening, 1 none listening or an error."
+    )]
+    Fleet {
+        /// Redis URL (default: the REDIS_URL environment variable).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Stop this trader only.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        trader_id: Option<String>,
+        /// Stop every node.
+        #[arg(long)]
+        all: bool,
+        /// Why, for the nodes' logs.
+        #[arg(long, default_value = "fleet kill switch")]
+        note: String,
+    },
+    /// Say whether the previous shutdown was clean and what its last snapshot holds (reads only).
+    #[command(
+        after_help = "Example:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl restore --trader-id trader-001 --fallback-dir /var/lib/trader/fallback\n\nExit codes: 0 clean or no previous run, 10 not clean (reconcile with the venue), 1 error."
+    )]
+    Restore {
+        #[allow(missing_docs)] // its arguments are documented
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The flush step's fallback directory.
+        #[arg(long, default_value = "shutdown-fallback")]
+        fallback_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where a node keeps its snapshot and reports in Redis.
+#[derive(clap::Args)]
+pub struct RedisArgs {
+    /// Redis URL (default: the REDIS_URL environment variable, which keeps the password off the command line).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The node's trader id.
+    #[arg(long, default_value = "trader-001")]
+    trader_id: String,
+    /// Key prefix (default: the trader id).
+    #[arg(long)]
+    key_prefix: Option<String>,
+}
+
+impl RedisArgs {
+    /// Where Redis is: `--redis`, else `REDIS_URL`; `None` when neither is given.
+    pub(crate) fn target(&self) -> Result<Option<RedisTarget>, String> {
+        redis_target(self.redis.as_deref())
+    }
+}
+
+/// `url`, else `REDIS_URL`, parsed; `None` when neither is given. The error never shows a password.
+pub(crate) fn redis_target(url: Option<&str>) -> Result<Option<RedisTarget>, String> {
+    let env = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    url.map(str::to_owned)
+        .or(env)
+        .map(|u| RedisTarget::parse(&u).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+/// Parse the process's arguments, run the command, and return its exit code (logs go to stderr,
+/// filtered by `SHUTDOWNCTL_LOG`, warnings by default).
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHUTDOWNCTL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let code = run(Cli::parse());
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Run one command; returns its exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Steps { json, markdown } => cmd::steps::run(json, markdown),
+        Command::Validate { config, json } => cmd::validate::run(&config, json),
+        Command::Plan {
+            config,
+            grace_period,
+            json,
+            deny_warnings,
+        } => cmd::plan::run(&config, grace_period, json, deny_warnings),
+        Command::DryRun {
+            config,
+            scenario,
+            seed,
+            json,
+            redis,
+        } => cmd::dry_run::run(&config, &scenario, seed, json, redis.as_deref()),
+        Command::Report { file, redis, json } => cmd::report::run(file.as_deref(), &redis, json),
+        Command::Fleet {
+            redis,
+            trader_id,
+            all: _,
+            note,
+        } => cmd::fleet::run(redis.as_deref(), trader_id, note),
+        Command::Restore {
+            redis,
+            fallback_dir,
+            json,
+        } => cmd::restore::run(&redis, fallback_dir, json),
+    }
+}

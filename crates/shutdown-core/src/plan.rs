@@ -1,0 +1,93 @@
+//! The budget of a pipeline, weighed before deploy: the steps' timeouts against the global one, and
+//! the global one against the orchestrator's grace period (Kubernetes `terminationGracePeriodSeconds`,
+//! `docker stop --time`, systemd `TimeoutStopSec`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::PipelineConfig;
+
+/// Seconds of headroom between the global timeout and the orchestrator's SIGKILL: time to write the
+/// report and exit after a forced stop.
+pub const HEADROOM: Duration = Duration::from_secs(2);
+
+/// What the timeouts of a pipeline add up to, and what does not fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Budget {
+    /// The global budget.
+    pub timeout_secs: f64,
+    /// The enabled steps' timeouts, added up.
+    pub step_timeouts_sum_secs: f64,
+    /// The enabled critical steps' timeouts, added up: what a shutdown needs after a second signal.
+    pub critical_timeouts_sum_secs: f64,
+    /// The orchestrator's grace period, when given.
+    pub grace_period_secs: Option<f64>,
+    /// The headroom kept between the global timeout and the grace period.
+    pub headroom_secs: f64,
+    /// What does not fit, in words: the config's own warnings first.
+    pub warnings: Vec<String>,
+}
+
+impl PipelineConfig {
+    /// Weigh the budget, against `grace_period` when given.
+    pub fn budget(&self, grace_period: Option<Duration>) -> Budget {
+        let global = self.settings.timeout.as_secs_f64();
+        let enabled = || self.steps.iter().filter(|s| s.enabled);
+        let sum: f64 = enabled().map(|s| s.settings.timeout.as_secs_f64()).sum();
+        let critical: f64 = (enabled().filter(|s| s.settings.critical))
+            .map(|s| s.settings.timeout.as_secs_f64())
+            .sum();
+        let headroom = HEADROOM.as_secs_f64();
+        let mut warnings: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
+        if sum > global {
+            warnings.push(format!(
+                "the step timeouts add up to {sum}s, more than the global {global}s: late steps may not run"
+            ));
+        }
+        if critical > global {
+            warnings.push(format!(
+                "the critical steps need up to {critical}s, more than the global {global}s: after a second signal they cannot all fit"
+            ));
+        }
+        let grace = grace_period.map(|g| g.as_secs_f64());
+        if let Some(g) = grace.filter(|g| global + headroom > *g) {
+            warnings.push(format!(
+                "global timeout {global}s + {headroom}s headroom does not fit in the {g}s grace period: the process would be killed before it can force-exit; raise the grace period or lower timeout_secs"
+            ));
+        }
+        Budget {
+            timeout_secs: global,
+            step_timeouts_sum_secs: sum,
+            critical_timeouts_sum_secs: critical,
+            grace_period_secs: grace,
+            headroom_secs: headroom,
+            warnings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvOverrides;
+
+    fn config(toml: &str) -> PipelineConfig {
+        PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::None).unwrap()
+    }
+
+    #[test]
+    fn the_budget_adds_up_enabled_steps_and_weighs_the_grace_period() {
+        let cfg = config(
+            "timeout_secs = 20\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 12\n[[steps]]\nkind = \"flush\"\ntimeout_secs = 10\n[[steps]]\nkind = \"close\"\nenabled = false\n",
+        );
+        let b = cfg.budget(Some(Duration::from_secs(21)));
+        assert_eq!(b.step_timeouts_sum_secs, 22.0);
+        assert_eq!(b.critical_timeouts_sum_secs, 22.0);
+        assert_eq!(b.warnings.len(), 3, "{:#?}", b.warnings);
+        assert!(b.warnings[2].contains("does not fit in the 21s grace period"));
+        let b = config("timeout_secs = 30\n").budget(Some(Duration::from_secs(40)));
+        assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
+    }
+}
