@@ -26,6 +26,7 @@ pub mod plan;
 pub mod redact;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod signals;
 pub mod step;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use shutdown_core::errors::MissingRole;
 use shutdown_core::node::StateSource;
+use shutdown_core::retry::{Backoff, Retryable, retry};
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -257,40 +258,47 @@ impl Flush {
         deadline: Instant,
     ) -> (Result<crate::store::Written, String>, u32) {
         let options = self.config.write_options();
+        let backoff = Backoff {
+            retries: self.config.retries,
+            initial: Duration::from_millis(self.config.backoff_ms.max(1)),
+            max: Duration::from_secs(2),
+        };
         let mut attempt = 0;
-        let mut delay = Duration::from_millis(self.config.backoff_ms.max(1));
-        loop {
+        let (written, attempts) = retry("flush", backoff, deadline, || {
             attempt += 1;
             let tag = format!("{}-{attempt}", snapshot.taken_at.replace([':', '.'], ""));
-            let work = async {
+            let options = &options;
+            async move {
                 let mut con = target
                     .connect(
                         Duration::from_millis(self.config.connect_timeout_ms),
                         Duration::from_millis(self.config.response_timeout_ms),
                     )
                     .await
-                    .map_err(|e| e.0)?;
-                write_snapshot(&mut con, keys, snapshot, &tag, &options)
-                    .await
-                    .map_err(|e| target.scrub(&format!("{}: {e}", target.shown())))
-            };
-            let result = match tokio::time::timeout_at(deadline, work).await {
-                Ok(r) => r,
-                Err(_) => Err(format!(
-                    "{}: no answer before the step's deadline",
-                    target.shown()
-                )),
-            };
-            match result {
-                Ok(w) => return (Ok(w), attempt),
-                Err(e) if attempt > self.config.retries || Instant::now() + delay >= deadline => {
-                    return (Err(e), attempt);
-                }
-                Err(e) => tracing::warn!(attempt, error = %e, "flush attempt failed; retrying"),
+                    .map_err(|e| Attempt(e.0))?;
+                let written = write_snapshot(&mut con, keys, snapshot, &tag, options).await;
+                written.map_err(|e| {
+                    let e = Attempt(target.scrub(&format!("{}: {e}", target.shown())));
+                    tracing::warn!(attempt, error = %e.0, "flush attempt failed");
+                    e
+                })
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
+        })
+        .await;
+        (written.map_err(|Attempt(e)| e), attempts)
+    }
+}
+
+/// A failed attempt to write the snapshot: always worth another try while time is left.
+struct Attempt(String);
+
+impl Retryable for Attempt {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+
+    fn timed_out() -> Self {
+        Attempt("no answer before the step's deadline".into())
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::retry::{Backoff, retry, work_deadline};
+use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 /// Options of `cancel`.
 pub const OPTIONS: &[OptionDoc] = &[

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use tokio::time::Instant;
 
-use crate::retry::{Backoff, retry, work_deadline};
+use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 /// Options of `close`.
 pub const OPTIONS: &[OptionDoc] = &[

@@ -11,7 +11,7 @@ use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 
-use crate::retry::{Backoff, retry, work_deadline};
+use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 /// Options of `halt`.
 pub const OPTIONS: &[OptionDoc] = &[

@@ -13,7 +13,6 @@ pub mod cancel;
 pub mod close;
 pub mod coverage;
 pub mod halt;
-mod retry;
 pub mod verify;
 
 pub use crate::cancel::CancelSummary;

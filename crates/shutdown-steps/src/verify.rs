@@ -15,7 +15,7 @@ use shutdown_core::{
 use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
-use crate::retry::{Backoff, retry, work_deadline};
+use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 /// Options of `verify`.
 pub const OPTIONS: &[OptionDoc] = &[

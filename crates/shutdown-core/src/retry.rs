@@ -1,17 +1,51 @@
-//! Retries with exponential backoff and deterministic jitter, bounded by a deadline.
+//! Retries with exponential backoff and deterministic jitter, bounded by a deadline: for the built-in
+//! steps and for custom ones.
 
 use std::future::Future;
 use std::time::Duration;
 
-use shutdown_core::errors::RoleError;
 use tokio::time::Instant;
 
-/// How to retry a venue call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub(crate) retries: u32,
-    pub(crate) initial: Duration,
-    pub(crate) max: Duration,
+use crate::node::RoleError;
+
+/// How to retry a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The first delay; it doubles each retry, jittered to between half and all of it.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+/// An error that says whether a retry may help, and how long the other side asked to wait.
+pub trait Retryable {
+    /// Whether a retry may succeed.
+    fn is_retryable(&self) -> bool;
+    /// The wait the other side asked for (HTTP 429 `Retry-After`), if it did.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+    /// The error to give when the deadline comes before an answer.
+    fn timed_out() -> Self;
+}
+
+impl Retryable for RoleError {
+    fn is_retryable(&self) -> bool {
+        RoleError::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RoleError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn timed_out() -> Self {
+        RoleError::Transient("no answer before the deadline".into())
+    }
 }
 
 /// Jitter in [0.5, 1.0) of the delay, from a hash of the key and attempt: spread, yet repeatable.
@@ -25,16 +59,18 @@ fn jitter(key: &str, attempt: u32) -> f64 {
 }
 
 /// Call `f` until it succeeds, fails for good, runs out of retries, or the next wait would pass
-/// `deadline`. Returns the result and the number of attempts.
-pub(crate) async fn retry<T, F, Fut>(
+/// `deadline` (each call is bounded by it too). Returns the result and the number of attempts. The
+/// jitter is a hash of `key` and the attempt: spread across keys, and the same from run to run.
+pub async fn retry<T, E, F, Fut>(
     key: &str,
     backoff: Backoff,
     deadline: Instant,
     mut f: F,
-) -> (Result<T, RoleError>, u32)
+) -> (Result<T, E>, u32)
 where
+    E: Retryable,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, RoleError>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut attempt = 0;
     loop {
@@ -42,12 +78,7 @@ where
         let err = match tokio::time::timeout_at(deadline, f()).await {
             Ok(Ok(v)) => return (Ok(v), attempt),
             Ok(Err(e)) => e,
-            Err(_) => {
-                return (
-                    Err(RoleError::Transient("no answer before the deadline".into())),
-                    attempt,
-                );
-            }
+            Err(_) => return (Err(E::timed_out()), attempt),
         };
         if !err.is_retryable() || attempt > backoff.retries {
             return (Err(err), attempt);
@@ -57,11 +88,8 @@ where
             .saturating_mul(1u32 << (attempt - 1).min(16))
             .min(backoff.max);
         let mut wait = exp.mul_f64(jitter(key, attempt));
-        if let RoleError::RateLimited {
-            retry_after: Some(after),
-        } = &err
-        {
-            wait = wait.max(*after);
+        if let Some(after) = err.retry_after() {
+            wait = wait.max(after);
         }
         if Instant::now() + wait >= deadline {
             return (Err(err), attempt);
@@ -70,8 +98,9 @@ where
     }
 }
 
-/// The deadline a step works to: a little before the runner's, so it can still report what it did.
-pub(crate) fn work_deadline(deadline: Instant) -> Instant {
+/// The deadline a step works to: a little before the runner's (a twentieth of what is left, at most
+/// 250 ms), so it can still report what it did.
+pub fn work_deadline(deadline: Instant) -> Instant {
     let left = deadline.saturating_duration_since(Instant::now());
     deadline - (left / 20).min(Duration::from_millis(250))
 }
