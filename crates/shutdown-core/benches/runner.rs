@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use shutdown_core::{
-    Node, Pipeline, PipelineStep, Reason, SharedResults, Shutdown, ShutdownStep, StepContext,
-    StepError, StepOutput,
+    Node, Pipeline, PipelineStep, Shutdown, ShutdownStep, StepContext, StepError, StepOutput,
 };
 
 struct Noop;
@@ -58,18 +57,8 @@ fn main() {
         rt.block_on(async {
             for _ in 0..RUNS {
                 for s in &steps {
-                    let ctx = StepContext {
-                        reason: Reason::Api,
-                        name: "noop".into(),
-                        deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-                        cancel: Default::default(),
-                        node: Node::new(),
-                        results: SharedResults::default(),
-                        trader_id: "t".into(),
-                        receipt: Default::default(),
-                        dry_run: false,
-                        extensions: Default::default(),
-                    };
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    let ctx = StepContext::new("noop", Node::new(), deadline);
                     black_box(s.run(ctx).await.ok());
                 }
             }

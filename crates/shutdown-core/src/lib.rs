@@ -39,11 +39,13 @@ pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
 pub use crate::pipeline::{OnError, Pipeline, PipelineSettings, PipelineStep, StepSettings};
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
-pub use crate::report::{Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code};
+pub use crate::report::{
+    Count, Counter, Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code,
+};
 pub use crate::runner::Shutdown;
 pub use crate::signals::Signal;
 pub use crate::step::{
-    Extensions, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
+    Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
 };
 pub use crate::trigger::{Level, Reason, ShutdownHandle};
 

@@ -1,5 +1,6 @@
 //! The shutdown report, exit codes, and report sinks (atomic JSON file, one log line).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -108,6 +109,46 @@ impl fmt::Display for StepOutcome {
     }
 }
 
+/// What a step counts for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counter {
+    /// Orders the shutdown cancelled.
+    OrdersCancelled,
+    /// Orders left working that the shutdown could not cancel.
+    OrdersOrphaned,
+    /// Open positions left without protective stop coverage.
+    PositionsUnprotected,
+}
+
+impl Counter {
+    /// Every counter.
+    pub const ALL: [Counter; 3] = [
+        Counter::OrdersCancelled,
+        Counter::OrdersOrphaned,
+        Counter::PositionsUnprotected,
+    ];
+
+    /// The name, as in the report (`orders_orphaned`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::OrdersCancelled => "orders_cancelled",
+            Counter::OrdersOrphaned => "orders_orphaned",
+            Counter::PositionsUnprotected => "positions_unprotected",
+        }
+    }
+}
+
+/// A count over the whole report: what the steps counted, and whether some step that should have
+/// counted could not (then the true number may be higher).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    /// The sum of the known counts.
+    pub known: u64,
+    /// A step that counts this did not give its count.
+    pub unknown: bool,
+}
+
 /// One step's entry in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -131,6 +172,9 @@ pub struct StepReport {
     /// Step-specific details.
     #[serde(default)]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// Counts for the metrics; `null` when the step counts this and could not say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<Counter, Option<u64>>,
 }
 
 /// The report of one shutdown.
@@ -164,6 +208,18 @@ impl Report {
     /// The step entry of that name.
     pub fn step(&self, name: &str) -> Option<&StepReport> {
         self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// A count over every step.
+    pub fn count(&self, counter: Counter) -> Count {
+        let mut count = Count::default();
+        for value in self.steps.iter().filter_map(|s| s.counts.get(&counter)) {
+            match value {
+                Some(n) => count.known += n,
+                None => count.unknown = true,
+            }
+        }
+        count
     }
 
     /// The report as one line of JSON.
@@ -342,6 +398,7 @@ mod tests {
                 error: Some("2 orders could not be cancelled: o-1, o-2".into()),
                 problems: vec![],
                 details: serde_json::Map::new(),
+                counts: BTreeMap::new(),
             }],
             sink_errors: vec![],
         }

@@ -1,7 +1,7 @@
 //! The `ShutdownStep` trait and what a step receives (`StepContext`) and returns (`StepOutput`, `StepError`).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
+use crate::report::Counter;
 use crate::trigger::Reason;
 
 /// One step of a shutdown pipeline.
@@ -56,10 +57,18 @@ pub trait ShutdownStep: Send + Sync + 'static {
     fn if_not_done(&self) -> Option<String> {
         None
     }
+
+    /// What the step counts for the metrics (orders cancelled, positions unprotected...). A count a
+    /// step declares here and does not give (it was cut short, skipped or never ran) is reported
+    /// as unknown, never as 0.
+    fn counts(&self) -> &'static [Counter] {
+        &[]
+    }
 }
 
 /// What a step receives when it runs.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StepContext {
     /// Why the node is shutting down.
     pub reason: Reason,
@@ -82,6 +91,8 @@ pub struct StepContext {
     /// Values the embedding program or the operator's tool handed to the steps (see
     /// [`crate::Shutdown::with_extension`]).
     pub extensions: Extensions,
+    /// What the step has learned so far: kept in the report if the step is cut short.
+    pub partial: Partial,
 }
 
 impl fmt::Debug for StepContext {
@@ -95,6 +106,24 @@ impl fmt::Debug for StepContext {
 }
 
 impl StepContext {
+    /// The context of a step named `name` run on its own, outside a pipeline (a test, a benchmark,
+    /// a tool): reason `api`, nothing before it, its own cancellation token.
+    pub fn new(name: impl Into<String>, node: Node, deadline: Instant) -> Self {
+        Self {
+            reason: Reason::Api,
+            name: name.into(),
+            deadline,
+            cancel: CancellationToken::new(),
+            node,
+            results: SharedResults::default(),
+            trader_id: crate::pipeline::DEFAULT_TRADER_ID.to_owned(),
+            receipt: Receipt::default(),
+            dry_run: false,
+            extensions: Extensions::default(),
+            partial: Partial::default(),
+        }
+    }
+
     /// The value of type `T` handed to the steps at run time, if one was.
     pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.extensions.get::<T>()
@@ -195,6 +224,53 @@ impl SharedResults {
     }
 }
 
+/// What a step has learned so far, published as it goes: when the step is cut short (its budget
+/// ends, the shutdown is forced or hurried, it panics), the runner reports this instead of nothing,
+/// so a timed-out `cancel` still names the orders left working.
+///
+/// ```
+/// use shutdown_core::{Counter, StepOutput};
+/// use shutdown_core::step::Partial;
+/// let partial = Partial::default();
+/// partial.detail("still_working", ["o-1", "o-2"]);
+/// partial.count(Counter::OrdersOrphaned, 2);
+/// assert_eq!(partial.take().counts[&Counter::OrdersOrphaned], 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct Partial(Arc<Mutex<StepOutput>>);
+
+impl Partial {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StepOutput> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Set a detail (replacing one of the same key).
+    pub fn detail(&self, key: &str, value: impl Serialize) {
+        self.lock().details.insert(key.to_owned(), to_json(value));
+    }
+
+    /// Set a count (replacing the one published before).
+    pub fn count(&self, counter: Counter, value: u64) {
+        self.lock().counts.insert(counter, value);
+    }
+
+    /// Set the problems known so far (replacing the ones published before).
+    pub fn problems(&self, problems: Vec<String>) {
+        self.lock().problems = problems;
+    }
+
+    /// What was published, leaving nothing behind.
+    pub fn take(&self) -> StepOutput {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl fmt::Debug for Partial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Partial").field(&*self.lock()).finish()
+    }
+}
+
 /// What a step that ran to its end reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepOutput {
@@ -205,6 +281,8 @@ pub struct StepOutput {
     /// Problems found that do not make the step fail but make the shutdown degraded
     /// (an unprotected position in `report` mode, say).
     pub problems: Vec<String>,
+    /// Counts for the metrics (see [`ShutdownStep::counts`]).
+    pub counts: BTreeMap<Counter, u64>,
 }
 
 impl StepOutput {
@@ -233,6 +311,12 @@ impl StepOutput {
         self.problems.push(problem.into());
         self
     }
+
+    /// Give a count for the metrics.
+    pub fn count(mut self, counter: Counter, value: u64) -> Self {
+        self.counts.insert(counter, value);
+        self
+    }
 }
 
 /// Why a step failed, with whatever details it gathered before failing.
@@ -244,6 +328,10 @@ pub struct StepError {
     pub details: serde_json::Map<String, serde_json::Value>,
     /// Attempts made.
     pub attempts: u32,
+    /// Problems found before failing.
+    pub problems: Vec<String>,
+    /// Counts for the metrics, as far as the step got.
+    pub counts: BTreeMap<Counter, u64>,
 }
 
 impl StepError {
@@ -253,6 +341,8 @@ impl StepError {
             message: message.into(),
             details: serde_json::Map::new(),
             attempts: 1,
+            problems: Vec::new(),
+            counts: BTreeMap::new(),
         }
     }
 
@@ -268,10 +358,12 @@ impl StepError {
         self
     }
 
-    /// Keep the details of an output (a step that gathered results, then judged them a failure).
+    /// Keep what an output holds (a step that gathered results, then judged them a failure).
     pub fn with_output(mut self, output: StepOutput) -> Self {
         self.details.extend(output.details);
         self.attempts = output.attempts;
+        self.problems.extend(output.problems);
+        self.counts.extend(output.counts);
         self
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::node::{MissingRole, Node};
 use crate::registry::{OptionDoc, StepConfig};
+use crate::report::Counter;
 use crate::step::{ShutdownStep, StepContext, StepError, StepOutput};
 
 /// A shared log of `name:event` lines.
@@ -37,6 +38,8 @@ pub(crate) enum Behaviour {
     ReadReceipt,
     /// Hold the thread (a blocking call): say so on the first channel, then wait for the second.
     Block(Blocker),
+    /// Publish what it learned (a detail, a problem, an orphan count), then take far too long.
+    PublishThenHang,
 }
 
 /// The two ends a [`Behaviour::Block`] step uses; see [`blocker`].
@@ -88,6 +91,15 @@ impl ShutdownStep for TestStep {
         Some(format!("{} left undone", self.label))
     }
 
+    /// A step labelled `count...` counts orphaned orders.
+    fn counts(&self) -> &'static [Counter] {
+        if self.label.starts_with("count") {
+            &[Counter::OrdersOrphaned]
+        } else {
+            &[]
+        }
+    }
+
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
         self.log
             .push(format!("{}:start:{}", self.label, ctx.reason));
@@ -107,6 +119,13 @@ impl ShutdownStep for TestStep {
             Behaviour::Block(b) => {
                 let _ = b.started.lock().unwrap().send(());
                 let _ = b.release.lock().unwrap().recv();
+                StepOutput::new()
+            }
+            Behaviour::PublishThenHang => {
+                ctx.partial.detail("still_working", ["o-1", "o-2"]);
+                ctx.partial.count(Counter::OrdersOrphaned, 2);
+                ctx.partial.problems(vec!["2 orders still working".into()]);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
                 StepOutput::new()
             }
             Behaviour::ReadReceipt => StepOutput::new().detail("receipt", ctx.receipt.to_json()),

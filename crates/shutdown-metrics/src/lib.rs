@@ -9,6 +9,7 @@
 //! | `shutdown_orders_cancelled_total` | counter | |
 //! | `shutdown_orders_orphaned` | gauge | |
 //! | `shutdown_positions_unprotected` | gauge | |
+//! | `shutdown_state_unknown` | gauge | `count` (`orders_cancelled`, `orders_orphaned`, `positions_unprotected`) |
 //! | `shutdown_exit_code` | gauge | |
 //! | `shutdown_problems` | gauge | |
 //!
@@ -22,7 +23,7 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use shutdown_core::pipeline::MetricsConfig;
-use shutdown_core::{Report, ReportSink};
+use shutdown_core::{Counter, Report, ReportSink};
 
 /// The metrics of one report, in the Prometheus text format.
 pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, String> {
@@ -69,36 +70,38 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
             .with_label_values(&[s.name.as_str(), &s.outcome.to_string()])
             .set(s.duration);
     }
-    let count = |kind: &str, key: &str| -> u64 {
-        report
-            .steps
-            .iter()
-            .filter(|s| s.kind == kind)
-            .map(|s| match &s.details.get(key) {
-                Some(serde_json::Value::Array(a)) => a.len() as u64,
-                Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
-                _ => 0,
-            })
-            .sum()
-    };
     let cancelled = IntCounter::new(
         "shutdown_orders_cancelled_total",
         "Orders the shutdown cancelled.",
     )
     .map_err(err)?;
-    cancelled.inc_by(count("cancel", "cancelled"));
+    cancelled.inc_by(report.count(Counter::OrdersCancelled).known);
     let orphaned = Gauge::new(
         "shutdown_orders_orphaned",
-        "Orders left working that the shutdown could not cancel.",
+        "Orders left working that the shutdown could not cancel (at least this many when shutdown_state_unknown says so).",
     )
     .map_err(err)?;
-    orphaned.set(count("cancel", "orphaned") as f64);
+    orphaned.set(report.count(Counter::OrdersOrphaned).known as f64);
     let unprotected = Gauge::new(
         "shutdown_positions_unprotected",
-        "Open positions left without protective stop coverage.",
+        "Open positions left without protective stop coverage (at least this many when shutdown_state_unknown says so).",
     )
     .map_err(err)?;
-    unprotected.set(count("verify", "unprotected") as f64);
+    unprotected.set(report.count(Counter::PositionsUnprotected).known as f64);
+    let unknown = GaugeVec::new(
+        Opts::new(
+            "shutdown_state_unknown",
+            "1 when a step that counts this (orders orphaned, positions unprotected...) could not say: the true number may be higher than the gauge.",
+        ),
+        &["count"],
+    )
+    .map_err(err)?;
+    for counter in Counter::ALL {
+        let is_unknown = report.count(counter).unknown;
+        unknown
+            .with_label_values(&[counter.name()])
+            .set(if is_unknown { 1.0 } else { 0.0 });
+    }
 
     let problems = Gauge::new(
         "shutdown_problems",
@@ -115,6 +118,7 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
         Box::new(cancelled),
         Box::new(orphaned),
         Box::new(unprotected),
+        Box::new(unknown),
         Box::new(problems),
     ] {
         registry.register(c).map_err(err)?;

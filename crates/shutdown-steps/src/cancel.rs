@@ -10,7 +10,7 @@ use shutdown_core::domain::{Order, OrderStatus};
 use shutdown_core::errors::MissingRole;
 use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
 use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -257,6 +257,10 @@ impl ShutdownStep for Cancel {
         "cancel"
     }
 
+    fn counts(&self) -> &'static [Counter] {
+        &[Counter::OrdersCancelled, Counter::OrdersOrphaned]
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("working orders may still be live at the venue: check and cancel them there".into())
     }
@@ -418,7 +422,9 @@ impl ShutdownStep for Cancel {
             .detail("kept_stops", &kept_stops)
             .detail("rounds", rounds)
             .detail("requests", tally.requests)
-            .detail("mass_cancel", mass_cancel);
+            .detail("mass_cancel", mass_cancel)
+            .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
+            .count(Counter::OrdersOrphaned, orphans.len() as u64);
         if orphans.is_empty() {
             Ok(out)
         } else {

@@ -10,7 +10,7 @@ use shutdown_core::domain::{Order, Position, Side};
 use shutdown_core::errors::MissingRole;
 use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
 use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::time::Instant;
 
@@ -240,6 +240,10 @@ impl ShutdownStep for Verify {
         "verify"
     }
 
+    fn counts(&self) -> &'static [Counter] {
+        &[Counter::PositionsUnprotected]
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("open positions were not checked for protective stops".into())
     }
@@ -305,7 +309,8 @@ impl ShutdownStep for Verify {
             .detail("positions", &report)
             .detail("unprotected", unprotected.len())
             .detail("orphan_stops", &orphan_stops)
-            .detail("closed_by_remedy", &closed);
+            .detail("closed_by_remedy", &closed)
+            .count(Counter::PositionsUnprotected, unprotected.len() as u64);
         if unprotected.is_empty() {
             for id in &orphan_stops {
                 out = out.problem(format!("stop {id} has no position to protect"));

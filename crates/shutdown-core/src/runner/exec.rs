@@ -14,7 +14,9 @@ use super::sinks::Sinks;
 use crate::node::Node;
 use crate::pipeline::{Pipeline, PipelineStep};
 use crate::report::{Report, StepOutcome, StepReport};
-use crate::step::{Extensions, Receipt, SharedResults, ShutdownStep, StepContext};
+use crate::step::{
+    Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepOutput,
+};
 use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Why a non-critical step did not run, or stopped, after the second signal.
@@ -94,7 +96,8 @@ impl Run {
             kind = ps.settings.kind, index = index + 1, budget_secs = budget.as_secs_f64(),
             critical = ps.settings.critical);
         let cancel = CancellationToken::new();
-        let ctx = self.context(ps, started + budget, cancel.clone());
+        let partial = Partial::default();
+        let ctx = self.context(ps, started + budget, cancel.clone(), partial.clone());
         self.shared.start_step(index, started);
         tracing::info!(parent: &span, "step started");
         let in_poll = InPoll::default();
@@ -120,29 +123,36 @@ impl Run {
             }
             _ = hurried => Err((StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))),
         };
-        let mut report = match ended {
-            Ok(Ok(out)) => StepReport {
-                attempts: out.attempts,
-                details: out.details,
-                problems: out.problems,
-                ..entry(ps, StepOutcome::Succeeded, None)
-            },
-            Ok(Err(e)) => StepReport {
-                attempts: e.attempts,
-                details: e.details,
-                ..entry(ps, StepOutcome::Failed, Some(e.message))
-            },
+        let (mut report, out) = match ended {
+            Ok(Ok(out)) => (entry(ps, StepOutcome::Succeeded, None), out),
+            Ok(Err(e)) => {
+                let out = StepOutput {
+                    details: e.details,
+                    attempts: e.attempts,
+                    problems: e.problems,
+                    counts: e.counts,
+                };
+                (entry(ps, StepOutcome::Failed, Some(e.message)), out)
+            }
             Err((outcome, mut why)) => {
                 cancel.cancel();
                 if in_poll.get() {
                     why = format!("{why}; {HELD_ITS_THREAD}");
                 }
-                StepReport {
+                // Cut short: what the step published as it went is what the report can say.
+                let out = StepOutput {
                     attempts: 1,
-                    ..entry(ps, outcome, Some(why))
-                }
+                    ..partial.take()
+                };
+                (entry(ps, outcome, Some(why)), out)
             }
         };
+        report.attempts = out.attempts;
+        report.details = out.details;
+        report.problems = out.problems;
+        report.counts = (out.counts.into_iter())
+            .map(|(c, n)| (c, Some(n)))
+            .collect();
         report.duration = started.elapsed().as_secs_f64();
         if global && report.outcome == StepOutcome::TimedOut {
             self.handle.force(Reason::Deadline);
@@ -156,6 +166,7 @@ impl Run {
         ps: &PipelineStep,
         deadline: Instant,
         cancel: CancellationToken,
+        partial: Partial,
     ) -> StepContext {
         let shared = self.shared.clone();
         StepContext {
@@ -169,6 +180,7 @@ impl Run {
             receipt: Receipt::new(move || shared.receipt()),
             dry_run: self.dry_run,
             extensions: self.extensions.clone(),
+            partial,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The report so far: what the supervision records step by step, what a step's receipt reads, and
 //! what the force-exit thread writes out when the supervision cannot.
 
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub(super) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<Strin
         error,
         problems: Vec::new(),
         details: serde_json::Map::new(),
+        counts: BTreeMap::new(),
     }
 }
 
@@ -204,13 +206,14 @@ pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reas
             StepOutcome::Skipped => ps.step.is_some(),
             StepOutcome::NotRun | StepOutcome::TimedOut | StepOutcome::Panicked => true,
         };
-        if let Some(consequence) = ps
-            .step
-            .as_ref()
-            .filter(|_| undone)
-            .and_then(|s| s.if_not_done())
-        {
-            report.problems.push(consequence);
+        if let Some(step) = &ps.step {
+            if let Some(consequence) = step.if_not_done().filter(|_| undone) {
+                report.problems.push(consequence);
+            }
+            // A count the step owes and did not give is unknown, never 0.
+            for counter in step.counts() {
+                report.counts.entry(*counter).or_insert(None);
+            }
         }
         degraded |= undone || report.outcome.is_failure() || !report.problems.is_empty();
     }

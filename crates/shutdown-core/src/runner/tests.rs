@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::pipeline::{OnError, PipelineStep};
-use crate::report::{Outcome, StepOutcome};
+use crate::report::{Counter, Outcome, StepOutcome};
 use crate::signals::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
 use crate::trigger::Level;
@@ -781,4 +781,47 @@ async fn a_report_file_that_cannot_be_written_goes_to_a_fallback_file() {
     let error = &report.sink_errors[0];
     assert!(error.contains("/nonexistent-dir/x/report.json"), "{error}");
     assert!(error.contains(&fallback.display().to_string()), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_cut_short_keeps_what_it_published_and_an_unknown_count_is_unknown() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(30))
+        .push(
+            PipelineStep::new(step("count-cut", Behaviour::PublishThenHang, &log))
+                .name("cut")
+                .timeout(secs(2)),
+        )
+        .push(PipelineStep::new(step("count-hurried", Behaviour::Ok, &log)).name("never"));
+    let shutdown = Shutdown::new(pipeline, Node::new());
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run());
+    tokio::time::sleep(secs(1)).await;
+    handle.hurry(Reason::Signal(Signal::Int));
+    let report = run.await.unwrap();
+    let cut = report.step("cut").unwrap();
+    assert_eq!(cut.outcome, StepOutcome::Skipped, "{cut:?}");
+    assert_eq!(
+        cut.details["still_working"],
+        serde_json::json!(["o-1", "o-2"])
+    );
+    assert_eq!(cut.counts[&Counter::OrdersOrphaned], Some(2));
+    assert_eq!(
+        cut.problems,
+        ["2 orders still working", "count-cut left undone"]
+    );
+    let never = report.step("never").unwrap();
+    assert_eq!(never.outcome, StepOutcome::Skipped);
+    assert_eq!(
+        never.counts[&Counter::OrdersOrphaned],
+        None,
+        "unknown, not 0"
+    );
+    let count = report.count(Counter::OrdersOrphaned);
+    assert_eq!((count.known, count.unknown), (2, true));
+    let json = report.to_json_line();
+    assert!(
+        json.contains(r#""counts":{"orders_orphaned":null}"#),
+        "{json}"
+    );
 }

@@ -4,41 +4,31 @@
 use std::time::{Duration, Instant};
 
 use shutdown_core::pipeline::MetricsConfig;
-use shutdown_core::{Outcome, Report, ReportSink, StepOutcome, StepReport};
+use shutdown_core::{Report, ReportSink};
 use shutdown_metrics::{MetricsSink, encode};
 use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
 
+/// A degraded report: cancel counted 3 cancelled and 1 orphan, verify could not say how many
+/// positions are unprotected (it timed out), another verify counted 2.
 fn report() -> Report {
-    let step = |name: &str, kind: &str, details: serde_json::Value| StepReport {
-        name: name.into(),
-        kind: kind.into(),
-        critical: true,
-        outcome: StepOutcome::Succeeded,
-        duration: 0.25,
-        attempts: 1,
-        error: None,
-        problems: vec![],
-        details: details.as_object().cloned().unwrap(),
-    };
-    Report {
-        trader_id: "trader-007".into(),
-        reason: "SIGTERM".into(),
-        forced_by: None,
-        started_at: "2026-01-01T00:00:00Z".into(),
-        duration: 1.5,
-        outcome: Outcome::Degraded,
-        exit_code: 10,
-        timeout_secs: 30.0,
-        steps: vec![
-            step(
-                "cancel",
-                "cancel",
-                serde_json::json!({"cancelled": ["a", "b", "c"], "orphaned": [{"client_id": "x"}]}),
-            ),
-            step("verify", "verify", serde_json::json!({"unprotected": 2})),
-        ],
-        sink_errors: vec![],
-    }
+    serde_json::from_value(serde_json::json!({
+        "trader_id": "trader-007", "reason": "SIGTERM", "forced_by": null,
+        "started_at": "2026-01-01T00:00:00Z", "duration": 1.5, "outcome": "degraded",
+        "exit_code": 10, "timeout_secs": 30.0,
+        "steps": [
+            {"name": "cancel", "kind": "cancel", "critical": true, "outcome": "succeeded",
+             "duration": 0.25, "attempts": 1, "error": null,
+             "details": {"cancelled": ["a", "b", "c"], "orphaned": [{"client_id": "x"}]},
+             "counts": {"orders_cancelled": 3, "orders_orphaned": 1}},
+            {"name": "verify", "kind": "verify", "critical": true, "outcome": "succeeded",
+             "duration": 0.25, "attempts": 1, "error": null, "details": {},
+             "counts": {"positions_unprotected": 2}},
+            {"name": "verify-again", "kind": "verify", "critical": true, "outcome": "timed_out",
+             "duration": 0.25, "attempts": 1, "error": "timed out after 0.25s", "details": {},
+             "counts": {"positions_unprotected": null}}
+        ]
+    }))
+    .unwrap()
 }
 
 fn config(pushgateway: Option<String>, textfile: Option<std::path::PathBuf>) -> MetricsConfig {
@@ -60,6 +50,8 @@ fn the_encoded_metrics_carry_the_contract_names_and_pass_promtool() {
         "shutdown_orders_orphaned{trader_id=\"trader-007\"} 1",
         "shutdown_positions_unprotected{trader_id=\"trader-007\"} 2",
         "shutdown_exit_code{trader_id=\"trader-007\"} 10",
+        "shutdown_state_unknown{count=\"positions_unprotected\",trader_id=\"trader-007\"} 1",
+        "shutdown_state_unknown{count=\"orders_orphaned\",trader_id=\"trader-007\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
@@ -154,7 +146,7 @@ fn the_shipped_alert_rules_pass_promtool_and_their_unit_tests() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 5 rules found"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 6 rules found"));
     let test = std::process::Command::new("promtool")
         .args(["test", "rules", "alerts.test.yml"])
         .current_dir(&docs)
