@@ -106,3 +106,13 @@ shutdown_core::register_step! {
     critical: false,
     default_timeout_secs: 2.0,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_options_are_the_fields_with_their_defaults() {
+        let registry = shutdown_core::Registry::global().expect("no duplicate kinds");
+        let notify = registry.get("notify").expect("notify is registered");
+        assert_eq!(notify.drift(), Vec::<String>::new());
+    }
+}

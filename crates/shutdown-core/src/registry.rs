@@ -140,9 +140,47 @@ pub struct StepRegistration {
     pub default_timeout_secs: f64,
     /// Parse and validate the options (no I/O).
     pub parse: ParseFn,
+    /// The fields of the options struct, as serde reads them (to check `options` against).
+    pub fields: fn() -> &'static [&'static str],
 }
 
 inventory::collect!(StepRegistration);
+
+impl StepRegistration {
+    /// Where the documented options and the options struct disagree: an option documented but not a
+    /// field, a field not documented, or a documented default that does not parse to what an empty
+    /// table gives. Empty when they agree. (A default that is not a TOML value, such as "the trader
+    /// id", is not checked.)
+    pub fn drift(&self) -> Vec<String> {
+        let kind = self.kind;
+        let fields = (self.fields)();
+        let documented: Vec<&str> = self.options.iter().map(|o| o.name).collect();
+        let mut drift: Vec<String> = Vec::new();
+        for name in documented.iter().filter(|d| !fields.contains(d)) {
+            drift.push(format!(
+                "{kind}: option `{name}` is documented but is not a field"
+            ));
+        }
+        for name in fields.iter().filter(|f| !documented.contains(f)) {
+            drift.push(format!("{kind}: field `{name}` is not documented"));
+        }
+        let empty = (self.parse)(&StepOptions::default()).map(|c| format!("{c:?}"));
+        for o in self.options {
+            let Ok(table) = crate::config::parse_table(&format!("{} = {}", o.name, o.default))
+            else {
+                continue;
+            };
+            let parsed = (self.parse)(&StepOptions::new(table)).map(|c| format!("{c:?}"));
+            if parsed != empty {
+                drift.push(format!(
+                    "{kind}: option `{}` documents the default {}, which is not what it defaults to",
+                    o.name, o.default
+                ));
+            }
+        }
+        drift
+    }
+}
 
 /// Parse options into `T` and box it: the usual `parse` function of a registration.
 pub fn parse_boxed<T: StepConfig + DeserializeOwned>(
@@ -185,6 +223,7 @@ macro_rules! register_step {
                 critical: $critical,
                 default_timeout_secs: $timeout,
                 parse: |options| $crate::registry::parse_boxed::<$config>(options, $options),
+                fields: || $crate::config::fields::field_names::<$config>(),
             }
         }
     };
@@ -292,6 +331,7 @@ mod tests {
         critical: false,
         default_timeout_secs: 1.0,
         parse: |_| Err(vec![]),
+        fields: || &[],
     };
     static A2: StepRegistration = StepRegistration {
         kind: "a",
@@ -301,6 +341,7 @@ mod tests {
         critical: false,
         default_timeout_secs: 1.0,
         parse: |_| Err(vec![]),
+        fields: || &[],
     };
 
     #[test]
@@ -344,5 +385,41 @@ mod tests {
         let keys: Vec<_> = errors.iter().filter_map(|e| e.key.clone()).collect();
         assert_eq!(keys, ["rate", "retires", "retries"], "{errors:?}");
         assert!(errors[1].message.contains("did you mean `retries`"));
+    }
+
+    #[test]
+    fn drift_between_documented_options_and_the_struct_is_found() {
+        // The test kinds document defaults (8, "a") that their optional fields do not have.
+        let cancel = Registry::global().unwrap().get("cancel").unwrap();
+        let drift = cancel.drift();
+        assert_eq!(
+            drift,
+            [
+                "cancel: option `max_in_flight` documents the default 8, which is not what it defaults to",
+                "cancel: option `mode` documents the default \"a\", which is not what it defaults to",
+            ]
+        );
+        static UNDOCUMENTED: StepRegistration = StepRegistration {
+            kind: "u",
+            summary: "",
+            options: &[OptionDoc {
+                name: "documented",
+                ty: "bool",
+                default: "none",
+                doc: "",
+            }],
+            requires: &[],
+            critical: false,
+            default_timeout_secs: 1.0,
+            parse: |_| Err(vec![]),
+            fields: || &["field"],
+        };
+        assert_eq!(
+            UNDOCUMENTED.drift(),
+            [
+                "u: option `documented` is documented but is not a field",
+                "u: field `field` is not documented"
+            ]
+        );
     }
 }

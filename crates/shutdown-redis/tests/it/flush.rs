@@ -314,3 +314,10 @@ async fn too_few_replicas_acknowledging_is_reported() {
         "the snapshot is in Redis all the same"
     );
 }
+
+#[test]
+fn the_documented_flush_options_are_its_fields_with_their_defaults() {
+    let registry = shutdown_core::Registry::global().unwrap();
+    let flush = registry.get("flush").unwrap();
+    assert_eq!(flush.drift(), Vec::<String>::new());
+}

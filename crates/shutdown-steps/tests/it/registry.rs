@@ -13,3 +13,10 @@ fn the_built_in_kinds_are_registered_sorted() {
         }
     }
 }
+
+#[test]
+fn every_documented_option_is_a_field_with_the_documented_default() {
+    let registry = Registry::global().expect("no duplicate kinds");
+    let drift: Vec<String> = registry.registrations().flat_map(|r| r.drift()).collect();
+    assert!(drift.is_empty(), "{drift:#?}");
+}
