@@ -21,29 +21,38 @@
 pub mod config;
 pub mod domain;
 pub mod node;
-pub mod pipeline;
-pub mod plan;
+mod pipeline;
+mod plan;
 pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod retry;
-pub mod runner;
-pub mod signals;
-pub mod step;
-pub mod trigger;
+mod runner;
+mod signals;
+mod step;
+mod trigger;
 
+/// What `register_step!` expands to needs; not an API.
 #[doc(hidden)]
-pub use inventory;
+pub mod __private {
+    pub use crate::config::fields::field_names;
+    pub use crate::registry::parse_boxed;
+    pub use inventory;
+}
 
 pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
-pub use crate::pipeline::{OnError, Pipeline, PipelineSettings, PipelineStep, StepSettings};
+pub use crate::pipeline::{
+    DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, MetricsConfig, OnError, Pipeline, PipelineSettings,
+    PipelineStep, StepSettings,
+};
+pub use crate::plan::{Budget, HEADROOM};
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
 pub use crate::report::{
     Count, Counter, Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code,
 };
 pub use crate::runner::Shutdown;
-pub use crate::signals::Signal;
+pub use crate::signals::{Signal, SignalListener};
 pub use crate::step::{
     Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
 };
@@ -51,9 +60,11 @@ pub use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.
 pub mod errors {
+    pub use crate::config::fields::FieldError;
     pub use crate::config::{ConfigErrors, ConfigProblem};
     pub use crate::node::{MissingRole, RoleError};
-    pub use crate::registry::{OptionError, RegistryError};
+    pub use crate::registry::{OptionError, RegistryError, UnknownKind};
+    pub use crate::report::{ReadReportError, SinkError};
     pub use crate::signals::UnknownSignal;
     pub use crate::step::StepError;
 }

@@ -214,7 +214,7 @@ macro_rules! register_step {
         critical: $critical:expr,
         default_timeout_secs: $timeout:expr $(,)?
     ) => {
-        $crate::inventory::submit! {
+        $crate::__private::inventory::submit! {
             $crate::registry::StepRegistration {
                 kind: $kind,
                 summary: $summary,
@@ -222,8 +222,8 @@ macro_rules! register_step {
                 requires: &[$($crate::node::Role::$role),*],
                 critical: $critical,
                 default_timeout_secs: $timeout,
-                parse: |options| $crate::registry::parse_boxed::<$config>(options, $options),
-                fields: || $crate::config::fields::field_names::<$config>(),
+                parse: |options| $crate::__private::parse_boxed::<$config>(options, $options),
+                fields: || $crate::__private::field_names::<$config>(),
             }
         }
     };
@@ -234,6 +234,28 @@ macro_rules! register_step {
 pub struct Registry {
     kinds: BTreeMap<&'static str, &'static StepRegistration>,
 }
+
+/// A step kind that is not registered in this program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind {
+    /// The kind asked for.
+    pub kind: String,
+    /// Every registered kind, sorted.
+    pub known: Vec<&'static str>,
+}
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&unknown_message("step kind", &self.kind, &self.known))?;
+        if closest(&self.kind, &self.known).is_none() {
+            // The usual cause: the crate that registers it is a dependency no code names.
+            f.write_str("; a kind from another crate is registered only when the program links that crate: name it once, as in `extern crate my_steps as _;`")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownKind {}
 
 /// The registry could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -284,11 +306,11 @@ impl Registry {
     }
 
     /// Look a kind up; the error lists the known kinds and the closest one.
-    pub fn get(&self, kind: &str) -> Result<&'static StepRegistration, String> {
-        self.kinds
-            .get(kind)
-            .copied()
-            .ok_or_else(|| unknown_message("step kind", kind, &self.kind_names()))
+    pub fn get(&self, kind: &str) -> Result<&'static StepRegistration, UnknownKind> {
+        self.kinds.get(kind).copied().ok_or_else(|| UnknownKind {
+            kind: kind.to_owned(),
+            known: self.kind_names(),
+        })
     }
 
     /// Every registered kind, sorted.

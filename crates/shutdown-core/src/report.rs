@@ -286,6 +286,49 @@ fn truncate(s: &str, max: usize) -> String {
 /// How long the runner waits for a sink that does not say ([`ReportSink::timeout`]).
 pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a report sink could not take the report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// A file could not be written.
+    #[error("cannot write report to {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The report could not be encoded.
+    #[error("cannot encode the report: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A sink elsewhere (Redis, a Pushgateway) refused or did not answer; the message never holds
+    /// a secret.
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// Why a report file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadReportError {
+    /// The file could not be read.
+    #[error("cannot read report {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a shutdown report.
+    #[error("{}: not a shutdown report: {source}", path.display())]
+    NotAReport {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
 /// Somewhere the final report goes. Synchronous, so that it can be written from a plain thread
 /// while the async runtime is stuck; implementations must bound their own waits.
 pub trait ReportSink: Send + Sync {
@@ -293,7 +336,7 @@ pub trait ReportSink: Send + Sync {
     /// redacted.
     fn name(&self) -> String;
     /// Take the report.
-    fn write(&self, report: &Report) -> Result<(), String>;
+    fn write(&self, report: &Report) -> Result<(), SinkError>;
     /// How long the runner waits for [`ReportSink::write`] (also capped by what is left of the
     /// global budget); past it, the sink is named in the report's `sink_errors`.
     fn timeout(&self) -> Duration {
@@ -310,7 +353,7 @@ impl ReportSink for LogSink {
         "log".into()
     }
 
-    fn write(&self, report: &Report) -> Result<(), String> {
+    fn write(&self, report: &Report) -> Result<(), SinkError> {
         tracing::info!(target: "shutdown::report", report = %report.to_json_line(), "shutdown report");
         Ok(())
     }
@@ -334,10 +377,12 @@ impl ReportSink for FileSink {
         format!("file {}", self.path.display())
     }
 
-    fn write(&self, report: &Report) -> Result<(), String> {
-        let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
-        write_atomic(&self.path, &json)
-            .map_err(|e| format!("cannot write report to {}: {e}", self.path.display()))
+    fn write(&self, report: &Report) -> Result<(), SinkError> {
+        let json = serde_json::to_vec_pretty(report)?;
+        write_atomic(&self.path, &json).map_err(|source| SinkError::File {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -367,11 +412,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Read a report written by [`FileSink`].
-pub fn read_report(path: &Path) -> Result<Report, String> {
-    let bytes =
-        fs::read(path).map_err(|e| format!("cannot read report {}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a shutdown report: {e}", path.display()))
+pub fn read_report(path: &Path) -> Result<Report, ReadReportError> {
+    let path = path.to_path_buf();
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(source) => return Err(ReadReportError::Read { path, source }),
+    };
+    serde_json::from_slice(&bytes).map_err(|source| ReadReportError::NotAReport { path, source })
 }
 
 #[cfg(test)]
@@ -421,7 +468,8 @@ mod tests {
     fn file_sink_error_names_the_path() {
         let err = FileSink::new("/nonexistent-dir/x/report.json")
             .write(&sample())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent-dir/x/report.json"), "{err}");
     }
 

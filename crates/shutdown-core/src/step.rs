@@ -230,7 +230,7 @@ impl SharedResults {
 ///
 /// ```
 /// use shutdown_core::{Counter, StepOutput};
-/// use shutdown_core::step::Partial;
+/// use shutdown_core::Partial;
 /// let partial = Partial::default();
 /// partial.detail("still_working", ["o-1", "o-2"]);
 /// partial.count(Counter::OrdersOrphaned, 2);

@@ -22,7 +22,9 @@ use std::time::Duration;
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use shutdown_core::pipeline::MetricsConfig;
+use shutdown_core::MetricsConfig;
+use shutdown_core::errors::SinkError;
+use shutdown_core::redact::{redact_url, scrub};
 use shutdown_core::{Counter, Report, ReportSink};
 
 /// The metrics of one report, in the Prometheus text format.
@@ -131,13 +133,28 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
 }
 
 /// Pushes the final report's metrics to a Pushgateway and/or writes them to a textfile.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetricsSink {
     pushgateway_url: Option<String>,
     textfile_path: Option<PathBuf>,
     timeout: Duration,
     job: String,
     trader_id: String,
+}
+
+impl std::fmt::Debug for MetricsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSink")
+            .field(
+                "pushgateway_url",
+                &self.pushgateway_url.as_deref().map(redact_url),
+            )
+            .field("textfile_path", &self.textfile_path)
+            .field("timeout", &self.timeout)
+            .field("job", &self.job)
+            .field("trader_id", &self.trader_id)
+            .finish()
+    }
 }
 
 impl MetricsSink {
@@ -170,7 +187,11 @@ impl MetricsSink {
             .header("Content-Type", "text/plain; version=0.0.4")
             .send(body)
             .map(|_| ())
-            .map_err(|e| format!("push to {target} failed: {e}"))
+            .map_err(|e| {
+                // Neither the URL nor the client's error may show a password given in the URL.
+                let shown = redact_url(&target);
+                scrub(&format!("push to {shown} failed: {e}"), url)
+            })
     }
 }
 
@@ -184,7 +205,7 @@ impl ReportSink for MetricsSink {
         self.timeout + Duration::from_millis(500)
     }
 
-    fn write(&self, report: &Report) -> Result<(), String> {
+    fn write(&self, report: &Report) -> Result<(), SinkError> {
         let mut errors = Vec::new();
         if let Some(url) = &self.pushgateway_url {
             // The Pushgateway adds job and trader_id from the URL (grouping key).
@@ -213,7 +234,7 @@ impl ReportSink for MetricsSink {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(SinkError::Remote(errors.join("; ")))
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shutdown_core::errors::SinkError;
 use shutdown_core::report::FileSink;
 use shutdown_core::{Report, ReportSink};
 
@@ -76,18 +77,22 @@ impl ReportSink for RedisReportSink {
         self.timeout * 2 + Duration::from_millis(500)
     }
 
-    fn write(&self, report: &Report) -> Result<(), String> {
+    fn write(&self, report: &Report) -> Result<(), SinkError> {
         match self.to_redis(report) {
             Ok(()) => Ok(()),
             Err(redis_error) => {
                 let path = fallback::report_path(&self.fallback_dir, &report.trader_id);
                 let kept = std::fs::create_dir_all(&self.fallback_dir)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| FileSink::new(&path).write(report));
-                Err(match kept {
+                    .and_then(|()| {
+                        FileSink::new(&path)
+                            .write(report)
+                            .map_err(|e| e.to_string())
+                    });
+                Err(SinkError::Remote(match kept {
                     Ok(()) => format!("{redis_error}; the report is in {}", path.display()),
                     Err(e) => format!("{redis_error}; and the fallback failed: {e}"),
-                })
+                }))
             }
         }
     }

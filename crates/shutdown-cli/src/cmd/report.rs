@@ -8,7 +8,7 @@ use crate::output::{out, print_json};
 
 pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
     let found = match file {
-        Some(path) => shutdown_core::report::read_report(path),
+        Some(path) => shutdown_core::report::read_report(path).map_err(|e| e.to_string()),
         None => {
             let options = match restore_options(redis, PathBuf::from("shutdown-fallback")) {
                 Ok(o) if o.redis.is_some() => o,

@@ -328,7 +328,7 @@ impl TryFrom<Raw> for HttpUrl {
     }
 }
 
-/// One key's problem found by [`deserialize_all`].
+/// One key's problem in a table of options or settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     /// The key, when one is to blame.

@@ -8,7 +8,7 @@
 //! - `compact.rs`: the compact form (no `[[steps]]`).
 
 mod compact;
-pub mod fields;
+pub(crate) mod fields;
 mod load;
 mod parse;
 

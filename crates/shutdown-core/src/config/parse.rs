@@ -329,7 +329,8 @@ impl<'a> Parser<'a> {
                 Ok(r) => Some(r),
                 Err(message) => {
                     let origin = self.origin_of(&own, Some("kind"));
-                    let problem = ConfigProblem::new(&origin, message).at_step(Some(&at));
+                    let problem =
+                        ConfigProblem::new(&origin, message.to_string()).at_step(Some(&at));
                     self.problems.push(problem.at_key(Some("kind")));
                     None
                 }

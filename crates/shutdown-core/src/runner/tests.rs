@@ -387,8 +387,8 @@ impl ReportSink for ChannelSink {
     fn name(&self) -> String {
         "channel".into()
     }
-    fn write(&self, report: &Report) -> Result<(), String> {
-        self.0.send(report.clone()).map_err(|e| e.to_string())
+    fn write(&self, report: &Report) -> Result<(), crate::report::SinkError> {
+        (self.0.send(report.clone())).map_err(|e| crate::report::SinkError::Remote(e.to_string()))
     }
 }
 
@@ -552,9 +552,9 @@ impl ReportSink for StdChannelSink {
     fn name(&self) -> String {
         "std channel".into()
     }
-    fn write(&self, report: &Report) -> Result<(), String> {
+    fn write(&self, report: &Report) -> Result<(), crate::report::SinkError> {
         let tx = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        tx.send(report.clone()).map_err(|e| e.to_string())
+        (tx.send(report.clone())).map_err(|e| crate::report::SinkError::Remote(e.to_string()))
     }
 }
 
@@ -711,7 +711,7 @@ impl ReportSink for StuckSink {
     fn name(&self) -> String {
         "stuck".into()
     }
-    fn write(&self, _: &Report) -> Result<(), String> {
+    fn write(&self, _: &Report) -> Result<(), crate::report::SinkError> {
         let release = self.release.lock().unwrap_or_else(|e| e.into_inner());
         let _ = release.recv();
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use shutdown_core::pipeline::MetricsConfig;
+use shutdown_core::MetricsConfig;
 use shutdown_core::{Report, ReportSink};
 use shutdown_metrics::{MetricsSink, encode};
 use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
@@ -98,12 +98,29 @@ fn a_dead_pushgateway_costs_at_most_the_push_timeout_and_is_named() {
     let sink =
         MetricsSink::new(&config(Some(format!("http://127.0.0.1:{port}")), None), "t").unwrap();
     let start = Instant::now();
-    let err = sink.write(&report()).unwrap_err();
+    let err = sink.write(&report()).unwrap_err().to_string();
     assert!(start.elapsed() < Duration::from_secs(2));
     assert!(
         err.contains(&format!(
             "push to http://127.0.0.1:{port}/metrics/job/shutdown/trader_id/t failed"
         )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_password_in_the_pushgateway_url_never_shows() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://ops:s3cret@127.0.0.1:{port}");
+    let sink = MetricsSink::new(&config(Some(url), None), "t").unwrap();
+    let err = sink.write(&report()).unwrap_err().to_string();
+    assert!(err.contains("http://ops:***@127.0.0.1"), "{err}");
+    assert!(
+        !format!("{err} {} {sink:?}", sink.name()).contains("s3cret"),
         "{err}"
     );
 }

@@ -70,7 +70,7 @@ async fn the_report_sink_falls_back_to_a_file() {
     let mut server = RedisServer::start();
     let (sink, report) = sink_and_report(&server, Duration::from_millis(500)).await;
     server.kill();
-    let err = sink.write(&report).unwrap_err();
+    let err = sink.write(&report).unwrap_err().to_string();
     assert!(err.contains("the report is in"), "{err}");
     let mut opts = restore_options(&server, Some(server.url.clone()));
     opts.redis = None;
