@@ -171,6 +171,37 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// Whether the venue confirmed the order gone (cancelled or filled).
+    fn gone(&self, id: &str) -> bool {
+        self.cancelled.contains(id) || self.already_filled.contains(id)
+    }
+
+    /// Publish what is known so far, for a report of a step cut short: the orders still working
+    /// as last listed (less those confirmed gone since), and the counts.
+    fn publish(&self, ctx: &StepContext, targets: &[Order]) {
+        let live: Vec<&str> = (targets.iter())
+            .map(|o| o.client_id.as_str())
+            .filter(|id| !self.gone(id))
+            .collect();
+        ctx.partial.detail("cancelled", &self.cancelled);
+        ctx.partial.detail("already_filled", &self.already_filled);
+        ctx.partial.detail("still_working", &live);
+        ctx.partial
+            .count(Counter::OrdersCancelled, self.cancelled.len() as u64);
+        ctx.partial
+            .count(Counter::OrdersOrphaned, live.len() as u64);
+        let problems = match live.len() {
+            0 => Vec::new(),
+            n => vec![format!(
+                "{n} order{} still working at the venue when last listed (see still_working)",
+                if n == 1 { "" } else { "s" }
+            )],
+        };
+        ctx.partial.problems(problems);
+    }
+}
+
 /// Spaces requests `1 / rate` apart.
 struct Pacer {
     interval: Option<Duration>,
@@ -319,7 +350,10 @@ impl ShutdownStep for Cancel {
             let open = match listed {
                 Ok(o) => o,
                 Err(e) if rounds == 0 => {
-                    return Err(StepError::new(format!("cannot list open orders: {e}")));
+                    // Nothing is known of the venue's book: the orphan count is unknown, not 0.
+                    return Err(StepError::new(format!(
+                        "cannot list open orders: {e}; the orders working at the venue are unknown"
+                    )));
                 }
                 Err(e) => {
                     // Cannot confirm from the venue: every earlier target not confirmed gone is an orphan.
@@ -341,6 +375,7 @@ impl ShutdownStep for Cancel {
                     kept_stops.insert(o.client_id);
                 }
             }
+            tally.publish(&ctx, &targets);
             if targets.is_empty()
                 || rounds >= self.config.max_rounds
                 || Instant::now() >= deadline
@@ -374,7 +409,8 @@ impl ShutdownStep for Cancel {
             let mut set = JoinSet::new();
             let mut queue = targets.iter();
             loop {
-                while set.len() < in_flight {
+                // No new request past the work deadline: what is left is reported, not started.
+                while set.len() < in_flight && Instant::now() < deadline {
                     let Some(order) = queue.next() else { break };
                     let orders = self.orders.clone();
                     let pacer = pacer.clone();
@@ -388,6 +424,7 @@ impl ShutdownStep for Cancel {
                     tally.record(id, fate, attempts);
                 }
             }
+            tally.publish(&ctx, &targets);
         }
         // Whatever the last listing still shows as a target could not be cancelled.
         let orphans: Vec<Orphan> = targets

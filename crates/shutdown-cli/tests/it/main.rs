@@ -426,3 +426,42 @@ mod fleet {
         assert_eq!(out.status.code(), Some(2), "a target is required");
     }
 }
+
+#[test]
+fn a_cancel_cut_short_on_a_large_book_still_accounts_for_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("big.toml");
+    std::fs::write(
+        &scenario,
+        "[[instruments]]\nsymbol = \"BTC-PERP\"\nmark_price = 65000\n[venue]\nlatency_ms = 1\n[generate]\norders = 50000\npositions = 0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("cancel.toml");
+    std::fs::write(
+        &config,
+        "timeout_secs = 10\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 0.5\nmax_in_flight = 32\n",
+    )
+    .unwrap();
+    let out = ctl(&[
+        "dry-run",
+        config.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = &report["steps"][0];
+    let count = |key: &str| step["details"][key].as_array().map_or(0, Vec::len);
+    // Whether the step ended by itself (orphaned) or was cut short (still_working), every order
+    // is cancelled, filled or named as left working, and the count says how many are left.
+    let left = count("orphaned") + count("still_working");
+    assert_eq!(
+        count("cancelled") + count("already_filled") + left,
+        50_000,
+        "{}",
+        step["error"]
+    );
+    assert!(left > 0, "the budget is too short for 50,000 cancels");
+    assert_eq!(step["counts"]["orders_orphaned"], left as u64);
+}

@@ -23,8 +23,7 @@ use crate::trigger::{Level, Reason, ShutdownHandle};
 const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
 
 /// What a step that held its thread when the runner walked away from it adds to its error.
-const HELD_ITS_THREAD: &str =
-    "it held its thread (a blocking call) and was abandoned: its effects are unknown";
+const HELD_ITS_THREAD: &str = "it held its thread (a blocking call or a long computation) and was abandoned: its effects after what it published are unknown";
 
 /// One run of a pipeline: what the supervision, the steps and the force-exit thread share.
 pub(super) struct Run {

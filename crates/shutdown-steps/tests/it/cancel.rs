@@ -169,3 +169,54 @@ async fn orders_that_cannot_be_cancelled_are_orphans_and_degrade_the_shutdown() 
     assert_eq!(ids(&step.details["cancelled"]).len(), 18);
     assert_eq!(report.exit_code, 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_book_too_large_for_the_budget_is_named_order_by_order() {
+    // 3,000 orders at a venue that takes 50 cancels a second, with 2 s to do it: most stay working.
+    let paper = PaperNode::new(&scenario(
+        "[venue]\nrate_limit_per_sec = 50\nlatency_ms = 5\n[generate]\norders = 3000\npositions = 0\n",
+    ));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 2\nrate_per_sec = 50\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    let live: Vec<String> = (paper.all_orders().into_iter())
+        .filter(|o| o.status.is_live())
+        .map(|o| o.client_id)
+        .collect();
+    assert!(live.len() > 2500, "{} still live", live.len());
+    let orphaned = shutdown_core::Counter::OrdersOrphaned;
+    assert_eq!(
+        step.counts[&orphaned],
+        Some(live.len() as u64),
+        "{:?}",
+        step.error
+    );
+    let named: Vec<String> = match step.details.get("orphaned") {
+        Some(list) => (list.as_array().unwrap().iter())
+            .map(|o| o["client_id"].as_str().unwrap().to_owned())
+            .collect(),
+        None => ids(&step.details["still_working"]),
+    };
+    let mut named = named;
+    named.sort();
+    let mut live = live;
+    live.sort();
+    assert_eq!(named, live, "every order left working is named");
+    assert_ne!(report.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_book_cannot_be_listed_the_orphan_count_is_unknown_not_zero() {
+    let paper = PaperNode::new(&scenario(&format!("[venue]\nlatency_ms = 5000\n{}", book())));
+    let report = run("[[steps]]\nkind = \"cancel\"\ntimeout_secs = 2\n", &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Failed, "{step:?}");
+    let error = step.error.as_deref().unwrap_or_default();
+    assert!(error.contains("the orders working at the venue are unknown"), "{error}");
+    let orphaned = report.count(shutdown_core::Counter::OrdersOrphaned);
+    assert!(orphaned.unknown, "{:?}", step.counts);
+    assert_ne!(report.exit_code, 0);
+}
