@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
+use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -55,6 +56,12 @@ fn default_message() -> String {
 }
 
 impl StepConfig for NotifyConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        out_of_range("delay_secs", self.delay_secs, 0.0, 86_400.0)
+            .into_iter()
+            .collect()
+    }
+
     fn build(&self, _node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Notify(self.clone())))
     }

@@ -28,6 +28,40 @@ pub struct OptionDoc {
 pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
     /// Build the step; fails when the node lacks a role the step needs.
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole>;
+
+    /// Check the values' ranges once the types are right (a rate above 0, a percentage below 100):
+    /// every problem, each naming its key. Called when the config is validated, so that a value
+    /// that would fail at shutdown fails at `validate` instead.
+    fn validate(&self) -> Vec<OptionError> {
+        Vec::new()
+    }
+}
+
+/// A problem when `value` of `key` is not within `min..=max` (and, for floats, finite).
+///
+/// ```
+/// use shutdown_core::registry::out_of_range;
+/// assert!(out_of_range("retries", 3, 0, 100).is_none());
+/// let e = out_of_range("rate_per_sec", f64::NAN, 0.0, 1e6).unwrap();
+/// assert_eq!(e.message, "must be a finite number from 0 to 1000000, found NaN");
+/// let e = out_of_range("rate_per_sec", 1e-300, 0.01, 1e6).unwrap();
+/// assert_eq!(e.message, "must be a finite number from 0.01 to 1000000, found 1e-300");
+/// ```
+pub fn out_of_range<T>(key: &str, value: T, min: T, max: T) -> Option<OptionError>
+where
+    T: PartialOrd + fmt::Display + fmt::Debug + Copy,
+{
+    // NaN is in no range: every comparison with it is false.
+    let within = value >= min && value <= max;
+    let number = if std::any::type_name::<T>().starts_with('f') {
+        "a finite number"
+    } else {
+        "a whole number"
+    };
+    (!within).then(|| OptionError {
+        key: Some(key.to_owned()),
+        message: format!("must be {number} from {min} to {max}, found {value:?}"),
+    })
 }
 
 /// Options of a step table, less the keys common to every step.
@@ -187,7 +221,12 @@ pub fn parse_boxed<T: StepConfig + DeserializeOwned>(
     options: &StepOptions,
     docs: &[OptionDoc],
 ) -> Result<Box<dyn StepConfig>, Vec<OptionError>> {
-    parse_options::<T>(options, docs).map(|c| Box::new(c) as Box<dyn StepConfig>)
+    let config = parse_options::<T>(options, docs)?;
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Box::new(config))
 }
 
 /// Submit a step kind to the registry.

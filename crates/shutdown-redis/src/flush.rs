@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::StateSource;
+use shutdown_core::registry::out_of_range;
 use shutdown_core::retry::{Backoff, Retryable, retry};
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
@@ -173,6 +174,22 @@ fn d1000usize() -> usize {
 }
 
 impl StepConfig for FlushConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        const DAY_MS: u64 = 86_400_000;
+        [
+            out_of_range("connect_timeout_ms", self.connect_timeout_ms, 1, DAY_MS),
+            out_of_range("response_timeout_ms", self.response_timeout_ms, 1, DAY_MS),
+            out_of_range("retries", self.retries, 0, 100),
+            out_of_range("backoff_ms", self.backoff_ms, 1, 60_000),
+            out_of_range("chunk_size", self.chunk_size, 1, 1_000_000),
+            out_of_range("wait_replicas", self.wait_replicas, 0, 100),
+            out_of_range("wait_timeout_ms", self.wait_timeout_ms, 0, DAY_MS),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Flush {
             config: self.clone(),

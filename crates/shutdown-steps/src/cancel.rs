@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus};
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
+use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -99,6 +100,29 @@ impl Default for CancelConfig {
 }
 
 impl StepConfig for CancelConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        let c = self;
+        let mut problems: Vec<OptionError> = [
+            out_of_range("max_in_flight", c.max_in_flight, 1, 10_000),
+            out_of_range("retries", c.retries, 0, 100),
+            out_of_range("backoff_ms", c.backoff_ms, 1, 60_000),
+            out_of_range("max_rounds", c.max_rounds, 1, 100),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // 0 means no pacing; otherwise at least one request a minute.
+        if c.rate_per_sec != 0.0 {
+            problems.extend(out_of_range(
+                "rate_per_sec",
+                c.rate_per_sec,
+                0.01,
+                1_000_000.0,
+            ));
+        }
+        problems
+    }
+
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Cancel {
             config: self.clone(),

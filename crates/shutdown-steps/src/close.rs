@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::Connections;
+use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -61,6 +62,13 @@ impl Default for CloseConfig {
 }
 
 impl StepConfig for CloseConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        let t = self.connection_timeout_secs;
+        out_of_range("connection_timeout_secs", t, 0.001, 86_400.0)
+            .into_iter()
+            .collect()
+    }
+
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Close {
             config: self.clone(),

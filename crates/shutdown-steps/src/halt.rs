@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
+use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -49,6 +50,12 @@ impl Default for HaltConfig {
 }
 
 impl StepConfig for HaltConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        out_of_range("retries", self.retries, 0, 100)
+            .into_iter()
+            .collect()
+    }
+
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Halt {
             config: self.clone(),

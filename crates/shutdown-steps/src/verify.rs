@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, Position, Side};
-use shutdown_core::errors::MissingRole;
+use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
 use shutdown_core::{
     Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
@@ -85,6 +85,25 @@ impl Default for VerifyConfig {
 }
 
 impl StepConfig for VerifyConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        let mut problems = Vec::new();
+        // A stop 0% away is already crossed; 100% away is a trigger at or below zero.
+        let pct = self.stop_distance_pct;
+        if !(pct > 0.0 && pct < 100.0) {
+            problems.push(OptionError {
+                key: Some("stop_distance_pct".into()),
+                message: format!("must be above 0 and below 100, found {pct:?}"),
+            });
+        }
+        if self.quantity_tolerance < Decimal::ZERO {
+            problems.push(OptionError {
+                key: Some("quantity_tolerance".into()),
+                message: format!("must not be negative, found {}", self.quantity_tolerance),
+            });
+        }
+        problems
+    }
+
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
         Ok(Box::new(Verify {
             config: self.clone(),

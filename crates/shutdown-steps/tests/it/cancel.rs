@@ -210,12 +210,18 @@ async fn a_book_too_large_for_the_budget_is_named_order_by_order() {
 
 #[tokio::test(start_paused = true)]
 async fn when_the_book_cannot_be_listed_the_orphan_count_is_unknown_not_zero() {
-    let paper = PaperNode::new(&scenario(&format!("[venue]\nlatency_ms = 5000\n{}", book())));
+    let paper = PaperNode::new(&scenario(&format!(
+        "[venue]\nlatency_ms = 5000\n{}",
+        book()
+    )));
     let report = run("[[steps]]\nkind = \"cancel\"\ntimeout_secs = 2\n", &paper).await;
     let step = &report.steps[0];
     assert_eq!(step.outcome, StepOutcome::Failed, "{step:?}");
     let error = step.error.as_deref().unwrap_or_default();
-    assert!(error.contains("the orders working at the venue are unknown"), "{error}");
+    assert!(
+        error.contains("the orders working at the venue are unknown"),
+        "{error}"
+    );
     let orphaned = report.count(shutdown_core::Counter::OrdersOrphaned);
     assert!(orphaned.unknown, "{:?}", step.counts);
     assert_ne!(report.exit_code, 0);

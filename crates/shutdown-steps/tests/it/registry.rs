@@ -20,3 +20,26 @@ fn every_documented_option_is_a_field_with_the_documented_default() {
     let drift: Vec<String> = registry.registrations().flat_map(|r| r.drift()).collect();
     assert!(drift.is_empty(), "{drift:#?}");
 }
+
+#[test]
+fn option_values_out_of_range_are_refused_at_validate_all_at_once() {
+    let toml = "[[steps]]\nkind = \"cancel\"\nrate_per_sec = 1e-300\nmax_in_flight = 0\n\
+                [[steps]]\nkind = \"verify\"\nstop_distance_pct = 100\n\
+                [[steps]]\nkind = \"close\"\nconnection_timeout_secs = 1e300\n";
+    let err = shutdown_core::PipelineConfig::from_toml(
+        toml,
+        "node.toml",
+        shutdown_core::config::EnvOverrides::None,
+    )
+    .unwrap_err();
+    let problems: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "node.toml: step 1 (cancel): `max_in_flight`: must be a whole number from 1 to 10000, found 0",
+            "node.toml: step 1 (cancel): `rate_per_sec`: must be a finite number from 0.01 to 1000000, found 1e-300",
+            "node.toml: step 2 (verify): `stop_distance_pct`: must be above 0 and below 100, found 100.0",
+            "node.toml: step 3 (close): `connection_timeout_secs`: must be a finite number from 0.001 to 86400, found 1e300",
+        ]
+    );
+}
