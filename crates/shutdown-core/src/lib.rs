@@ -54,7 +54,8 @@ pub use crate::report::{
 pub use crate::runner::Shutdown;
 pub use crate::signals::{Signal, SignalListener};
 pub use crate::step::{
-    Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError, StepOutput,
+    DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,
+    StepOutput,
 };
 pub use crate::trigger::{Level, Reason, ShutdownHandle};
 

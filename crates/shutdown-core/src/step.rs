@@ -202,6 +202,22 @@ impl fmt::Debug for Extensions {
     }
 }
 
+/// Where a dry run may write files: a step that would write a file elsewhere (the `flush` fallback)
+/// writes it under this directory in a dry run. The operator's tool hands it to the steps as an
+/// extension; without one, a dry run writes under the system's temporary directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunDir(pub std::path::PathBuf);
+
+impl DryRunDir {
+    /// The directory a dry run of this context may write to.
+    pub fn of(ctx: &StepContext) -> std::path::PathBuf {
+        match ctx.extension::<DryRunDir>() {
+            Some(dir) => dir.0.clone(),
+            None => std::env::temp_dir().join(format!("shutdown-dry-run-{}", std::process::id())),
+        }
+    }
+}
+
 /// A typed blackboard on which a step leaves results for later steps (cancel for verify, say).
 #[derive(Clone, Default)]
 pub struct SharedResults {

@@ -6,6 +6,17 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use shutdown_core::domain::{Account, Order, PositionSide, Side, StrategyState};
 
+/// The most working orders a `[generate]` table may add (about 1 KiB of memory each).
+pub const MAX_GENERATED_ORDERS: usize = 1_000_000;
+/// The most positions a `[generate]` table may add.
+pub const MAX_GENERATED_POSITIONS: usize = 100_000;
+/// The most strategy-state entries a `[generate]` table may add.
+pub const MAX_GENERATED_CACHE_ENTRIES: usize = 1_000_000;
+/// The longest venue latency a scenario may ask for: a minute.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+/// The largest scenario file read.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// A scenario: the state of a node and its venue when the shutdown starts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,11 +190,27 @@ impl Scenario {
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        if path.is_dir() {
-            return Err(ScenarioError::Read {
-                path: name,
-                source: std::io::Error::other("is a directory, not a scenario file"),
-            });
+        let refuse = |why: String| ScenarioError::Read {
+            path: name.clone(),
+            source: std::io::Error::other(why),
+        };
+        let meta = std::fs::metadata(path).map_err(|source| ScenarioError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return Err(refuse("is a directory, not a scenario file".into()));
+        }
+        if !meta.is_file() {
+            return Err(refuse(
+                "is not a regular file (a FIFO, a socket or a device)".into(),
+            ));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(refuse(format!(
+                "is {} bytes, more than a scenario may be ({MAX_FILE_BYTES})",
+                meta.len()
+            )));
         }
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: name.clone(),
@@ -205,25 +232,85 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// Every problem of the scenario, each naming the item and the value.
     fn check(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for i in &self.instruments {
+            if !seen.insert(i.symbol.as_str()) {
+                problems.push(format!("instrument {:?} is listed twice", i.symbol));
+            }
+            if i.mark_price <= Decimal::ZERO {
+                problems.push(format!(
+                    "instrument {}: mark_price must be positive, found {}",
+                    i.symbol, i.mark_price
+                ));
+            }
+        }
         let known = |s: &str| self.instruments.iter().any(|i| i.symbol == s);
+        let mut seen = std::collections::HashSet::new();
         for p in &self.positions {
+            if !seen.insert(p.id.as_str()) {
+                problems.push(format!("position id {:?} is used twice", p.id));
+            }
             if !known(&p.instrument) {
-                return Err(format!(
+                problems.push(format!(
                     "position {}: unknown instrument {:?}",
                     p.id, p.instrument
                 ));
             }
             if p.quantity <= Decimal::ZERO {
-                return Err(format!("position {}: quantity must be positive", p.id));
+                problems.push(format!(
+                    "position {}: quantity must be positive, found {}",
+                    p.id, p.quantity
+                ));
+            }
+            if p.entry_price <= Decimal::ZERO {
+                problems.push(format!(
+                    "position {}: entry_price must be positive, found {}",
+                    p.id, p.entry_price
+                ));
             }
         }
+        let mut seen = std::collections::HashSet::new();
         for o in &self.orders {
-            if !known(&o.instrument) {
-                return Err(format!(
-                    "order {}: unknown instrument {:?}",
-                    o.client_id, o.instrument
+            let id = &o.client_id;
+            if !seen.insert(id.as_str()) {
+                problems.push(format!(
+                    "order client_id {id:?} is used twice (one would be lost)"
                 ));
+            }
+            if !known(&o.instrument) {
+                problems.push(format!("order {id}: unknown instrument {:?}", o.instrument));
+            }
+            if o.quantity <= Decimal::ZERO {
+                problems.push(format!(
+                    "order {id}: quantity must be positive, found {}",
+                    o.quantity
+                ));
+            }
+            let filled = o.filled_quantity;
+            if o.quantity > Decimal::ZERO && (filled < Decimal::ZERO || filled > o.quantity) {
+                problems.push(format!(
+                    "order {id}: filled_quantity must be from 0 to the quantity ({}), found {}",
+                    o.quantity, o.filled_quantity
+                ));
+            }
+            for (name, price) in [
+                ("trigger_price", o.trigger_price),
+                ("limit_price", o.limit_price),
+            ] {
+                if let Some(price) = price.filter(|p| *p <= Decimal::ZERO) {
+                    problems.push(format!(
+                        "order {id}: {name} must be positive, found {price}"
+                    ));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.connections {
+            if !seen.insert(c.id.as_str()) {
+                problems.push(format!("connection id {:?} is used twice", c.id));
             }
         }
         for (name, rate) in [
@@ -231,20 +318,46 @@ impl Scenario {
             ("fill_race_rate", self.venue.fill_race_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!(
+                problems.push(format!(
                     "venue.{name} must be between 0.0 and 1.0, found {rate}"
                 ));
             }
         }
-        if self.generate.is_some() && self.instruments.is_empty() {
-            return Err("[generate] needs at least one instrument".into());
+        if self.venue.latency_ms > MAX_LATENCY_MS {
+            problems.push(format!(
+                "venue.latency_ms must be at most {MAX_LATENCY_MS}, found {}",
+                self.venue.latency_ms
+            ));
         }
         if let Some(g) = &self.generate {
+            if self.instruments.is_empty() {
+                problems.push("[generate] needs at least one instrument".into());
+            }
             if g.unprotected > g.positions {
-                return Err("generate.unprotected cannot exceed generate.positions".into());
+                problems.push(format!(
+                    "generate.unprotected ({}) cannot exceed generate.positions ({})",
+                    g.unprotected, g.positions
+                ));
+            }
+            for (name, n, max) in [
+                ("orders", g.orders, MAX_GENERATED_ORDERS),
+                ("positions", g.positions, MAX_GENERATED_POSITIONS),
+                (
+                    "cache_entries",
+                    g.cache_entries,
+                    MAX_GENERATED_CACHE_ENTRIES,
+                ),
+            ] {
+                if n > max {
+                    problems.push(format!("generate.{name} must be at most {max}, found {n}"));
+                }
             }
         }
-        Ok(())
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            n => Err(format!("{n} problems:\n  - {}", problems.join("\n  - "))),
+        }
     }
 
     /// The explicit strategy state plus the generated cache entries.
@@ -356,6 +469,56 @@ mod tests {
         );
         let err = Scenario::from_toml("[venue]\nlatency = 5\n", "s.toml").unwrap_err();
         assert!(err.to_string().contains("unknown field `latency`"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_item_is_refused_at_once_naming_it_and_its_value() {
+        let text = r#"
+[[instruments]]
+symbol = "B"
+mark_price = 100
+[[instruments]]
+symbol = "B"
+mark_price = -1
+[[orders]]
+client_id = "o-1"
+instrument = "B"
+side = "buy"
+order_type = "limit"
+quantity = -2
+limit_price = 0
+status = "new"
+[[orders]]
+client_id = "o-1"
+instrument = "B"
+side = "buy"
+order_type = "limit"
+quantity = 0
+limit_price = 90
+status = "new"
+[generate]
+orders = 10000000
+positions = 0
+"#;
+        let err = Scenario::from_toml(text, "s.toml").unwrap_err().to_string();
+        for expected in [
+            "s.toml: invalid scenario: 7 problems:",
+            "instrument \"B\" is listed twice",
+            "instrument B: mark_price must be positive, found -1",
+            "order o-1: quantity must be positive, found -2",
+            "order o-1: limit_price must be positive, found 0",
+            "order client_id \"o-1\" is used twice (one would be lost)",
+            "order o-1: quantity must be positive, found 0",
+            "generate.orders must be at most 1000000, found 10000000",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        let err = Scenario::load("/dev/null").unwrap_err().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use shutdown_core::node::StateSource;
 use shutdown_core::registry::out_of_range;
 use shutdown_core::retry::{Backoff, Retryable, retry};
 use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+    DryRunDir, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::time::Instant;
 
@@ -359,6 +359,11 @@ impl ShutdownStep for Flush {
 
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
         let snapshot = self.gather(&ctx).await?;
+        // A dry run writes no file outside the directory it was given.
+        let fallback_dir = match ctx.dry_run {
+            true => DryRunDir::of(&ctx),
+            false => self.config.fallback_dir.clone(),
+        };
         if ctx.dry_run && ctx.extension::<RedisTarget>().is_none() {
             let bytes = snapshot.encode().map(|e| e.bytes).map_err(StepError::new)?;
             return Ok(StepOutput::new()
@@ -382,22 +387,18 @@ impl ShutdownStep for Flush {
                 .min(budget.saturating_sub(Duration::from_millis(300)));
         let Some(target) = self.config.target(&ctx) else {
             // No Redis configured: the file is the destination, not a fallback.
-            return crate::fallback::write(
-                &self.config.fallback_dir,
-                &snapshot,
-                "no Redis URL configured",
-            )
-            .map(|path| {
-                StepOutput::new()
-                    .detail("counts", snapshot.counts())
-                    .detail("taken_at", &snapshot.taken_at)
-                    .detail("written_to", format!("file {}", path.display()))
-            })
-            .map_err(|e| {
-                StepError::new(format!(
-                    "the snapshot was NOT saved: no Redis URL configured and {e}"
-                ))
-            });
+            return crate::fallback::write(&fallback_dir, &snapshot, "no Redis URL configured")
+                .map(|path| {
+                    StepOutput::new()
+                        .detail("counts", snapshot.counts())
+                        .detail("taken_at", &snapshot.taken_at)
+                        .detail("written_to", format!("file {}", path.display()))
+                })
+                .map_err(|e| {
+                    StepError::new(format!(
+                        "the snapshot was NOT saved: no Redis URL configured and {e}"
+                    ))
+                });
         };
         let (redis, attempts) = match target {
             Ok(target) => {
@@ -432,7 +433,7 @@ impl ShutdownStep for Flush {
                 Ok(out)
             }
             Err(redis_error) => {
-                match crate::fallback::write(&self.config.fallback_dir, &snapshot, &redis_error) {
+                match crate::fallback::write(&fallback_dir, &snapshot, &redis_error) {
                     Ok(path) => Ok(out
                         .detail("written_to", format!("file {}", path.display()))
                         .detail("fallback_file", path.display().to_string())

@@ -465,3 +465,38 @@ fn a_cancel_cut_short_on_a_large_book_still_accounts_for_every_order() {
     assert!(left > 0, "the budget is too short for 50,000 cancels");
     assert_eq!(step["counts"]["orders_orphaned"], left as u64);
 }
+
+#[test]
+fn a_dry_run_with_redis_down_writes_nothing_where_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("nobody.sock");
+    let config = root().join(PIPELINE);
+    let scenario = root().join("examples/scenarios/basic.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+        .args(["dry-run", config.to_str().unwrap(), "--scenario"])
+        .arg(&scenario)
+        .args(["--json", "--redis"])
+        .arg(format!("redis+unix://{}", sock.display()))
+        .current_dir(dir.path())
+        .env_remove("SHUTDOWN_TIMEOUT_SECS")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let flush = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "flush")
+        .unwrap();
+    let file = flush["details"]["fallback_file"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        file.starts_with(std::env::temp_dir().to_str().unwrap()),
+        "{flush:#}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the dry run wrote where it ran: {left:?}");
+    std::fs::remove_dir_all(std::path::Path::new(file).parent().unwrap()).unwrap();
+}
