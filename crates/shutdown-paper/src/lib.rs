@@ -31,5 +31,8 @@
 pub mod scenario;
 pub mod venue;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use crate::scenario::{Scenario, ScenarioError, VenueBehaviour};
 pub use crate::venue::{PaperNode, VenueStats};

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use shutdown_core::domain::{Account, Order, PositionSide, Side, StrategyState};
 
-/// The most working orders a `[generate]` table may add (about 1 KiB of memory each).
-pub const MAX_GENERATED_ORDERS: usize = 1_000_000;
+/// The most working orders a `[generate]` table may add (each costs about 1.7 KiB of memory).
+pub const MAX_GENERATED_ORDERS: usize = 200_000;
 /// The most positions a `[generate]` table may add.
 pub const MAX_GENERATED_POSITIONS: usize = 100_000;
 /// The most strategy-state entries a `[generate]` table may add.
@@ -509,7 +509,7 @@ positions = 0
             "order o-1: limit_price must be positive, found 0",
             "order client_id \"o-1\" is used twice (one would be lost)",
             "order o-1: quantity must be positive, found 0",
-            "generate.orders must be at most 1000000, found 10000000",
+            "generate.orders must be at most 200000, found 10000000",
         ] {
             assert!(err.contains(expected), "missing {expected:?} in {err}");
         }

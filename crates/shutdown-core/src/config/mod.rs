@@ -257,4 +257,6 @@ fn build_step(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
