@@ -51,6 +51,14 @@ impl PipelineConfig {
                 "the critical steps need up to {critical}s, more than the global {global}s: after a second signal they cannot all fit"
             ));
         }
+        let metrics = &self.settings.metrics;
+        let push = metrics.push_timeout.as_secs_f64();
+        if metrics.pushgateway_url.is_some() && sum.min(global) + push > global {
+            warnings.push(format!(
+                "metrics.push_timeout_secs ({push}s) does not fit in what the steps leave of the global {global}s: the push gets what is left after the steps, {}s at worst, and a push cut short is named in the report's sink_errors",
+                (global - sum).max(0.0)
+            ));
+        }
         let grace = grace_period.map(|g| g.as_secs_f64());
         if let Some(g) = grace.filter(|g| global + headroom > *g) {
             warnings.push(format!(
@@ -89,5 +97,9 @@ mod tests {
         assert!(b.warnings[2].contains("does not fit in the 21s grace period"));
         let b = config("timeout_secs = 30\n").budget(Some(Duration::from_secs(40)));
         assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
+        let b = config("timeout_secs = 28\n[metrics]\npushgateway_url = \"http://pgw:9091\"\n")
+            .budget(None);
+        assert_eq!(b.warnings.len(), 1, "{:#?}", b.warnings);
+        assert!(b.warnings[0].starts_with("metrics.push_timeout_secs (2s) does not fit"));
     }
 }

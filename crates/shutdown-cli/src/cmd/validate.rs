@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use shutdown_core::ConfigProblem;
+
 use super::load;
-use crate::output::{outln, print_env_overrides, print_json};
+use crate::output::{outln, outln_wrapped, print_env_overrides, print_json};
 
 pub(crate) fn run(path: &Path, json: bool) -> i32 {
     let config = match load(path, json) {
@@ -11,10 +13,15 @@ pub(crate) fn run(path: &Path, json: bool) -> i32 {
         Err(code) => return code,
     };
     let kinds: Vec<&str> = config.steps.iter().map(|s| s.registration.kind).collect();
+    // The config's own warnings, then what does not fit in the budget (after them in the list).
+    let mut warnings = config.warnings.clone();
+    let budget = config.budget(None).warnings;
+    let over = budget.into_iter().skip(config.warnings.len());
+    warnings.extend(over.map(|w| ConfigProblem::new(&config.source, w)));
     if json {
         print_json(&serde_json::json!({
-            "ok": true, "timeout_secs": config.settings.timeout.as_secs_f64(), "steps": kinds, "warnings": config.warnings,
-            "env_overrides": config.env_overrides,
+            "ok": true, "timeout_secs": config.settings.timeout.as_secs_f64(), "steps": kinds,
+            "warnings": warnings, "env_overrides": config.env_overrides,
         }));
     } else {
         outln!(
@@ -24,8 +31,8 @@ pub(crate) fn run(path: &Path, json: bool) -> i32 {
             config.settings.timeout.as_secs_f64()
         );
         print_env_overrides(&config.env_overrides);
-        for w in &config.warnings {
-            outln!("warning: {w}");
+        for w in &warnings {
+            outln_wrapped(&format!("warning: {w}"));
         }
     }
     0
