@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -14,17 +15,31 @@ pub struct Proc {
     lines: Receiver<String>,
     exit: Receiver<ExitStatus>,
     seen: Vec<String>,
+    /// Every stderr line so far (also passed on to this process's stderr).
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Says when stderr is closed (the process is gone and every line is kept).
+    stderr_closed: Receiver<()>,
 }
 
 impl Proc {
-    /// Spawn `cmd` with stdout piped (stderr inherited, stdin closed).
+    /// Spawn `cmd` with stdout and stderr piped (stdin closed).
     pub fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (err, kept) = (child.stderr.take().unwrap(), stderr.clone());
+        let (closed_tx, stderr_closed) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept.lock().unwrap().push(line);
+            }
+            let _ = closed_tx.send(());
+        });
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
         let stdout = child.stdout.take().unwrap();
         let (line_tx, lines) = channel();
@@ -46,7 +61,24 @@ impl Proc {
             lines,
             exit,
             seen: Vec::new(),
+            stderr,
+            stderr_closed,
         }
+    }
+
+    /// Everything the process wrote to stderr: call it after [`Proc::wait_exit`] to have it all
+    /// (it waits, at most 5 s, for the pipe to close).
+    pub fn stderr(&self) -> String {
+        let _ = self.stderr_closed.recv_timeout(Duration::from_secs(5));
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Every stdout line so far (those already read and those waiting).
+    pub fn stdout(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
     }
 
     /// Wait (at most 10 s) for a stdout line starting with `prefix`; returns it.

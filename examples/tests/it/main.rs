@@ -298,3 +298,111 @@ fn the_fleet_kill_switch_stops_the_node_like_a_signal() {
     assert_eq!(code, Some(0));
     assert_eq!(node.report()["reason"], "fleet");
 }
+
+/// A TCP server that accepts connections and never answers: a stalled Pushgateway.
+fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            held.push(stream);
+        }
+        // Hold the connections until the test process ends.
+        std::thread::park();
+    });
+    (port, thread)
+}
+
+#[test]
+fn a_pushgateway_that_never_answers_costs_a_sink_error_not_the_report() {
+    let (port, _hole) = black_hole();
+    let dir = tempfile::tempdir().unwrap();
+    // The push may take 30 s; the pipeline has 5 s in all.
+    let config = shipped_config()
+        .replace("timeout_secs = 15.0", "timeout_secs = 5.0")
+        .replace("push_timeout_secs = 1.0", "push_timeout_secs = 30.0");
+    let url = format!("http://ops:s3cret@127.0.0.1:{port}");
+    let mut node = start(dir.path(), &config, None, Some(&url));
+    node.proc.signal(Signal::SIGTERM);
+    let (code, waited) = node.proc.wait_exit(Duration::from_secs(20));
+    let report = node.report();
+    assert_eq!(code, Some(report["exit_code"].as_i64().unwrap() as i32));
+    assert_ne!(
+        code,
+        Some(12),
+        "a sink is not a reason to force: {report:#}"
+    );
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
+    let errors = report["sink_errors"].to_string();
+    assert!(errors.contains("metrics: no answer within"), "{errors}");
+    let everything = format!(
+        "{}{}{}",
+        node.proc.stderr(),
+        node.proc.stdout(),
+        std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap()
+    );
+    assert!(!everything.contains("s3cret"), "the password shows");
+}
+
+#[test]
+fn a_stalled_redis_costs_a_fallback_and_a_sink_error_not_the_report() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The flush waits its 3 s for the paused Redis; the report sink gets what is left of 4 s.
+    let config = shipped_config().replace("timeout_secs = 15.0", "timeout_secs = 4.0");
+    let node = start(dir.path(), &config, Some(&redis.url), None);
+    assert_eq!(
+        redis_cli(&redis, &["CLIENT", "PAUSE", "30000", "ALL"]),
+        "OK"
+    );
+    node.proc.signal(Signal::SIGTERM);
+    let (code, waited) = node.proc.wait_exit(Duration::from_secs(20));
+    let report = node.report();
+    assert_eq!(code, Some(10), "{report:#}");
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    let errors = report["sink_errors"].to_string();
+    assert!(errors.contains("redis"), "{errors}");
+    let flush = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "flush")
+        .unwrap();
+    assert!(flush["details"]["fallback_file"].is_string(), "{flush:#}");
+}
+
+#[test]
+fn an_unwritable_report_path_keeps_the_report_on_stderr_and_in_a_fallback_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config().replace(
+        "report_path = \"shutdown-report.json\"",
+        "report_path = \"/nonexistent-dir/shutdown-report.json\"\nlog_level = \"warn\"",
+    );
+    std::fs::write(dir.path().join("node.toml"), config).unwrap();
+    let mut cmd = command(dir.path(), None, None);
+    cmd.env("TMPDIR", dir.path());
+    let mut proc = Proc::spawn(cmd);
+    proc.wait_line("ready");
+    proc.signal(Signal::SIGTERM);
+    let (code, _) = proc.wait_exit(Duration::from_secs(20));
+    let stderr = proc.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("shutdown report: {"))
+        .unwrap_or_else(|| panic!("no report on stderr:\n{stderr}"));
+    let on_stderr: serde_json::Value =
+        serde_json::from_str(line.trim_start_matches("shutdown report: ")).unwrap();
+    assert_eq!(Some(on_stderr["exit_code"].as_i64().unwrap() as i32), code);
+    let kept: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("shutdown-report-trader-001.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept["steps"], on_stderr["steps"]);
+    assert!(
+        kept["sink_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent-dir")
+    );
+}

@@ -23,11 +23,10 @@ impl Sinks {
     pub(super) fn write_local(&self, report: &mut Report) {
         if let Some(file) = &self.file {
             if let Err(e) = file.write(report) {
-                let kept = keep_elsewhere(report);
-                tracing::error!(sink = %file.name(), error = %e, kept = %kept, "report file not written");
-                report
-                    .sink_errors
-                    .push(format!("{}: {e}; {kept}", file.name()));
+                report.sink_errors.push(format!("{}: {e}", file.name()));
+                keep_elsewhere(report);
+                let error = report.sink_errors.last().cloned().unwrap_or_default();
+                tracing::error!(sink = %file.name(), error = %error, "report file not written");
             }
         }
         let _ = LogSink.write(report);
@@ -77,18 +76,32 @@ impl Sinks {
     }
 }
 
-/// Keep a report whose file could not be written: a fallback file, and stderr. Says where it went.
-fn keep_elsewhere(report: &Report) -> String {
-    let json = report.to_json_line();
-    // Whatever the log level: the content of the report must not be lost.
-    eprintln!("shutdown report: {json}");
+/// Keep a report whose file could not be written: a fallback file, and stderr; the last of its
+/// `sink_errors` (the file's) says where it went.
+fn keep_elsewhere(report: &mut Report) {
     let safe = |c: char| c.is_ascii_alphanumeric() || c == '-';
     let id: String = (report.trader_id.chars())
         .map(|c| if safe(c) { c } else { '_' })
         .collect();
     let path: PathBuf = std::env::temp_dir().join(format!("shutdown-report-{id}.json"));
-    match FileSink::new(&path).write(report) {
-        Ok(()) => format!("the report is in {} and on stderr", path.display()),
-        Err(e) => format!("the fallback failed too ({e}); the report is on stderr"),
+    if let Some(error) = report.sink_errors.last_mut() {
+        error.push_str(&format!(
+            "; the report is in {} and on stderr",
+            path.display()
+        ));
     }
+    if let Err(e) = FileSink::new(&path).write(report) {
+        if let Some(error) = report.sink_errors.last_mut() {
+            let kept = format!(
+                "the fallback {} failed too ({e}); the report is on stderr",
+                path.display()
+            );
+            *error = format!(
+                "{}; {kept}",
+                error.split("; the report is in").next().unwrap_or("")
+            );
+        }
+    }
+    // Whatever the log level: the content of the report must not be lost.
+    eprintln!("shutdown report: {}", report.to_json_line());
 }
