@@ -147,3 +147,34 @@ fn a_step_blocking_its_thread_past_its_timeout_is_abandoned_and_the_rest_still_r
         "{error}"
     );
 }
+
+#[test]
+fn more_steps_blocking_their_threads_than_the_node_has_workers_are_each_given_up_on() {
+    // testnode runs a runtime of 2 workers; three steps in a row block their thread for 2 minutes.
+    let block = |name: &str| {
+        format!("[[steps]]\nkind = \"block\"\nname = \"{name}\"\nsecs = 120\ntimeout_secs = 0.5\n")
+    };
+    let node = TestNode::start(&format!(
+        "timeout_secs = 20\n{}{}{}[[steps]]\nkind = \"sleep\"\nname = \"flush\"\nsecs = 0.05\n",
+        block("b1"),
+        block("b2"),
+        block("b3")
+    ));
+    node.signal(Signal::SIGTERM);
+    let (code, waited) = node.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        code, 10,
+        "each blocked step times out; the pipeline is degraded, not forced"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let report = node.report();
+    assert_eq!(
+        outcomes(&report),
+        pairs(&[
+            ("b1", "timed_out"),
+            ("b2", "timed_out"),
+            ("b3", "timed_out"),
+            ("flush", "succeeded")
+        ])
+    );
+}
