@@ -106,6 +106,18 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    /// Whether the order rests at the venue now and would fire: accepted (new, partly filled) or
+    /// triggered and working. An order whose status is in transition (pending new, pending
+    /// cancel) or done protects nothing.
+    pub fn is_resting(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Triggered
+        )
+    }
+}
+
 /// Where an order rests: at the venue, or only inside this process (emulated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -124,12 +124,16 @@ impl Default for PipelineSettings {
     }
 }
 
-/// A step in a runnable pipeline: its settings and the step, or `None` when it is disabled.
+/// A step in a runnable pipeline: its settings, whether it runs, and the step.
 #[derive(Clone)]
 pub struct PipelineStep {
     /// Name, kind, budget and policies.
     pub settings: StepSettings,
-    /// The step; `None` when disabled (it is reported as skipped, on purpose).
+    /// Whether it runs; a disabled step is reported as skipped, and when it judges the node's
+    /// safety (it declares counts, as `cancel`, `verify` and `close` do) what its absence means.
+    pub enabled: bool,
+    /// The step; `None` only for a disabled step that could not be built (the node lacks a role it
+    /// needs).
     pub step: Option<Arc<dyn ShutdownStep>>,
 }
 
@@ -137,7 +141,7 @@ impl std::fmt::Debug for PipelineStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineStep")
             .field("settings", &self.settings)
-            .field("enabled", &self.step.is_some())
+            .field("enabled", &self.enabled)
             .finish()
     }
 }
@@ -153,16 +157,15 @@ impl PipelineStep {
     pub fn from_boxed(step: Box<dyn ShutdownStep>) -> Self {
         Self {
             settings: StepSettings::for_kind(step.kind()),
+            enabled: true,
             step: Some(Arc::from(step)),
         }
     }
 
-    /// A step that is reported as skipped on purpose, and never runs.
-    pub fn disabled(settings: StepSettings) -> Self {
-        Self {
-            settings,
-            step: None,
-        }
+    /// Whether it runs (see [`PipelineStep::enabled`]).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     /// Set the name.

@@ -129,6 +129,13 @@ impl Counter {
         Counter::PositionsUnprotected,
     ];
 
+    /// Whether it counts a state the shutdown leaves behind (orders left working, positions
+    /// unprotected), which a later step may judge again, rather than things done (orders
+    /// cancelled), which add up.
+    pub fn is_state(self) -> bool {
+        !matches!(self, Counter::OrdersCancelled)
+    }
+
     /// The name, as in the report (`orders_orphaned`).
     pub fn name(self) -> &'static str {
         match self {
@@ -210,14 +217,25 @@ impl Report {
         self.steps.iter().find(|s| s.name == name)
     }
 
-    /// A count over every step.
+    /// A count over the steps: things done add up; a state (see [`Counter::is_state`]) is the
+    /// last judgement of it, unknown when the last step that owed it could not say.
     pub fn count(&self, counter: Counter) -> Count {
         let mut count = Count::default();
         for value in self.steps.iter().filter_map(|s| s.counts.get(&counter)) {
-            match value {
-                Some(n) => count.known += n,
-                None => count.unknown = true,
-            }
+            count = match (value, counter.is_state()) {
+                (Some(n), true) => Count {
+                    known: *n,
+                    unknown: false,
+                },
+                (Some(n), false) => Count {
+                    known: count.known + n,
+                    ..count
+                },
+                (None, _) => Count {
+                    unknown: true,
+                    ..count
+                },
+            };
         }
         count
     }

@@ -28,11 +28,13 @@
 //! assert_eq!(node.roles().len(), 5);
 //! ```
 
+pub mod audit;
 pub mod scenario;
 pub mod venue;
 
 #[cfg(test)]
 mod fuzz;
 
+pub use crate::audit::{Audit, Truth};
 pub use crate::scenario::{Scenario, ScenarioError, VenueBehaviour};
 pub use crate::venue::{PaperNode, VenueStats};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use shutdown_core::domain::{Order, OrderStatus};
+use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
 use shutdown_core::registry::out_of_range;
@@ -253,8 +253,12 @@ impl Pacer {
 }
 
 impl Cancel {
+    /// A working order at the venue that is not a protective stop kept on purpose. An order held
+    /// only by this process (emulated) is not at the venue: it goes when the process does.
     fn is_target(&self, o: &Order) -> bool {
-        o.status.is_live() && !(self.config.keep_protective_stops && o.is_protective())
+        o.status.is_live()
+            && o.residence == Residence::Venue
+            && !(self.config.keep_protective_stops && o.is_protective())
     }
 
     /// Cancel one order (with retries) and classify the outcome from the venue's order state.
@@ -358,6 +362,8 @@ impl ShutdownStep for Cancel {
         });
         let mut tally = Tally::default();
         let mut kept_stops = BTreeSet::new();
+        // Orders held only by this process: not at the venue, gone when the process exits.
+        let mut local = BTreeSet::new();
         let mut mass_cancel = serde_json::Value::Null;
         let mut rounds = 0;
         // The targets of the latest listing; the listing itself is not kept (a book of 10k orders
@@ -395,11 +401,15 @@ impl ShutdownStep for Cancel {
             for o in open {
                 if self.is_target(&o) {
                     targets.push(o);
+                } else if o.status.is_live() && o.residence == Residence::Local {
+                    local.insert(o.client_id);
                 } else if o.status.is_live() {
                     kept_stops.insert(o.client_id);
                 }
             }
             tally.publish(&ctx, &targets);
+            ctx.partial.detail("kept_stops", &kept_stops);
+            ctx.partial.detail("local_orders", &local);
             if targets.is_empty()
                 || rounds >= self.config.max_rounds
                 || Instant::now() >= deadline
@@ -474,39 +484,46 @@ impl ShutdownStep for Cancel {
             orphaned: orphans.iter().map(|o| o.client_id.clone()).collect(),
         });
         let max_attempts = tally.attempts.values().copied().max().unwrap_or(1).max(1);
-        let out = StepOutput::new()
+        let mut out = StepOutput::new()
             .attempts(max_attempts)
             .detail("cancelled", &tally.cancelled)
             .detail("already_filled", &tally.already_filled)
             .detail("unknown", &tally.unknown)
             .detail("orphaned", &orphans)
             .detail("kept_stops", &kept_stops)
+            .detail("local_orders", &local)
             .detail("rounds", rounds)
             .detail("requests", tally.requests)
             .detail("mass_cancel", mass_cancel)
-            .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
-            .count(Counter::OrdersOrphaned, orphans.len() as u64);
-        if orphans.is_empty() {
-            Ok(out)
-        } else {
-            let ids: Vec<&str> = orphans
-                .iter()
-                .take(10)
-                .map(|o| o.client_id.as_str())
-                .collect();
-            Err(StepError::new(format!(
-                "{} order{} could not be cancelled: {}{}",
-                orphans.len(),
-                if orphans.len() == 1 { "" } else { "s" },
-                ids.join(", "),
-                if orphans.len() > ids.len() {
-                    ", ..."
-                } else {
-                    ""
-                }
-            ))
-            .with_output(out))
+            .count(Counter::OrdersCancelled, tally.cancelled.len() as u64);
+        // Without a last listing, the orders named are those not confirmed gone: how many are
+        // still working is not known.
+        if list_error.is_none() {
+            out = out.count(Counter::OrdersOrphaned, orphans.len() as u64);
         }
+        if orphans.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<&str> = (orphans.iter().take(10))
+            .map(|o| o.client_id.as_str())
+            .collect();
+        let more = if orphans.len() > ids.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        let (n, s) = (orphans.len(), if orphans.len() == 1 { "" } else { "s" });
+        let message = match &list_error {
+            None => format!(
+                "{n} order{s} could not be cancelled: {}{more}",
+                ids.join(", ")
+            ),
+            Some(e) => format!(
+                "{e}; {n} order{s} not confirmed cancelled may still be working: {}{more}",
+                ids.join(", ")
+            ),
+        };
+        Err(StepError::new(message).with_output(out))
     }
 }
 

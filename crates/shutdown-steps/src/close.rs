@@ -6,10 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::Connections;
+use shutdown_core::node::{Connections, PositionBook};
 use shutdown_core::registry::out_of_range;
 use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::task::JoinSet;
 
@@ -17,13 +17,15 @@ use tokio::time::Instant;
 
 use shutdown_core::retry::{Backoff, retry, work_deadline};
 
+use crate::verify::VerifySummary;
+
 /// Options of `close`.
 pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "disarm_dead_man",
         ty: "bool",
         default: "true",
-        doc: "Disarm the dead-man's switch (cancel-on-disconnect, countdown cancel-all) before disconnecting, so the venue does not cancel the protective stops after exit. A connection whose switch cannot be disarmed is left connected and reported.",
+        doc: "Disarm the dead-man's switch (cancel-on-disconnect, countdown cancel-all) before disconnecting, so the venue does not cancel the protective stops after exit. A switch that stays armed fires when the process exits: every position is then reported unprotected at exit.",
     },
     OptionDoc {
         name: "logout",
@@ -73,6 +75,8 @@ impl StepConfig for CloseConfig {
         Ok(Box::new(Close {
             config: self.clone(),
             connections: node.connections()?,
+            // Optional: with it, the positions a switch left armed exposes are named.
+            positions: node.positions().ok(),
         }))
     }
 }
@@ -93,6 +97,7 @@ struct ConnectionResult {
 pub struct Close {
     config: CloseConfig,
     connections: Arc<dyn Connections>,
+    positions: Option<Arc<dyn PositionBook>>,
 }
 
 fn add_error(r: &mut ConnectionResult, message: String) {
@@ -122,8 +127,9 @@ async fn close_one(
         {
             Ok(()) => r.disarmed = true,
             Err(e) => {
+                // Disconnecting now would fire the switch at once; exiting fires it anyway.
                 r.error = Some(format!(
-                    "cannot disarm the dead-man's switch ({e}); left connected so the venue does not cancel resting stops"
+                    "cannot disarm the dead-man's switch ({e}): when this process exits, the venue cancels every resting order, stops included"
                 ));
                 return r;
             }
@@ -148,6 +154,34 @@ async fn close_one(
     r
 }
 
+impl Close {
+    /// What an armed switch means: every resting order goes when the process exits, stops
+    /// included, so every open position is unprotected at exit.
+    async fn exposed(&self, armed: &[&str], out: StepOutput) -> StepOutput {
+        let switches = armed.join(", ");
+        let read = match &self.positions {
+            Some(book) => Some(book.positions().await),
+            None => None,
+        };
+        match read {
+            Some(Ok(positions)) => {
+                let ids: Vec<&str> = positions.iter().map(|p| p.id.as_str()).collect();
+                let n = ids.len();
+                let out = out
+                    .detail("unprotected_at_exit", &ids)
+                    .count(Counter::PositionsUnprotected, n as u64);
+                match n {
+                    0 => out.problem(format!("dead-man's switch left armed ({switches}): the venue cancels every resting order when this process exits")),
+                    _ => out.problem(format!("dead-man's switch left armed ({switches}): the venue cancels every resting order, stops included, when this process exits; {n} position{} unprotected at exit: {}", if n == 1 { " is" } else { "s are" }, ids.join(", "))),
+                }
+            }
+            // Which positions are exposed is unknown: so is the count.
+            _ => out.problem(format!("dead-man's switch left armed ({switches}): the venue cancels every resting order, stops included, when this process exits; every open position is unprotected at exit (the positions could not be read)")),
+        }
+        .detail("switches_armed_at_exit", armed)
+    }
+}
+
 #[async_trait]
 impl ShutdownStep for Close {
     fn kind(&self) -> &'static str {
@@ -156,6 +190,12 @@ impl ShutdownStep for Close {
 
     fn if_not_done(&self) -> Option<String> {
         Some("venue connections were not closed cleanly: an armed dead-man's switch (cancel-on-disconnect) cancels resting orders, protective stops included, when this process exits".into())
+    }
+
+    /// After the connections close, `close` has the last word on protection: a switch that stays
+    /// armed takes every stop with it.
+    fn counts(&self) -> &'static [Counter] {
+        &[Counter::PositionsUnprotected]
     }
 
     fn plan(&self) -> Vec<String> {
@@ -201,11 +241,17 @@ impl ShutdownStep for Close {
         }
         results.sort_by(|a, b| a.id.cmp(&b.id));
         let mut out = StepOutput::new().detail("connections", &results);
-        for r in results
-            .iter()
-            .filter(|r| r.dead_man_was_armed && !r.disarmed && r.disconnected)
-        {
-            out = out.problem(format!("{}: dead-man's switch was left armed; the venue cancels resting orders, stops included", r.id));
+        let armed: Vec<&str> = (results.iter())
+            .filter(|r| r.dead_man_was_armed && !r.disarmed)
+            .map(|r| r.id.as_str())
+            .collect();
+        if armed.is_empty() {
+            // Nothing fires at exit: protection stands as `verify` judged it.
+            if let Some(verified) = ctx.results.get::<VerifySummary>() {
+                out = out.count(Counter::PositionsUnprotected, verified.unprotected as u64);
+            }
+        } else {
+            out = self.exposed(&armed, out).await;
         }
         let failed: Vec<String> = results
             .iter()

@@ -1,6 +1,6 @@
 //! The protection rule: which resting orders protect a position, and whether they cover it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use rust_decimal::Decimal;
@@ -8,21 +8,11 @@ use serde::Serialize;
 use shutdown_core::domain::{Order, OrderType, Position, PositionSide, Residence, Side};
 
 /// Options of the rule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct CoverageRules {
-    /// Covered quantity may fall short of the position by this much (one lot step).
+    /// Covered quantity may fall short of the position by this much (one lot step). It forgives a
+    /// shortfall of cover, never the absence of a stop.
     pub quantity_tolerance: Decimal,
-    /// Count stops held only by this process (they vanish when it exits; off by default).
-    pub count_local_stops: bool,
-}
-
-impl Default for CoverageRules {
-    fn default() -> Self {
-        Self {
-            quantity_tolerance: Decimal::ZERO,
-            count_local_stops: false,
-        }
-    }
 }
 
 /// Why an order on the position's instrument does not protect it.
@@ -54,72 +44,120 @@ pub fn same_position(position: &Position, order: &Order) -> bool {
             || order.position_side == position.position_side)
 }
 
-/// Judge `position` against `orders` at the reference price `mark`.
+/// Why `o` (an exit-like order on the position's instrument) cannot protect a position of `side`
+/// at `mark`; `None` when it can.
+fn unfit(side: Side, o: &Order, mark: Decimal) -> Option<&'static str> {
+    if o.side == side {
+        Some("same side as the position: it would add to it")
+    } else if !o.order_type.is_stop() {
+        Some("a take-profit does not protect")
+    } else if !(o.reduce_only || o.close_position) {
+        Some("not reduce-only: it could open a new position")
+    } else if !o.status.is_resting() {
+        Some("not resting at the venue (pending, cancelled, rejected or done)")
+    } else if o.residence == Residence::Local {
+        Some("held only by this process: it vanishes on exit")
+    } else if o.trigger_price.is_some_and(|t| t <= Decimal::ZERO) {
+        Some("trigger at or below zero: it never fires")
+    } else if crossed(side, o, mark) {
+        Some("trigger already crossed: it protects nothing")
+    } else if !limit_fills(o) {
+        Some("its limit would not let it fill once triggered")
+    } else if !o.close_position && o.remaining() <= Decimal::ZERO {
+        Some("nothing left to fill")
+    } else {
+        None
+    }
+}
+
+/// What is left of each stop's quantity, and which close-position stops are taken, as positions
+/// are judged one after the other: a stop is counted once.
+#[derive(Debug, Default)]
+struct Allocation<'a> {
+    left: HashMap<&'a str, Decimal>,
+    whole_taken: HashSet<&'a str>,
+}
+
+/// Judge `position` against `orders` at the reference price `mark`, taking from `alloc` what its
+/// stops have left.
+fn judge<'a>(
+    position: &Position,
+    mark: Decimal,
+    orders: impl IntoIterator<Item = &'a Order>,
+    rules: &CoverageRules,
+    alloc: &mut Allocation<'a>,
+) -> Coverage {
+    let mut covered = Decimal::ZERO;
+    let mut stops = Vec::new();
+    let mut rejected = Vec::new();
+    let mut eligible: Vec<&'a Order> = Vec::new();
+    for o in orders.into_iter().filter(|o| same_position(position, o)) {
+        let exit_like = o.order_type.is_stop()
+            || matches!(
+                o.order_type,
+                OrderType::TakeProfit | OrderType::TakeProfitLimit
+            );
+        if !exit_like {
+            continue;
+        }
+        match unfit(position.side, o, mark) {
+            Some(why) => rejected.push(Rejected {
+                client_id: o.client_id.clone(),
+                why,
+            }),
+            None => eligible.push(o),
+        }
+    }
+    // A close-position stop closes the position whole: one is enough, and it spares the others.
+    let whole = (eligible.iter())
+        .find(|o| o.close_position && !alloc.whole_taken.contains(o.client_id.as_str()));
+    if let Some(o) = whole {
+        alloc.whole_taken.insert(o.client_id.as_str());
+        stops.push(o.client_id.clone());
+    } else {
+        for o in eligible.iter().filter(|o| !o.close_position) {
+            let need = position.quantity - covered;
+            if need <= Decimal::ZERO {
+                break;
+            }
+            let left = (alloc.left)
+                .entry(o.client_id.as_str())
+                .or_insert_with(|| o.remaining());
+            let take = (*left).min(need);
+            if take > Decimal::ZERO {
+                *left -= take;
+                covered += take;
+                stops.push(o.client_id.clone());
+            }
+        }
+    }
+    let whole = whole.is_some();
+    if whole {
+        covered = covered.max(position.quantity);
+    }
+    Coverage {
+        // The tolerance forgives a shortfall of cover, never the absence of a stop.
+        protected: whole
+            || (!stops.is_empty() && covered + rules.quantity_tolerance >= position.quantity),
+        covered,
+        stops,
+        rejected,
+    }
+}
+
+/// Judge one `position` against `orders` at the reference price `mark`, on its own.
 ///
-/// Counted: opposite side, stop type, reduce-only or close-position, live, resting at the venue
-/// (unless local stops count), triggering on the loss side of `mark` and not already crossed; by
-/// remaining quantity. Protected when the counted quantity reaches the position (within the
-/// tolerance) or a close-position stop counts.
+/// Counted: opposite side, stop type, reduce-only or close-position, resting at the venue (not in
+/// transition, not held by the process), a positive trigger on the loss side of `mark` and not
+/// already crossed, a stop-limit whose limit lets it fill; by remaining quantity. Protected when a
+/// close-position stop counts, or the counted quantity reaches the position (within the tolerance).
 pub fn coverage<'a>(
     position: &Position,
     mark: Decimal,
     orders: impl IntoIterator<Item = &'a Order>,
     rules: &CoverageRules,
 ) -> Coverage {
-    let mut covered = Decimal::ZERO;
-    let mut whole = false;
-    let mut stops = Vec::new();
-    let mut rejected = Vec::new();
-    for o in orders.into_iter().filter(|o| same_position(position, o)) {
-        let is_exit_like = o.order_type.is_stop()
-            || matches!(
-                o.order_type,
-                OrderType::TakeProfit | OrderType::TakeProfitLimit
-            );
-        if !is_exit_like {
-            continue;
-        }
-        let why = if o.side == position.side {
-            Some("same side as the position: it would add to it")
-        } else if !o.order_type.is_stop() {
-            Some("a take-profit does not protect")
-        } else if !(o.reduce_only || o.close_position) {
-            Some("not reduce-only: it could open a new position")
-        } else if !o.status.is_live() {
-            Some("not working at the venue")
-        } else if o.residence == Residence::Local && !rules.count_local_stops {
-            Some("held only by this process: it vanishes on exit")
-        } else if crossed(position.side, o, mark) {
-            Some("trigger already crossed: it protects nothing")
-        } else if !o.close_position && o.remaining() <= Decimal::ZERO {
-            Some("nothing left to fill")
-        } else {
-            None
-        };
-        match why {
-            Some(why) => rejected.push(Rejected {
-                client_id: o.client_id.clone(),
-                why,
-            }),
-            None => {
-                stops.push(o.client_id.clone());
-                if o.close_position {
-                    whole = true;
-                } else {
-                    covered += o.remaining();
-                }
-            }
-        }
-    }
-    if whole {
-        covered = covered.max(position.quantity);
-    }
-    Coverage {
-        protected: whole || covered + rules.quantity_tolerance >= position.quantity,
-        covered,
-        stops,
-        rejected,
-    }
+    judge(position, mark, orders, rules, &mut Allocation::default())
 }
 
 /// FNV-1a: instrument symbols are short and not attacker-chosen, so a fast hash beats SipHash here.
@@ -147,8 +185,10 @@ impl Hasher for Fnv {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
-/// Judge every position against the book, each at its own mark price: orders are indexed by instrument
-/// first, so the cost is linear in positions plus orders.
+/// Judge every position against the book, each at its own mark price. A stop is counted once: its
+/// quantity goes to the positions it can protect in id order (several records on one instrument,
+/// hedge legs), stops in client id order. Orders are indexed by instrument first, so the cost is
+/// linear in positions plus orders. Verdicts come back in the order of `positions`.
 pub fn judge_book(
     positions: &[Position],
     orders: &[Order],
@@ -161,16 +201,28 @@ pub fn judge_book(
             .or_default()
             .push(o);
     }
-    positions
-        .iter()
-        .map(|p| {
-            let book = by_instrument
-                .get(p.instrument.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            coverage(p, p.mark_price, book.iter().copied(), rules)
-        })
-        .collect()
+    for book in by_instrument.values_mut() {
+        book.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    }
+    let mut in_id_order: Vec<usize> = (0..positions.len()).collect();
+    in_id_order.sort_by(|a, b| positions[*a].id.cmp(&positions[*b].id));
+    let mut alloc = Allocation::default();
+    let mut verdicts: Vec<Option<Coverage>> = vec![None; positions.len()];
+    for i in in_id_order {
+        let p = &positions[i];
+        let book = by_instrument
+            .get(p.instrument.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        verdicts[i] = Some(judge(
+            p,
+            p.mark_price,
+            book.iter().copied(),
+            rules,
+            &mut alloc,
+        ));
+    }
+    verdicts.into_iter().flatten().collect()
 }
 
 /// Live protective stops whose position is gone: they protect nothing and may open a position.
@@ -192,6 +244,19 @@ pub fn orphan_stops<'a>(positions: &[Position], orders: &'a [Order]) -> Vec<&'a 
             })
         })
         .collect()
+}
+
+/// A stop-limit fills once triggered only if its limit is at or beyond its trigger in the exit
+/// direction: a sell's at or below, a buy's at or above.
+fn limit_fills(o: &Order) -> bool {
+    match (o.order_type, o.limit_price, o.trigger_price) {
+        (OrderType::StopLimit, Some(limit), Some(trigger)) => match o.side {
+            Side::Sell => limit <= trigger,
+            Side::Buy => limit >= trigger,
+        },
+        (OrderType::StopLimit, _, _) => false,
+        _ => true,
+    }
 }
 
 /// A stop protecting a long sells below the mark; one protecting a short buys above it.

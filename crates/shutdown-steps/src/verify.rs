@@ -35,13 +35,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "quantity_tolerance",
         ty: "decimal",
         default: "0",
-        doc: "Covered quantity may fall short of the position by this much (one lot step).",
-    },
-    OptionDoc {
-        name: "count_local_stops",
-        ty: "bool",
-        default: "false",
-        doc: "Count stops held only by this process (they vanish when it exits).",
+        doc: "Covered quantity may fall short of the position by this much (one lot step); it forgives a shortfall of cover, never the absence of a stop.",
     },
 ];
 
@@ -69,8 +63,6 @@ pub struct VerifyConfig {
     pub stop_distance_pct: f64,
     /// Quantity tolerance.
     pub quantity_tolerance: Decimal,
-    /// Count local stops.
-    pub count_local_stops: bool,
 }
 
 impl Default for VerifyConfig {
@@ -79,7 +71,6 @@ impl Default for VerifyConfig {
             on_unprotected: OnUnprotected::Report,
             stop_distance_pct: 1.0,
             quantity_tolerance: Decimal::ZERO,
-            count_local_stops: false,
         }
     }
 }
@@ -126,6 +117,8 @@ struct PositionStatus {
     stops: Vec<String>,
     rejected: Vec<Rejected>,
     action: Option<String>,
+    /// The order the remedy sent, if one went out.
+    remedy_order: Option<String>,
 }
 
 /// What `verify` hands to later steps (metrics).
@@ -154,7 +147,6 @@ impl Verify {
     fn rules(&self) -> CoverageRules {
         CoverageRules {
             quantity_tolerance: self.config.quantity_tolerance,
-            count_local_stops: self.config.count_local_stops,
         }
     }
 
@@ -182,7 +174,7 @@ impl Verify {
             .collect()
     }
 
-    async fn remedy(&self, p: &Position, c: &Coverage, deadline: Instant) -> String {
+    async fn remedy(&self, p: &Position, c: &Coverage, deadline: Instant) -> Remedy {
         let side = p.side.opposite();
         match self.config.on_unprotected {
             OnUnprotected::PlaceStop => {
@@ -194,6 +186,17 @@ impl Verify {
                     Side::Sell => p.mark_price * (Decimal::ONE + d),
                 }
                 .round_dp(8);
+                // Never a stop that cannot fire: at or below zero, or already crossed.
+                let crossed = match p.side {
+                    Side::Buy => trigger >= p.mark_price,
+                    Side::Sell => trigger <= p.mark_price,
+                };
+                if trigger <= Decimal::ZERO || crossed {
+                    return Remedy::failed(format!(
+                        "no stop placed: a trigger {}% from the mark {} would be {trigger}, which cannot protect",
+                        self.config.stop_distance_pct, p.mark_price
+                    ));
+                }
                 let request = StopRequest {
                     client_id: format!("shutdown-stop-{}", p.id),
                     instrument: p.instrument.clone(),
@@ -208,8 +211,11 @@ impl Verify {
                 .await
                 .0
                 {
-                    Ok(o) => format!("placed stop {} for {missing} at {trigger}", o.client_id),
-                    Err(e) => format!("placing a stop failed: {e}"),
+                    Ok(o) => Remedy {
+                        text: format!("placed stop {} for {missing} at {trigger}", o.client_id),
+                        order: Some(o.client_id),
+                    },
+                    Err(e) => Remedy::failed(format!("placing a stop failed: {e}")),
                 }
             }
             OnUnprotected::Flatten => {
@@ -226,19 +232,56 @@ impl Verify {
                 .await
                 .0
                 {
-                    Ok(o) => format!(
-                        "sent reduce-only market exit {} for {}",
-                        o.client_id, o.filled_quantity
-                    ),
-                    Err(e) => format!("exit failed: {e}"),
+                    Ok(o) => Remedy {
+                        text: format!(
+                            "sent reduce-only market exit {} for {}",
+                            o.client_id, o.filled_quantity
+                        ),
+                        order: Some(o.client_id),
+                    },
+                    Err(e) => Remedy::failed(format!("exit failed: {e}")),
                 }
             }
-            OnUnprotected::Report | OnUnprotected::Fail => "none".into(),
+            OnUnprotected::Report | OnUnprotected::Fail => Remedy::failed("none".into()),
         }
     }
 }
 
-fn status(p: &Position, c: &Coverage, action: Option<String>) -> PositionStatus {
+/// What a remedy did: in words, and the order it sent, if one went out.
+#[derive(Debug, Clone, Serialize)]
+struct Remedy {
+    text: String,
+    order: Option<String>,
+}
+
+impl Remedy {
+    fn failed(text: String) -> Self {
+        Self { text, order: None }
+    }
+}
+
+/// Remedies sent at once.
+const REMEDIES_IN_FLIGHT: usize = 8;
+
+/// Publish the verdicts so far, kept in the report if the step is cut short.
+fn publish(
+    ctx: &StepContext,
+    verdicts: &[(Position, Coverage)],
+    actions: &std::collections::HashMap<String, Remedy>,
+) {
+    let report: Vec<PositionStatus> = (verdicts.iter())
+        .map(|(p, c)| status(p, c, actions.get(&p.id).cloned()))
+        .collect();
+    let unprotected = report.iter().filter(|s| !s.protected).count();
+    ctx.partial.detail("positions", &report);
+    ctx.partial.detail("unprotected", unprotected);
+}
+
+fn status(p: &Position, c: &Coverage, remedy: Option<Remedy>) -> PositionStatus {
+    let (action, remedy_order) = match remedy {
+        Some(r) => (Some(r.text), r.order),
+        None => (None, None),
+    };
     PositionStatus {
         id: p.id.clone(),
         instrument: p.instrument.clone(),
@@ -250,6 +293,7 @@ fn status(p: &Position, c: &Coverage, action: Option<String>) -> PositionStatus 
         stops: c.stops.clone(),
         rejected: c.rejected.clone(),
         action,
+        remedy_order,
     }
 }
 
@@ -282,20 +326,49 @@ impl ShutdownStep for Verify {
 
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
         let deadline = work_deadline(ctx.deadline);
+        let start = Instant::now();
         let (positions, mut orders) = self.read(deadline).await?;
         let mut verdicts = self.judge(&positions, &orders);
-        let mut actions: std::collections::HashMap<String, String> = Default::default();
+        publish(&ctx, &verdicts, &Default::default());
+        let mut actions: std::collections::HashMap<String, Remedy> = Default::default();
         let remedies = matches!(
             self.config.on_unprotected,
             OnUnprotected::PlaceStop | OnUnprotected::Flatten
         );
         if remedies && verdicts.iter().any(|(_, c)| !c.protected) {
-            for (p, c) in verdicts.iter().filter(|(_, c)| !c.protected) {
-                let action = self.remedy(p, c, deadline).await;
-                actions.insert(p.id.clone(), action);
+            // Remedies together, bounded; the last third of the time is kept to read back.
+            let remedy_deadline = start + deadline.saturating_duration_since(start) * 2 / 3;
+            let wanted: Vec<(&Position, &Coverage)> = (verdicts.iter())
+                .filter(|(_, c)| !c.protected)
+                .map(|(p, c)| (p, c))
+                .collect();
+            for batch in wanted.chunks(REMEDIES_IN_FLIGHT) {
+                let done = futures_util::future::join_all(
+                    batch
+                        .iter()
+                        .map(|(p, c)| self.remedy(p, c, remedy_deadline)),
+                )
+                .await;
+                for ((p, _), action) in batch.iter().zip(done) {
+                    actions.insert(p.id.clone(), action);
+                }
             }
+            publish(&ctx, &verdicts, &actions);
             // Check again from the venue's state, not from what we asked for.
-            let (positions, now) = self.read(deadline).await?;
+            let (positions, now) = match self.read(deadline).await {
+                Ok(read) => read,
+                Err(e) => {
+                    // The remedies' effect is unknown: keep the first verdicts, give no count.
+                    let report: Vec<PositionStatus> = (verdicts.iter())
+                        .map(|(p, c)| status(p, c, actions.remove(&p.id)))
+                        .collect();
+                    return Err(StepError::new(format!(
+                        "{}; the verdicts below are from before the remedies, whose effect is unknown",
+                        e.message
+                    ))
+                    .detail("positions", &report));
+                }
+            };
             orders = now;
             verdicts = self.judge(&positions, &orders);
             for id in actions
@@ -305,7 +378,7 @@ impl ShutdownStep for Verify {
                 .collect::<Vec<_>>()
             {
                 if let Some(a) = actions.get_mut(&id) {
-                    a.push_str("; position closed");
+                    a.text.push_str("; position closed");
                 }
             }
         }
@@ -318,7 +391,7 @@ impl ShutdownStep for Verify {
             .iter()
             .map(|(p, c)| status(p, c, actions.remove(&p.id)))
             .collect();
-        let closed: Vec<(String, String)> = actions.into_iter().collect();
+        let closed: Vec<(String, Remedy)> = actions.into_iter().collect();
         let unprotected: Vec<&PositionStatus> = report.iter().filter(|s| !s.protected).collect();
         ctx.results.insert(VerifySummary {
             positions: report.len(),

@@ -7,7 +7,7 @@ use shutdown_core::{Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
 
 use super::load;
-use crate::output::{out, print_json};
+use crate::output::{out, outln, print_json};
 
 pub(crate) fn run(
     config_path: &Path,
@@ -60,10 +60,20 @@ pub(crate) fn run(
         }
     }
     let report: Report = runtime.block_on(shutdown.run());
+    // The paper venue knows the truth: check every claim of the report against it.
+    let audit = paper.audit(&report);
     if json {
-        print_json(&report);
+        let mut out = serde_json::to_value(&report).unwrap_or_default();
+        out["audit"] = serde_json::json!({ "ok": audit.ok, "discrepancies": audit.discrepancies });
+        print_json(&out);
     } else {
         out!("{report}");
+        outln!("{audit}");
     }
-    report.exit_code
+    if audit.ok {
+        report.exit_code
+    } else {
+        // A report the venue contradicts is a bug, not a shutdown outcome.
+        1
+    }
 }

@@ -197,22 +197,22 @@ impl PipelineConfig {
         let mut problems = Vec::new();
         let mut steps = Vec::new();
         for spec in &self.steps {
-            let step = match spec.enabled {
-                false => None,
-                true => match build_step(spec, node, &roles) {
-                    Ok(step) => Some(step),
-                    Err(message) => {
-                        let at = StepRef {
-                            index: spec.index,
-                            name: Some(spec.settings.name.clone()),
-                        };
-                        problems.push(ConfigProblem::new(&self.source, message).at_step(Some(&at)));
-                        continue;
-                    }
-                },
+            let step = match build_step(spec, node, &roles) {
+                Ok(step) => Some(step),
+                // A disabled step the node cannot build never runs: its absence is what matters.
+                Err(_) if !spec.enabled => None,
+                Err(message) => {
+                    let at = StepRef {
+                        index: spec.index,
+                        name: Some(spec.settings.name.clone()),
+                    };
+                    problems.push(ConfigProblem::new(&self.source, message).at_step(Some(&at)));
+                    continue;
+                }
             };
             steps.push(PipelineStep {
                 settings: spec.settings.clone(),
+                enabled: spec.enabled,
                 step,
             });
         }

@@ -71,7 +71,7 @@ impl Run {
             let note = format!("not run: step `{by}` failed with on_error = \"abort\"");
             return Err((StepOutcome::NotRun, note));
         }
-        let Some(step) = ps.step.clone() else {
+        let Some(step) = ps.step.clone().filter(|_| ps.enabled) else {
             return Err((StepOutcome::Skipped, "disabled".into()));
         };
         if level >= Level::Hurry && !ps.settings.critical {
@@ -138,9 +138,11 @@ impl Run {
                 if in_poll.get() {
                     why = format!("{why}; {HELD_ITS_THREAD}");
                 }
-                // Cut short: what the step published as it went is what the report can say.
+                // Cut short: what the step published as it went is what the report can say. Its
+                // counts may have moved since (requests were in flight): they are unknown.
                 let out = StepOutput {
                     attempts: 1,
+                    counts: Default::default(),
                     ..partial.take()
                 };
                 (entry(ps, outcome, Some(why)), out)

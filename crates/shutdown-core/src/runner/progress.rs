@@ -182,7 +182,9 @@ pub(super) fn forced_note(forced_by: Option<&Reason>) -> String {
 }
 
 /// The report from what has happened so far: a running step counts as interrupted, the rest as not
-/// run; each step left undone (not a disabled one: that is on purpose) says what that means.
+/// run; each step left undone says what that means. A disabled step is left undone on purpose and
+/// costs nothing, unless it is one that judges the node's safety (it declares counts): without it,
+/// what it counts is unknown.
 pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
     let note = forced_note(forced_by.as_ref());
     let mut steps = p.steps.clone();
@@ -203,7 +205,9 @@ pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reas
     for (report, ps) in steps.iter_mut().zip(&pipeline.steps) {
         let undone = match report.outcome {
             StepOutcome::Succeeded | StepOutcome::Failed => false,
-            StepOutcome::Skipped => ps.step.is_some(),
+            StepOutcome::Skipped => {
+                ps.enabled || ps.step.as_ref().is_some_and(|s| !s.counts().is_empty())
+            }
             StepOutcome::NotRun | StepOutcome::TimedOut | StepOutcome::Panicked => true,
         };
         if let Some(step) = &ps.step {

@@ -4,6 +4,7 @@
 // Link the crate whose steps register themselves.
 extern crate shutdown_steps as _;
 
+mod audit;
 mod cancel;
 mod close;
 mod coverage;

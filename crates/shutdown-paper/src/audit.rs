@@ -1,0 +1,320 @@
+//! The oracle: a shutdown report checked against the paper venue's truth as it will stand after the
+//! process exits (an armed dead-man's switch fires, stops held only by the process vanish).
+//!
+//! The protection rule here is written from the venue rules (docs/venues.md), apart from the `verify`
+//! step's, so that a mistake in one is caught by the other:
+//! a position is protected when opposite-side, reduce-only (or close-position) stop orders, working at
+//! the venue (new, partly filled, or triggered: not pending, not rejected), with a positive trigger
+//! on the loss side of the mark (and, for a stop-limit, a limit that lets it fill), cover its
+//! quantity; a stop's remaining quantity is allocated once, to positions in id order, and a
+//! close-position stop covers one position whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use shutdown_core::domain::{
+    Order, OrderStatus, OrderType, Position, PositionSide, Residence, Side,
+};
+use shutdown_core::{Counter, Report};
+
+use crate::venue::PaperNode;
+
+/// What the venue holds once the process has exited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Truth {
+    /// Positions without protection, by id.
+    pub unprotected: BTreeSet<String>,
+    /// Orders still working (they can fill), by client id.
+    pub working: BTreeSet<String>,
+    /// Working orders that are not protective stops: left behind by the shutdown, by client id.
+    pub orphaned: BTreeSet<String>,
+    /// Armed dead-man's switches that fire when the process exits, by connection id.
+    pub switches_firing: Vec<String>,
+}
+
+impl Truth {
+    /// Whether anything is at risk once the process has exited.
+    pub fn at_risk(&self) -> bool {
+        !self.unprotected.is_empty() || !self.orphaned.is_empty()
+    }
+}
+
+/// The audit of one report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Audit {
+    /// The report holds no claim the venue contradicts.
+    pub ok: bool,
+    /// Each claim the venue contradicts, in words.
+    pub discrepancies: Vec<String>,
+    /// The venue's truth after exit.
+    pub truth: Truth,
+}
+
+impl std::fmt::Display for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ok {
+            return f.write_str("audit: report matches the venue");
+        }
+        write!(
+            f,
+            "audit: {} discrepancies with the venue",
+            self.discrepancies.len()
+        )?;
+        for d in &self.discrepancies {
+            write!(f, "\n  - {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `o` is a stop that can protect a position on the `side` opposite to its own at `mark`.
+fn can_protect(o: &Order, mark: Decimal) -> bool {
+    let working = matches!(
+        o.status,
+        OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Triggered
+    );
+    let stop = matches!(
+        o.order_type,
+        OrderType::StopMarket | OrderType::StopLimit | OrderType::TrailingStop
+    );
+    let loss_side = match (o.trigger_price, o.side) {
+        // A sell stop protects a long: it must trigger below the mark, and above zero.
+        (Some(t), Side::Sell) => t > Decimal::ZERO && t < mark,
+        (Some(t), Side::Buy) => t > Decimal::ZERO && t > mark,
+        // A trailing stop without a trigger follows the price at its distance.
+        (None, _) => o.order_type == OrderType::TrailingStop,
+    };
+    let fills = match (o.order_type, o.limit_price, o.trigger_price) {
+        (OrderType::StopLimit, Some(limit), Some(t)) => match o.side {
+            Side::Sell => limit <= t,
+            Side::Buy => limit >= t,
+        },
+        (OrderType::StopLimit, _, _) => false,
+        _ => true,
+    };
+    working
+        && stop
+        && (o.reduce_only || o.close_position)
+        && o.residence == Residence::Venue
+        && loss_side
+        && fills
+        && (o.close_position || o.quantity - o.filled_quantity > Decimal::ZERO)
+}
+
+/// The positions no allocation of the stops protects.
+fn unprotected(positions: &[Position], orders: &[Order]) -> BTreeSet<String> {
+    let mut positions: Vec<&Position> = positions.iter().collect();
+    positions.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut stops: Vec<&Order> = orders.iter().collect();
+    stops.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    // What is left of each stop for the positions after this one.
+    let mut left: BTreeMap<&str, Decimal> = stops
+        .iter()
+        .map(|o| (o.client_id.as_str(), o.quantity - o.filled_quantity))
+        .collect();
+    let mut used_whole: BTreeSet<&str> = BTreeSet::new();
+    let mut out = BTreeSet::new();
+    for p in positions {
+        let fits = |o: &Order| {
+            o.instrument == p.instrument
+                && (p.position_side == PositionSide::Both || o.position_side == p.position_side)
+                && o.side == p.side.opposite()
+                && can_protect(o, p.mark_price)
+        };
+        let eligible: Vec<&Order> = stops.iter().copied().filter(|o| fits(o)).collect();
+        let whole = (eligible.iter())
+            .find(|o| o.close_position && !used_whole.contains(o.client_id.as_str()));
+        if let Some(o) = whole {
+            used_whole.insert(o.client_id.as_str());
+            continue;
+        }
+        let mut need = p.quantity;
+        for o in eligible.iter().filter(|o| !o.close_position) {
+            let Some(have) = left.get_mut(o.client_id.as_str()) else {
+                continue;
+            };
+            let take = (*have).min(need);
+            *have -= take;
+            need -= take;
+            if need <= Decimal::ZERO {
+                break;
+            }
+        }
+        if need > Decimal::ZERO {
+            out.insert(p.id.clone());
+        }
+    }
+    out
+}
+
+impl PaperNode {
+    /// The venue's truth as it will stand after the process exits.
+    pub fn truth_after_exit(&self) -> Truth {
+        let connections = self.connection_states();
+        let switches_firing: Vec<String> = (connections.iter())
+            .filter(|c| c.dead_man_armed && c.connected)
+            .map(|c| c.id.clone())
+            .collect();
+        let before_exit: Vec<Order> = (self.all_orders().into_iter())
+            .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
+            .collect();
+        let orphaned = (before_exit.iter())
+            .filter(|o| !o.is_protective())
+            .map(|o| o.client_id.clone())
+            .collect();
+        // An armed switch cancels every resting order when this process's connection drops.
+        let after_exit: Vec<Order> = match switches_firing.is_empty() {
+            true => before_exit,
+            false => Vec::new(),
+        };
+        Truth {
+            unprotected: unprotected(&self.open_positions(), &after_exit),
+            working: after_exit.iter().map(|o| o.client_id.clone()).collect(),
+            orphaned,
+            switches_firing,
+        }
+    }
+
+    /// Check `report` against the venue: what it calls protected is protected after exit, what
+    /// is still working is named, its counts are the truth, and its exit code is not 0 while
+    /// something is at risk.
+    pub fn audit(&self, report: &Report) -> Audit {
+        let truth = self.truth_after_exit();
+        let mut discrepancies = Vec::new();
+        let text = report.to_json_line();
+
+        // Positions the report calls protected: the last verdict each position got, unless a later
+        // step said it is unprotected at exit.
+        let mut called_protected: BTreeMap<String, bool> = BTreeMap::new();
+        for step in &report.steps {
+            if let Some(list) = step.details.get("positions").and_then(|v| v.as_array()) {
+                for p in list {
+                    if let (Some(id), Some(protected)) =
+                        (p["id"].as_str(), p["protected"].as_bool())
+                    {
+                        called_protected.insert(id.to_owned(), protected);
+                    }
+                }
+            }
+            if let Some(list) = step
+                .details
+                .get("unprotected_at_exit")
+                .and_then(|v| v.as_array())
+            {
+                for id in list.iter().filter_map(|v| v.as_str()) {
+                    called_protected.insert(id.to_owned(), false);
+                }
+            }
+        }
+        // When the report's last word on protection is "unknown", it claims no verdict.
+        let judged = !report.count(Counter::PositionsUnprotected).unknown;
+        for id in truth.unprotected.iter().filter(|_| judged) {
+            if called_protected.get(id) == Some(&true) {
+                discrepancies.push(format!(
+                    "position {id} is called protected, but no stop will rest at the venue for it after exit"
+                ));
+            }
+        }
+        // A report that says it does not know what is left working claims no list of it.
+        let listed = !report.count(Counter::OrdersOrphaned).unknown;
+        for order in truth.working.iter().filter(|_| listed) {
+            if !text.contains(&format!("\"{order}\"")) {
+                discrepancies.push(format!(
+                    "order {order} is still working at the venue and the report does not name it"
+                ));
+            }
+        }
+        for (counter, true_count) in [
+            (Counter::PositionsUnprotected, truth.unprotected.len()),
+            (Counter::OrdersOrphaned, truth.orphaned.len()),
+        ] {
+            let count = report.count(counter);
+            let claimed = report.steps.iter().any(|s| s.counts.contains_key(&counter));
+            if claimed && !count.unknown && count.known != true_count as u64 {
+                discrepancies.push(format!(
+                    "the report counts {} {}, the venue holds {true_count}",
+                    count.known,
+                    counter.name()
+                ));
+            }
+        }
+        if truth.at_risk() && report.exit_code == 0 {
+            discrepancies.push(format!(
+                "exit code 0 while {} positions are unprotected and {} orders are left working",
+                truth.unprotected.len(),
+                truth.orphaned.len()
+            ));
+        }
+        Audit {
+            ok: discrepancies.is_empty(),
+            discrepancies,
+            truth,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn position(id: &str, side: Side, qty: Decimal) -> Position {
+        Position {
+            id: id.into(),
+            instrument: "B".into(),
+            side,
+            position_side: PositionSide::Both,
+            quantity: qty,
+            entry_price: dec!(100),
+            mark_price: dec!(100),
+        }
+    }
+
+    fn stop(id: &str, side: Side, qty: Decimal, trigger: Decimal) -> Order {
+        Order::protective_stop(id, "B", side, qty, trigger)
+    }
+
+    #[test]
+    fn a_stop_quantity_is_counted_once_across_positions() {
+        let positions = [
+            position("p1", Side::Buy, dec!(1)),
+            position("p2", Side::Buy, dec!(1)),
+        ];
+        let orders = [stop("s1", Side::Sell, dec!(1), dec!(90))];
+        assert_eq!(
+            unprotected(&positions, &orders),
+            BTreeSet::from(["p2".to_owned()])
+        );
+    }
+
+    #[test]
+    fn transitions_crossed_and_non_positive_triggers_and_bad_stop_limits_protect_nothing() {
+        let p = [position("p", Side::Buy, dec!(1))];
+        let pending = Order {
+            status: OrderStatus::PendingCancel,
+            ..stop("s", Side::Sell, dec!(1), dec!(90))
+        };
+        let crossed = stop("s", Side::Sell, dec!(1), dec!(100));
+        let zero = stop("s", Side::Sell, dec!(1), dec!(0));
+        let limit_above = Order {
+            order_type: OrderType::StopLimit,
+            limit_price: Some(dec!(95)),
+            ..stop("s", Side::Sell, dec!(1), dec!(90))
+        };
+        let local = Order {
+            residence: Residence::Local,
+            ..stop("s", Side::Sell, dec!(1), dec!(90))
+        };
+        for o in [pending, crossed, zero, limit_above, local] {
+            assert_eq!(unprotected(&p, std::slice::from_ref(&o)).len(), 1, "{o:?}");
+        }
+        let fine = Order {
+            order_type: OrderType::StopLimit,
+            limit_price: Some(dec!(89)),
+            ..stop("s", Side::Sell, dec!(1), dec!(90))
+        };
+        assert!(unprotected(&p, &[fine]).is_empty());
+    }
+}
