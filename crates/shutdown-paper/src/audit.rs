@@ -148,6 +148,23 @@ fn unprotected(positions: &[Position], orders: &[Order]) -> BTreeSet<String> {
     out
 }
 
+/// Every string in a JSON value: the ids a report names.
+fn strings(value: &serde_json::Value) -> BTreeSet<&str> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => {
+                out.insert(s.as_str());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    out
+}
+
 impl PaperNode {
     /// The venue's truth as it will stand after the process exits.
     pub fn truth_after_exit(&self) -> Truth {
@@ -182,7 +199,8 @@ impl PaperNode {
     pub fn audit(&self, report: &Report) -> Audit {
         let truth = self.truth_after_exit();
         let mut discrepancies = Vec::new();
-        let text = report.to_json_line();
+        let json = serde_json::to_value(report).unwrap_or_default();
+        let named = strings(&json);
 
         // Positions the report calls protected: the last verdict each position got, unless a later
         // step said it is unprotected at exit.
@@ -219,7 +237,7 @@ impl PaperNode {
         // A report that says it does not know what is left working claims no list of it.
         let listed = !report.count(Counter::OrdersOrphaned).unknown;
         for order in truth.working.iter().filter(|_| listed) {
-            if !text.contains(&format!("\"{order}\"")) {
+            if !named.contains(order.as_str()) {
                 discrepancies.push(format!(
                     "order {order} is still working at the venue and the report does not name it"
                 ));

@@ -19,26 +19,36 @@ use tokio::time::Instant;
 
 use crate::scenario::{Scenario, VenueBehaviour};
 
-/// A small, fast, seedable generator (SplitMix64): the same seed gives the same venue decisions.
+/// The venue's random decisions, each keyed to what it decides (the call and the order it is
+/// about, and how many times that was decided before), never to the order in which requests
+/// arrive: the same seed gives the same decisions however the requests interleave.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+struct Draws {
+    seed: u64,
+    /// How many times each decision was drawn.
+    counts: HashMap<String, u64>,
+}
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+impl Draws {
+    /// Whether the event of probability `p` happens, for the decision `what` about `key`.
+    fn chance(&mut self, p: f64, what: &str, key: &str) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        let decision = format!("{what}:{key}");
+        let n = self.counts.entry(decision.clone()).or_default();
+        *n += 1;
+        // FNV-1a of the decision and its count, mixed with the seed by SplitMix64.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in decision.bytes().chain(n.to_le_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut z = (h ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.next_f64() < p
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 
@@ -66,7 +76,7 @@ pub struct VenueStats {
 #[derive(Debug)]
 struct State {
     behaviour: VenueBehaviour,
-    rng: SplitMix64,
+    draws: Draws,
     halted: bool,
     marks: HashMap<String, Decimal>,
     orders: BTreeMap<String, Order>,
@@ -145,7 +155,10 @@ impl PaperNode {
             state: Arc::new(Mutex::new(State {
                 tokens: f64::from(scenario.venue.rate_limit_per_sec),
                 behaviour: scenario.venue.clone(),
-                rng: SplitMix64(seed),
+                draws: Draws {
+                    seed,
+                    counts: HashMap::new(),
+                },
                 halted: false,
                 marks,
                 orders,
@@ -217,7 +230,7 @@ impl PaperNode {
 
     /// Submit a new order, as a strategy would; refused while halted.
     pub async fn submit(&self, mut order: Order) -> RoleResult<Order> {
-        self.call().await?;
+        self.call(&format!("submit:{}", order.client_id)).await?;
         let mut s = self.lock();
         if s.halted {
             return Err(RoleError::Rejected("trading is halted".into()));
@@ -252,8 +265,9 @@ impl PaperNode {
         }
     }
 
-    /// Latency, then the rate limit and transient failures, as a venue's HTTP front would.
-    async fn call(&self) -> RoleResult<()> {
+    /// Latency, then the rate limit and transient failures, as a venue's HTTP front would; `key`
+    /// names the call (and the order it is about) for the venue's random decisions.
+    async fn call(&self, key: &str) -> RoleResult<()> {
         let latency = self.lock().behaviour.latency_ms;
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -276,7 +290,7 @@ impl PaperNode {
             s.tokens -= 1.0;
         }
         let p = s.behaviour.transient_failure_rate;
-        if s.rng.chance(p) {
+        if s.draws.chance(p, "transient", key) {
             s.stats.transient_failures += 1;
             return Err(RoleError::Transient("venue answered 503".into()));
         }
@@ -346,13 +360,13 @@ fn apply_fill(s: &mut State, order: &Order, qty: Decimal) {
 #[async_trait]
 impl TradingGate for PaperNode {
     async fn halt(&self) -> RoleResult<()> {
-        self.call().await?;
+        self.call("halt").await?;
         self.lock().halted = true;
         Ok(())
     }
 
     async fn resume(&self) -> RoleResult<()> {
-        self.call().await?;
+        self.call("resume").await?;
         self.lock().halted = false;
         Ok(())
     }
@@ -365,7 +379,7 @@ impl TradingGate for PaperNode {
 #[async_trait]
 impl OrderGateway for PaperNode {
     async fn open_orders(&self) -> RoleResult<Vec<Order>> {
-        self.call().await?;
+        self.call("open-orders").await?;
         Ok(self
             .lock()
             .orders
@@ -376,12 +390,12 @@ impl OrderGateway for PaperNode {
     }
 
     async fn order(&self, client_id: &str) -> RoleResult<Option<Order>> {
-        self.call().await?;
+        self.call(&format!("order:{client_id}")).await?;
         Ok(self.lock().orders.get(client_id).cloned())
     }
 
     async fn cancel(&self, client_id: &str) -> RoleResult<CancelAck> {
-        self.call().await?;
+        self.call(&format!("cancel:{client_id}")).await?;
         let mut s = self.lock();
         s.stats.cancel_requests += 1;
         let Some(order) = s.orders.get(client_id) else {
@@ -400,11 +414,11 @@ impl OrderGateway for PaperNode {
             )));
         }
         let race = s.behaviour.fill_race_rate;
-        if s.rng.chance(race) {
+        if s.draws.chance(race, "fill-race", client_id) {
             s.stats.fills_racing_cancels += 1;
             fill_order(&mut s, client_id);
             // Venues answer a lost race either way: "too late" or "unknown order".
-            return Ok(if s.rng.chance(0.5) {
+            return Ok(if s.draws.chance(0.5, "too-late", client_id) {
                 CancelAck::AlreadyFilled
             } else {
                 CancelAck::UnknownOrder
@@ -424,7 +438,7 @@ impl OrderGateway for PaperNode {
         if !self.supports_mass_cancel() {
             return Err(RoleError::Unsupported("mass cancel".into()));
         }
-        self.call().await?;
+        self.call("mass-cancel").await?;
         let mut s = self.lock();
         let targets: Vec<String> = s
             .orders
@@ -440,7 +454,7 @@ impl OrderGateway for PaperNode {
                 continue;
             }
             let race = s.behaviour.fill_race_rate;
-            if s.rng.chance(race) {
+            if s.draws.chance(race, "fill-race", &id) {
                 s.stats.fills_racing_cancels += 1;
                 fill_order(&mut s, &id);
             } else if let Some(o) = s.orders.get_mut(&id) {
@@ -452,7 +466,8 @@ impl OrderGateway for PaperNode {
     }
 
     async fn place_stop(&self, request: &StopRequest) -> RoleResult<Order> {
-        self.call().await?;
+        self.call(&format!("place-stop:{}", request.client_id))
+            .await?;
         let mut s = self.lock();
         let mark = s.marks.get(&request.instrument).copied().ok_or_else(|| {
             RoleError::Rejected(format!("unknown instrument {}", request.instrument))
@@ -484,7 +499,8 @@ impl OrderGateway for PaperNode {
     }
 
     async fn place_exit(&self, request: &ExitRequest) -> RoleResult<Order> {
-        self.call().await?;
+        self.call(&format!("place-exit:{}", request.client_id))
+            .await?;
         let mut s = self.lock();
         let mark = s.marks.get(&request.instrument).copied().ok_or_else(|| {
             RoleError::Rejected(format!("unknown instrument {}", request.instrument))
@@ -529,7 +545,7 @@ impl OrderGateway for PaperNode {
 #[async_trait]
 impl PositionBook for PaperNode {
     async fn positions(&self) -> RoleResult<Vec<Position>> {
-        self.call().await?;
+        self.call("positions").await?;
         Ok(self.open_positions())
     }
 
@@ -573,7 +589,7 @@ impl PaperNode {
         if hangs {
             return std::future::pending().await;
         }
-        self.call().await
+        self.call(&format!("connection:{id}")).await
     }
 
     fn update_connection(&self, id: &str, f: impl FnOnce(&mut ConnectionInfo)) {

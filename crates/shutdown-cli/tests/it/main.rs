@@ -522,3 +522,60 @@ fn every_dry_run_audits_its_report_against_the_venue() {
         );
     }
 }
+
+/// A dry-run's JSON without its one wall-clock field.
+fn without_start(mut v: serde_json::Value) -> String {
+    v["started_at"] = serde_json::Value::Null;
+    v.to_string()
+}
+
+#[test]
+fn twenty_dry_runs_of_each_shipped_scenario_give_the_same_report() {
+    for scenario in ["basic", "busy", "hostile"] {
+        let path = format!("examples/scenarios/{scenario}.toml");
+        let (_, first) = dry_run(&path, "42");
+        assert_eq!(first["simulated"], true);
+        let first = without_start(first);
+        for run in 1..20 {
+            let (_, again) = dry_run(&path, "42");
+            assert_eq!(without_start(again), first, "{scenario}: run {run} differs");
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_reports_the_time_the_venue_would_take_without_taking_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("slow.toml");
+    std::fs::write(
+        &scenario,
+        "[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n[venue]\nlatency_ms = 5\nrate_limit_per_sec = 50\n[generate]\norders = 10000\npositions = 0\n",
+    )
+    .unwrap();
+    let config = dir.path().join("cancel.toml");
+    std::fs::write(
+        &config,
+        "timeout_secs = 300\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 290\nrate_per_sec = 50\n",
+    )
+    .unwrap();
+    let out = ctl(&[
+        "dry-run",
+        config.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // 10,000 cancels at 50 a second: 200 s at the venue.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("simulated: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let secs: f64 = line["simulated: ".len()..]
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((199.0..201.0).contains(&secs), "{line}");
+}

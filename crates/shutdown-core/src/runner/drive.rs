@@ -75,6 +75,17 @@ pub(super) async fn drive<T: Send + 'static>(
     }
 }
 
+/// Poll `future` in place, on the task that awaits it: for a simulation on a current-thread runtime
+/// with a paused clock, which must give the same run every time (see
+/// [`crate::Shutdown::poll_in_place`]). A step that blocks its thread then blocks the runtime.
+pub(super) async fn in_place<T>(future: StepFuture<T>) -> Result<T, String> {
+    use futures_util::FutureExt;
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|panic| panic_message(&*panic))
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()

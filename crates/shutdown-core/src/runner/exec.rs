@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::drive::{InPoll, drive};
+use super::drive::{InPoll, drive, in_place};
 use super::progress::{Shared, entry, forced_note};
 use super::sinks::Sinks;
 use crate::node::Node;
@@ -33,6 +33,8 @@ pub(super) struct Run {
     pub(super) sinks: Sinks,
     pub(super) exit_process: bool,
     pub(super) dry_run: bool,
+    /// Poll steps on the supervising task rather than the blocking pool.
+    pub(super) in_place: bool,
     pub(super) extensions: Extensions,
     pub(super) reason: Reason,
     pub(super) shared: Arc<Shared>,
@@ -109,9 +111,13 @@ impl Run {
         };
         let global = ps.settings.timeout >= left;
         // Ok: the step returned (its output or its error); Err: how it was cut short, and why.
+        let driven = match self.in_place {
+            true => futures_util::future::Either::Left(in_place(future)),
+            false => futures_util::future::Either::Right(drive(future, in_poll.clone())),
+        };
         let ended = tokio::select! {
             biased;
-            out = drive(future, in_poll.clone()) => out.map_err(|panic| {
+            out = driven => out.map_err(|panic| {
                 (StepOutcome::Panicked, format!("panicked: {panic}"))
             }),
             _ = self.handle.reached(Level::Force) => {

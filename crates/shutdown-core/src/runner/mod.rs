@@ -36,6 +36,7 @@ pub struct Shutdown {
     sinks: Sinks,
     exit_process: bool,
     dry_run: bool,
+    in_place: bool,
     extensions: Extensions,
 }
 
@@ -66,6 +67,7 @@ impl Shutdown {
             sinks,
             exit_process: false,
             dry_run: false,
+            in_place: false,
             extensions: Extensions::default(),
         }
     }
@@ -73,6 +75,15 @@ impl Shutdown {
     /// A dry run: steps are told not to write outside the process (see [`crate::StepContext::dry_run`]).
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Poll each step on the task that supervises it instead of the runtime's blocking pool. For a
+    /// simulation (a dry run on the paper venue) on a current-thread runtime with a paused clock:
+    /// everything then runs on one thread in a fixed order, and the same seed gives the same run.
+    /// A step that blocks its thread then blocks the whole runtime: never for a live node.
+    pub fn poll_in_place(mut self, in_place: bool) -> Self {
+        self.in_place = in_place;
         self
     }
 
@@ -155,6 +166,7 @@ impl Shutdown {
             sinks: self.sinks,
             exit_process: self.exit_process,
             dry_run: self.dry_run,
+            in_place: self.in_place,
             extensions: self.extensions,
             reason,
             shared,
