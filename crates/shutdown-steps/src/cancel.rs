@@ -253,6 +253,37 @@ impl Pacer {
 }
 
 impl Cancel {
+    /// Read the state of each order that left the listing after a mass-cancel, `max_in_flight` at
+    /// a time until `deadline`: cancelled, filled, or unknown (not read in time).
+    async fn confirm_gone(&self, gone: Vec<String>, deadline: Instant, tally: &mut Tally) {
+        let mut queue = gone.into_iter();
+        let mut set = JoinSet::new();
+        loop {
+            while set.len() < self.config.max_in_flight.max(1) && Instant::now() < deadline {
+                let Some(id) = queue.next() else { break };
+                let orders = self.orders.clone();
+                set.spawn(async move {
+                    let state = tokio::time::timeout_at(deadline, orders.order(&id)).await;
+                    (id, state)
+                });
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let Ok((id, state)) = joined else { continue };
+            let fate = match state {
+                Ok(Ok(Some(o))) if o.status == OrderStatus::Filled => Ok(Fate::Filled),
+                Ok(Ok(Some(o))) if !o.status.is_live() => Ok(Fate::Cancelled),
+                _ => Ok(Fate::Unknown),
+            };
+            tally.record(id, fate, 0);
+        }
+        // Not read before the deadline: gone from the listing, fate unknown.
+        for id in queue {
+            tally.record(id, Ok(Fate::Unknown), 0);
+        }
+    }
+
     /// A working order at the venue that is not a protective stop kept on purpose. An order held
     /// only by this process (emulated) is not at the venue: it goes when the process does.
     fn is_target(&self, o: &Order) -> bool {
@@ -370,6 +401,8 @@ impl ShutdownStep for Cancel {
         // would otherwise be held two or three times over).
         let mut targets: Vec<Order> = Vec::new();
         let mut list_error: Option<String> = None;
+        // The orders a mass-cancel was sent for, until the next listing says which went.
+        let mut mass_targets: Vec<String> = Vec::new();
         loop {
             // The last listing may come after the work deadline: give it until the runner's.
             let list_deadline = if rounds == 0 { deadline } else { ctx.deadline };
@@ -397,6 +430,7 @@ impl ShutdownStep for Cancel {
                         .collect()
                 }
             };
+            let before: Vec<String> = std::mem::take(&mut mass_targets);
             targets.clear();
             for o in open {
                 if self.is_target(&o) {
@@ -406,6 +440,15 @@ impl ShutdownStep for Cancel {
                 } else if o.status.is_live() {
                     kept_stops.insert(o.client_id);
                 }
+            }
+            if !before.is_empty() {
+                // What the mass-cancel took: each gone order's state says cancelled or filled.
+                let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
+                let gone = before
+                    .into_iter()
+                    .filter(|id| !listed.contains(id.as_str()));
+                self.confirm_gone(gone.collect(), deadline, &mut tally)
+                    .await;
             }
             tally.publish(&ctx, &targets);
             ctx.partial.detail("kept_stops", &kept_stops);
@@ -433,6 +476,7 @@ impl ShutdownStep for Cancel {
                         Ok(a) => serde_json::json!({ "acknowledged": a.count }),
                         Err(e) => serde_json::json!({ "error": e.to_string() }),
                     };
+                    mass_targets = targets.iter().map(|o| o.client_id.clone()).collect();
                     // Confirm from order state: list again and cancel what is left by id.
                     continue;
                 }

@@ -134,6 +134,17 @@ async fn the_mass_cancel_path_spares_stops_and_is_confirmed_from_state() {
         0,
         "nothing was left to cancel by id"
     );
+    // What the mass-cancel took is named, confirmed from each order's state.
+    assert_eq!(
+        ids(&step.details["cancelled"]).len(),
+        20,
+        "{:#}",
+        step.details["cancelled"]
+    );
+    assert_eq!(
+        step.counts[&shutdown_core::Counter::OrdersCancelled],
+        Some(20)
+    );
     assert_eq!(paper.get_order("stop-1").unwrap().status, OrderStatus::New);
 }
 
