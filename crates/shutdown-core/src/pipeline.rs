@@ -235,4 +235,27 @@ impl Pipeline {
         self.steps.push(step);
         self
     }
+
+    /// What each disabled step that judges the node's safety (it declares counts: `cancel`,
+    /// `verify`, `close`) means for a shutdown, in words: its counts are reported unknown, and the
+    /// run degraded.
+    pub fn disabled_safety_steps(&self) -> Vec<String> {
+        let disabled = self.steps.iter().enumerate().filter(|(_, ps)| !ps.enabled);
+        disabled
+            .filter_map(|(i, ps)| {
+                let step = ps.step.as_ref().filter(|s| !s.counts().is_empty())?;
+                let counts: Vec<&str> = step.counts().iter().map(|c| c.name()).collect();
+                let consequence = step
+                    .if_not_done()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "step {} ({}) is disabled{consequence}; every shutdown reports {} as unknown and ends degraded",
+                    i + 1,
+                    ps.settings.name,
+                    counts.join(" and ")
+                ))
+            })
+            .collect()
+    }
 }

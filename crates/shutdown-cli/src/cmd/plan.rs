@@ -45,7 +45,8 @@ pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bo
             return 2;
         }
     };
-    let budget = config.budget(grace);
+    let mut budget = config.budget(grace);
+    budget.warnings.extend(pipeline.disabled_safety_steps());
     let steps: Vec<PlanStep> = config
         .steps
         .iter()

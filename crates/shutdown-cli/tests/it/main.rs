@@ -579,3 +579,27 @@ fn a_dry_run_reports_the_time_the_venue_would_take_without_taking_it() {
         .unwrap();
     assert!((199.0..201.0).contains(&secs), "{line}");
 }
+
+#[test]
+fn plan_warns_when_a_safety_step_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("no-close.toml");
+    std::fs::write(
+        &config,
+        "[[steps]]\nkind = \"halt\"\n[[steps]]\nkind = \"close\"\nenabled = false\n",
+    )
+    .unwrap();
+    let out = ctl(&[
+        "plan",
+        config.to_str().unwrap(),
+        "--json",
+        "--deny-warnings",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("step 2 (close) is disabled") && warnings.contains("dead-man's switch"),
+        "{warnings}"
+    );
+}
