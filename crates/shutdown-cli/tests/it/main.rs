@@ -508,7 +508,7 @@ fn a_dry_run_with_redis_down_writes_nothing_where_it_runs() {
 
 #[test]
 fn every_dry_run_audits_its_report_against_the_venue() {
-    for scenario in ["basic", "busy", "hostile"] {
+    for scenario in ["basic", "busy", "hostile", "adversarial"] {
         let path = format!("examples/scenarios/{scenario}.toml");
         let (code, v) = dry_run(&path, "1");
         assert_eq!(v["audit"]["ok"], true, "{scenario}: {:#}", v["audit"]);
@@ -531,7 +531,7 @@ fn without_start(mut v: serde_json::Value) -> String {
 
 #[test]
 fn twenty_dry_runs_of_each_shipped_scenario_give_the_same_report() {
-    for scenario in ["basic", "busy", "hostile"] {
+    for scenario in ["basic", "busy", "hostile", "adversarial"] {
         let path = format!("examples/scenarios/{scenario}.toml");
         let (_, first) = dry_run(&path, "42");
         assert_eq!(first["simulated"], true);
