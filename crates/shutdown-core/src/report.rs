@@ -158,6 +158,7 @@ pub struct Count {
 
 /// One step's entry in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepReport {
     /// Step name.
     pub name: String,
@@ -186,6 +187,7 @@ pub struct StepReport {
 
 /// The report of one shutdown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Trader id of the node.
     pub trader_id: String,

@@ -406,3 +406,38 @@ fn an_unwritable_report_path_keeps_the_report_on_stderr_and_in_a_fallback_file()
             .contains("/nonexistent-dir")
     );
 }
+
+#[test]
+fn a_password_in_the_redis_url_never_shows_when_redis_is_gone() {
+    let mut redis = RedisServer::start_tcp(&["--requirepass", "s3cret-pw"]);
+    let port = redis.port.unwrap();
+    let url = format!("redis://:s3cret-pw@127.0.0.1:{port}/");
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(dir.path(), &shipped_config(), Some(&url), None);
+    // Redis goes away before the shutdown: the flush and the report sink both fail, and say so.
+    redis.kill();
+    node.proc.signal(Signal::SIGTERM);
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(10));
+    let report = std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap();
+    assert!(report.contains("redis://:***@127.0.0.1"), "{report}");
+    let mut everything = format!("{}{}{report}", node.proc.stderr(), node.proc.stdout());
+    for entry in walk(dir.path()) {
+        everything += &std::fs::read_to_string(entry).unwrap_or_default();
+    }
+    assert!(!everything.contains("s3cret-pw"), "the password shows");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -603,3 +603,23 @@ fn plan_warns_when_a_safety_step_is_disabled() {
         "{warnings}"
     );
 }
+
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipeline.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Nobody writes to the FIFO: reading it would wait forever.
+    for path in [fifo.to_str().unwrap(), "/dev/null"] {
+        let out = ctl(&["validate", path]);
+        assert_eq!(out.status.code(), Some(78), "{path}");
+        let err = text(&out.stderr);
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+}
