@@ -7,6 +7,40 @@ pub mod process;
 pub mod pushgateway;
 pub mod redis_server;
 
+/// Wait (at most 10 s) until the server `child` writes a line containing `ready` to `output` (its
+/// stdout or stderr); a child that exits first, or never says it, is killed and its lines returned.
+fn wait_ready(
+    mut child: std::process::Child,
+    output: impl std::io::Read + Send + 'static,
+    ready: &'static str,
+) -> Result<std::process::Child, String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(output)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.to_lowercase().contains(ready) {
+                let _ = tx.send(Ok(()));
+            }
+            seen.push(line);
+        }
+        // The child exited (its port taken, say) before it was ready.
+        let _ = tx.send(Err(seen.join("\n")));
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(child),
+        other => {
+            // Do not leave the server behind when it never became ready.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!("{other:?}"))
+        }
+    }
+}
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -1,10 +1,7 @@
 //! A real `prometheus-pushgateway` for tests, on its own port, killed on drop.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test support: a panic is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
-use std::time::Duration;
 
 pub struct Pushgateway {
     child: Child,
@@ -52,27 +49,7 @@ impl Pushgateway {
             .spawn()
             .expect("prometheus-pushgateway is installed (scripts/test.sh installs it)");
         let err = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("Listening on") {
-                    let _ = tx.send(Ok(()));
-                }
-                seen.push(line);
-            }
-            // The child exited (a port taken, say) before it listened.
-            let _ = tx.send(Err(seen.join("\n")));
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(child),
-            other => {
-                // Do not leave the server behind when it never became ready.
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("port {port}: {other:?}"))
-            }
-        }
+        crate::wait_ready(child, err, "listening on").map_err(|e| format!("port {port}: {e}"))
     }
 
     /// The metric group pushed under these grouping labels (from `/api/v1/metrics`), if any.

@@ -1,11 +1,8 @@
 //! A real `redis-server` for tests: its own unix socket (or TCP port) and data directory, killed on drop.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // test support: a panic is a failed test
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
-use std::time::Duration;
 
 pub struct RedisServer {
     child: Child,
@@ -189,27 +186,8 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
         let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.to_lowercase().contains("ready to accept connections") {
-                    let _ = tx.send(Ok(()));
-                }
-                seen.push(line);
-            }
-            // The child exited (its port taken, say) before it was ready.
-            let _ = tx.send(Err(seen.join("\n")));
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => Ok(child),
-            other => {
-                // Do not leave the server behind when it never became ready.
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("port {port:?}: {other:?}"))
-            }
-        }
+        crate::wait_ready(child, out, "ready to accept connections")
+            .map_err(|e| format!("port {port:?}: {e}"))
     }
 
     /// The server's process id.

@@ -53,6 +53,13 @@ fn start(dir: &Path, config: &str, redis: Option<&str>, pushgateway: Option<&str
     }
 }
 
+/// The entry of the first step of `kind` in a report.
+fn step_of_kind<'a>(report: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    (report["steps"].as_array().unwrap().iter())
+        .find(|s| s["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} step in {report:#}"))
+}
+
 impl Node {
     fn report(&self) -> serde_json::Value {
         serde_json::from_str(
@@ -233,12 +240,7 @@ fn redis_unavailable_means_a_fallback_file_and_exit_10() {
     let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(10));
     let report = node.report();
-    let flush = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "flush")
-        .unwrap();
+    let flush = step_of_kind(&report, "flush");
     let file = flush["details"]["fallback_file"].as_str().unwrap();
     let snapshot: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap();
@@ -363,12 +365,7 @@ fn a_stalled_redis_costs_a_fallback_and_a_sink_error_not_the_report() {
     assert!(waited < Duration::from_secs(6), "{waited:?}");
     let errors = report["sink_errors"].to_string();
     assert!(errors.contains("redis"), "{errors}");
-    let flush = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "flush")
-        .unwrap();
+    let flush = step_of_kind(&report, "flush");
     assert!(flush["details"]["fallback_file"].is_string(), "{flush:#}");
 }
 

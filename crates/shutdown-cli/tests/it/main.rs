@@ -17,6 +17,26 @@ fn ctl(args: &[&str]) -> Output {
         .expect("run shutdownctl")
 }
 
+/// `shutdownctl dry-run CONFIG --scenario SCENARIO` with both written to a temp dir, plus `extra`
+/// arguments.
+fn dry_run_texts(config: &str, scenario: &str, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, s) = (
+        dir.path().join("config.toml"),
+        dir.path().join("scenario.toml"),
+    );
+    std::fs::write(&c, config).unwrap();
+    std::fs::write(&s, scenario).unwrap();
+    let mut args = vec![
+        "dry-run",
+        c.to_str().unwrap(),
+        "--scenario",
+        s.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    ctl(&args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -429,26 +449,11 @@ mod fleet {
 
 #[test]
 fn a_cancel_cut_short_on_a_large_book_still_accounts_for_every_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("big.toml");
-    std::fs::write(
-        &scenario,
-        "[[instruments]]\nsymbol = \"BTC-PERP\"\nmark_price = 65000\n[venue]\nlatency_ms = 1\n[generate]\norders = 50000\npositions = 0\n",
-    )
-    .unwrap();
-    let config = dir.path().join("cancel.toml");
-    std::fs::write(
-        &config,
+    let out = dry_run_texts(
         "timeout_secs = 10\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 0.5\nmax_in_flight = 32\n",
-    )
-    .unwrap();
-    let out = ctl(&[
-        "dry-run",
-        config.to_str().unwrap(),
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--json",
-    ]);
+        "[[instruments]]\nsymbol = \"BTC-PERP\"\nmark_price = 65000\n[venue]\nlatency_ms = 1\n[generate]\norders = 50000\npositions = 0\n",
+        &["--json"],
+    );
     assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let step = &report["steps"][0];
@@ -545,25 +550,11 @@ fn twenty_dry_runs_of_each_shipped_scenario_give_the_same_report() {
 
 #[test]
 fn a_dry_run_reports_the_time_the_venue_would_take_without_taking_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("slow.toml");
-    std::fs::write(
-        &scenario,
-        "[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n[venue]\nlatency_ms = 5\nrate_limit_per_sec = 50\n[generate]\norders = 10000\npositions = 0\n",
-    )
-    .unwrap();
-    let config = dir.path().join("cancel.toml");
-    std::fs::write(
-        &config,
+    let out = dry_run_texts(
         "timeout_secs = 300\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 290\nrate_per_sec = 50\n",
-    )
-    .unwrap();
-    let out = ctl(&[
-        "dry-run",
-        config.to_str().unwrap(),
-        "--scenario",
-        scenario.to_str().unwrap(),
-    ]);
+        "[[instruments]]\nsymbol = \"B\"\nmark_price = 100\n[venue]\nlatency_ms = 5\nrate_limit_per_sec = 50\n[generate]\norders = 10000\npositions = 0\n",
+        &[],
+    );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     // 10,000 cancels at 50 a second: 200 s at the venue.
