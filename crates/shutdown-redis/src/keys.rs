@@ -46,9 +46,14 @@ impl Keys {
         format!("{}:shutdown:receipt", self.tag)
     }
 
-    /// `true` once a shutdown's snapshot is complete; `false` while a node runs.
+    /// `true` once a snapshot is complete (set in the snapshot's own transaction).
     pub fn clean(&self) -> String {
         format!("{}:shutdown:clean", self.tag)
+    }
+
+    /// The run marker: set while a node runs, cleared when its shutdown report is final.
+    pub fn running(&self) -> String {
+        format!("{}:shutdown:running", self.tag)
     }
 
     /// The final report of the last shutdown.
@@ -75,6 +80,7 @@ mod tests {
             k.meta(),
             k.receipt(),
             k.clean(),
+            k.running(),
             k.last_report(),
             k.history(),
         ] {

@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod fleet;
 pub mod flush;
 pub mod keys;
+pub mod marker;
 pub mod restore;
 pub mod sink;
 pub mod snapshot;
@@ -21,6 +22,7 @@ pub mod target;
 
 pub use crate::fleet::{FleetCommand, FleetSwitch};
 pub use crate::keys::Keys;
+pub use crate::marker::RunMarker;
 pub use crate::restore::{
     PreviousShutdown, RestoreOptions, Restored, restore, restore_and_mark_running,
 };

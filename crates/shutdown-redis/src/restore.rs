@@ -1,5 +1,6 @@
-//! Restore at start: the last snapshot (Redis or the fallback file, whichever is newer) and whether the
-//! previous shutdown was clean; then mark the node as running.
+//! Restore at start: the last snapshot (Redis or the fallback file, whichever is newer) and how the
+//! previous shutdown ended (clean, not clean, no previous run, or cannot tell); then set the run
+//! marker.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,8 +10,9 @@ use shutdown_core::Report;
 
 use crate::fallback;
 use crate::keys::Keys;
+use crate::marker::{self, RunInfo, RunMarker};
 use crate::snapshot::{Snapshot, parse_time};
-use crate::store::{mark_running, read_snapshot};
+use crate::store::read_snapshot;
 use crate::target::RedisTarget;
 
 /// Where to look.
@@ -28,16 +30,21 @@ pub struct RestoreOptions {
     pub timeout: Duration,
 }
 
-/// How the previous shutdown ended.
+/// How the previous shutdown ended, as far as the evidence goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PreviousShutdown {
-    /// Its snapshot was completed.
+    /// The last run's shutdown finished, and its report says clean.
     Clean,
-    /// The node stopped without completing a snapshot (crash, SIGKILL, forced exit): reconcile with the venue.
+    /// The last run did not finish its shutdown (its run marker is still set: crash, SIGKILL), or
+    /// finished it short of clean, or left a snapshot without a final report: reconcile with the
+    /// venue.
     Unclean,
     /// No trace of a previous run.
     None,
+    /// The evidence cannot be read (Redis unreachable, a file unreadable or missing): say so rather
+    /// than guess.
+    Unknown,
 }
 
 /// Where the snapshot came from.
@@ -55,6 +62,8 @@ pub enum SnapshotSource {
 pub struct Restored {
     /// How the previous shutdown ended.
     pub previous_shutdown: PreviousShutdown,
+    /// Which evidence that verdict rests on, in words.
+    pub why: String,
     /// The snapshot to resume from.
     pub snapshot: Option<Snapshot>,
     /// Where it came from.
@@ -63,6 +72,8 @@ pub struct Restored {
     pub last_report: Option<Report>,
     /// Why Redis could not be read, if it could not.
     pub redis_error: Option<String>,
+    /// Why a local file could not be read, if one could not.
+    pub file_error: Option<String>,
 }
 
 impl Restored {
@@ -74,10 +85,13 @@ impl Restored {
                 "previous shutdown was NOT clean: reconcile orders and positions with the venue"
             }
             PreviousShutdown::None => "no previous shutdown recorded",
+            PreviousShutdown::Unknown => {
+                "cannot tell how the previous shutdown ended: reconcile with the venue before trading"
+            }
         };
-        match (&self.snapshot, self.source) {
+        let snapshot = match (&self.snapshot, self.source) {
             (Some(s), Some(src)) => format!(
-                "{what}; snapshot of {} from {} ({} orders, {} positions, {} accounts, {} strategies)",
+                "; snapshot of {} from {} ({} orders, {} positions, {} accounts, {} strategies)",
                 s.taken_at,
                 match src {
                     SnapshotSource::Redis => "redis",
@@ -88,99 +102,203 @@ impl Restored {
                 s.accounts.len(),
                 s.strategies.len()
             ),
-            _ => what.to_owned(),
-        }
+            _ => String::new(),
+        };
+        format!("{what} ({}){snapshot}", self.why)
     }
 }
 
+/// What Redis holds of the previous run.
+#[derive(Default)]
+struct FromRedis {
+    snapshot: Option<Snapshot>,
+    running: Option<RunInfo>,
+    last_report: Option<Report>,
+}
+
 async fn from_redis(
+    target: &RedisTarget,
     options: &RestoreOptions,
     keys: &Keys,
-) -> Result<(Option<Snapshot>, Option<bool>, Option<Report>), String> {
-    let Some(target) = &options.redis else {
-        return Err("no Redis URL given".into());
-    };
+) -> Result<FromRedis, String> {
     let mut con = target
         .connect(options.timeout, options.timeout)
         .await
         .map_err(|e| e.0)?;
-    let (snapshot, clean) = read_snapshot(&mut con, keys)
+    let (snapshot, _) = read_snapshot(&mut con, keys)
         .await
         .map_err(|e| target.scrub(&format!("{}: {e}", target.shown())))?;
-    let last: Option<String> = redis::cmd("GET")
+    let (running, last): (Option<String>, Option<String>) = redis::pipe()
+        .cmd("GET")
+        .arg(keys.running())
+        .cmd("GET")
         .arg(keys.last_report())
         .query_async(&mut con)
         .await
-        .map_err(|e| target.error("cannot read the last report from", &e).0)?;
-    Ok((
+        .map_err(|e| {
+            target
+                .error("cannot read the run marker and the last report from", &e)
+                .0
+        })?;
+    fn parse<T: serde::de::DeserializeOwned>(
+        key: String,
+        text: Option<String>,
+    ) -> Result<Option<T>, String> {
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| format!("Redis key {key} holds no valid value: {e}"))
+        })
+        .transpose()
+    }
+    Ok(FromRedis {
         snapshot,
-        clean,
-        last.and_then(|r| serde_json::from_str(&r).ok()),
-    ))
+        running: parse(keys.running(), running)?,
+        last_report: parse(keys.last_report(), last)?,
+    })
 }
 
-/// Find the last snapshot and how the previous shutdown ended. Reads only; see [`restore_and_mark_running`].
+/// Find the last snapshot and how the previous shutdown ended, from every source there is; never a
+/// guess: evidence that cannot be read makes the verdict [`PreviousShutdown::Unknown`]. Reads only;
+/// see [`restore_and_mark_running`]. An error only for a key prefix that cannot be.
 pub async fn restore(options: &RestoreOptions) -> Result<Restored, String> {
     let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))
         .map_err(|e| e.to_string())?;
-    let (redis_snapshot, marker, mut last_report, redis_error) =
-        match from_redis(options, &keys).await {
-            Ok((s, c, r)) => (s, c, r, None),
-            Err(e) => (None, None, None, Some(e)),
-        };
-    let file = fallback::read(&options.fallback_dir, &options.trader_id)?;
-    if last_report.is_none() {
-        let path = fallback::report_path(&options.fallback_dir, &options.trader_id);
-        last_report = shutdown_core::report::read_report(&path).ok();
+    let (redis, redis_error) = match &options.redis {
+        Some(target) => match from_redis(target, options, &keys).await {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
+    let dir = &options.fallback_dir;
+    let mut file_errors = Vec::new();
+    fn kept<T>(errors: &mut Vec<String>, read: Result<Option<T>, String>) -> Option<T> {
+        read.unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
     }
-    let newer_file = match (&redis_snapshot, &file) {
+    if !dir.is_dir() {
+        file_errors.push(format!(
+            "the fallback directory {} does not exist",
+            dir.display()
+        ));
+    }
+    let running_file = kept(&mut file_errors, marker::read_file(dir, &options.trader_id));
+    let file = kept(&mut file_errors, fallback::read(dir, &options.trader_id));
+    let report_path = fallback::report_path(dir, &options.trader_id);
+    let report_file = kept(
+        &mut file_errors,
+        match shutdown_core::report::read_report(&report_path) {
+            Ok(r) => Ok(Some(r)),
+            Err(shutdown_core::errors::ReadReportError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let file_error = (!file_errors.is_empty()).then(|| file_errors.join("; "));
+    let redis = redis.unwrap_or_default();
+
+    // The newest snapshot and the newest final report, wherever they are.
+    let newer_file = match (&redis.snapshot, &file) {
         (Some(r), Some(f)) => parse_time(&f.snapshot.taken_at) > parse_time(&r.taken_at),
         (None, Some(_)) => true,
         _ => false,
     };
-    let (snapshot, source, previous) = if newer_file {
-        // The file is written only by a controlled shutdown whose Redis write failed.
-        (
-            file.map(|f| f.snapshot),
-            Some(SnapshotSource::File),
-            PreviousShutdown::Clean,
-        )
-    } else if let Some(s) = redis_snapshot {
-        let previous = if marker == Some(true) {
-            PreviousShutdown::Clean
+    let (snapshot, source) = match newer_file {
+        true => (file.map(|f| f.snapshot), Some(SnapshotSource::File)),
+        false => {
+            let source = redis.snapshot.as_ref().map(|_| SnapshotSource::Redis);
+            (redis.snapshot, source)
+        }
+    };
+    let last_report = match (redis.last_report, report_file) {
+        (Some(r), Some(f)) => Some(if parse_time(&f.started_at) > parse_time(&r.started_at) {
+            f
         } else {
-            PreviousShutdown::Unclean
+            r
+        }),
+        (r, f) => r.or(f),
+    };
+
+    let (previous, why) = if let Some(run) = running_file.as_ref().or(redis.running.as_ref()) {
+        let place = if running_file.is_some() {
+            "in its local file"
+        } else {
+            "in Redis"
         };
-        (Some(s), Some(SnapshotSource::Redis), previous)
+        (
+            PreviousShutdown::Unclean,
+            format!(
+                "the run started {} (pid {}) is still marked running {place}: it never finished its shutdown",
+                run.started_at, run.pid
+            ),
+        )
+    } else if let Some(e) = &redis_error {
+        // Without Redis, a missing local marker proves nothing: the last run may have been on another host.
+        (
+            PreviousShutdown::Unknown,
+            format!("Redis cannot be read ({e})"),
+        )
+    } else if let (None, Some(e)) = (&options.redis, &file_error) {
+        (PreviousShutdown::Unknown, e.clone())
+    } else if let Some(r) = &last_report {
+        match r.outcome {
+            shutdown_core::Outcome::Clean => (
+                PreviousShutdown::Clean,
+                format!("the shutdown of {} finished clean", r.started_at),
+            ),
+            other => (
+                PreviousShutdown::Unclean,
+                format!(
+                    "the shutdown of {} finished {other} (exit {})",
+                    r.started_at, r.exit_code
+                ),
+            ),
+        }
+    } else if let Some(s) = &snapshot {
+        (
+            PreviousShutdown::Unclean,
+            format!(
+                "a snapshot of {} without a final report: the shutdown that took it did not finish",
+                s.taken_at
+            ),
+        )
     } else {
-        let previous = match marker {
-            Some(_) => PreviousShutdown::Unclean,
-            None => PreviousShutdown::None,
-        };
-        (None, None, previous)
+        (
+            PreviousShutdown::None,
+            "no run marker, report or snapshot".to_owned(),
+        )
     };
     Ok(Restored {
         previous_shutdown: previous,
+        why,
         snapshot,
         source,
         last_report,
         redis_error,
+        file_error,
     })
 }
 
-/// [`restore`], then mark the node as running so that a crash from now on is seen at the next start.
-pub async fn restore_and_mark_running(options: &RestoreOptions) -> Result<Restored, String> {
+/// [`restore`], then set the run marker so that a crash from now on is seen at the next start. Add
+/// the returned marker to the shutdown as a report sink: it clears itself when the report is final.
+pub async fn restore_and_mark_running(
+    options: &RestoreOptions,
+) -> Result<(Restored, RunMarker), String> {
     let restored = restore(options).await?;
-    if let Some(target) = &options.redis {
-        let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))
-            .map_err(|e| e.to_string())?;
-        let mut con = target
-            .connect(options.timeout, options.timeout)
-            .await
-            .map_err(|e| e.0)?;
-        mark_running(&mut con, &keys)
-            .await
-            .map_err(|e| target.scrub(&format!("{}: {e}", target.shown())))?;
-    }
-    Ok(restored)
+    let keys = Keys::new(options.key_prefix.as_deref().unwrap_or(&options.trader_id))
+        .map_err(|e| e.to_string())?;
+    let redis = options.redis.clone().map(|t| (t, keys));
+    let marker = RunMarker::set(
+        &options.fallback_dir,
+        &options.trader_id,
+        redis,
+        options.timeout,
+    )
+    .await?;
+    Ok((restored, marker))
 }

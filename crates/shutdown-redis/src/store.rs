@@ -354,13 +354,3 @@ pub async fn read_snapshot(
     .map_err(StoreError::Mismatch)?;
     Ok((Some(snapshot), clean))
 }
-
-/// Record that a node is running: a crash from now on leaves the marker at `false`.
-pub async fn mark_running(con: &mut MultiplexedConnection, keys: &Keys) -> Result<(), StoreError> {
-    redis::cmd("SET")
-        .arg(keys.clean())
-        .arg("false")
-        .query_async::<()>(con)
-        .await?;
-    Ok(())
-}

@@ -66,12 +66,22 @@ async fn main() {
         fallback_dir: "shutdown-fallback".into(),
         timeout: Duration::from_secs(2),
     };
-    match restore_and_mark_running(&restore).await {
-        Ok(r) => say(&format!("restore: {}", r.summary())),
-        Err(e) => say(&format!("restore: failed: {e}")),
-    }
+    let marker = match restore_and_mark_running(&restore).await {
+        Ok((r, marker)) => {
+            say(&format!("restore: {}", r.summary()));
+            Some(marker)
+        }
+        Err(e) => {
+            say(&format!("restore: failed: {e}"));
+            None
+        }
+    };
 
     let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    // The run marker clears itself once the report is final: a crash from now on is seen next time.
+    if let Some(marker) = marker {
+        shutdown = shutdown.with_sink(Arc::new(marker));
+    }
     if let Some(sink) = MetricsSink::new(&config.settings.metrics, &config.settings.trader_id) {
         shutdown = shutdown.with_sink(Arc::new(sink));
     }

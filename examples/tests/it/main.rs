@@ -160,7 +160,8 @@ fn sigterm_gives_exit_0_a_snapshot_a_clean_receipt_and_metrics() {
     // The next start restores it and calls the previous shutdown clean.
     let line = restore_line(dir.path(), &redis.url);
     assert!(
-        line.starts_with("restore: previous shutdown was clean; snapshot of"),
+        line.starts_with("restore: previous shutdown was clean (the shutdown of")
+            && line.contains("; snapshot of"),
         "{line}"
     );
 }
@@ -220,8 +221,9 @@ fn sigkill_after_a_short_grace_period_is_seen_as_unclean_at_the_next_start() {
     let (code, _) = node.proc.wait_exit(Duration::from_secs(10));
     assert_eq!(code, None, "killed by a signal");
     assert_eq!(
-        redis_cli(&redis, &["GET", "{trader-001}:shutdown:clean"]),
-        "false"
+        redis_cli(&redis, &["EXISTS", "{trader-001}:shutdown:running"]),
+        "1",
+        "the run marker is still set"
     );
 
     let line = restore_line(dir.path(), &redis.url);
@@ -437,4 +439,47 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// The line a node started again in `dir` without Redis prints about the previous shutdown.
+fn restore_line_without_redis(dir: &Path) -> String {
+    Proc::spawn(command(dir, None, None)).wait_line("restore:")
+}
+
+#[test]
+fn without_redis_a_sigkill_at_any_stage_is_seen_as_unclean_and_a_finished_shutdown_as_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run that finishes its shutdown.
+    let node = start(dir.path(), &shipped_config(), None, None);
+    node.proc.signal(Signal::SIGTERM);
+    let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    let line = restore_line_without_redis(dir.path());
+    assert!(
+        line.starts_with("restore: previous shutdown was clean"),
+        "{line}"
+    );
+
+    // Killed before any shutdown.
+    let node = start(dir.path(), &shipped_config(), None, None);
+    node.proc.signal(Signal::SIGKILL);
+    node.proc.wait_exit(Duration::from_secs(10));
+    let line = restore_line_without_redis(dir.path());
+    assert!(
+        line.starts_with("restore: previous shutdown was NOT clean"),
+        "{line}"
+    );
+    assert!(line.contains("still marked running"), "{line}");
+
+    // Killed in the middle of the pipeline (its notify step takes 30 s).
+    let mut node = start(dir.path(), &slow_notify_config(), None, None);
+    node.proc.signal(Signal::SIGTERM);
+    node.proc.wait_line("notify:");
+    node.proc.signal(Signal::SIGKILL);
+    node.proc.wait_exit(Duration::from_secs(10));
+    let line = restore_line_without_redis(dir.path());
+    assert!(
+        line.starts_with("restore: previous shutdown was NOT clean"),
+        "{line}"
+    );
 }

@@ -1,5 +1,5 @@
 //! `shutdownctl restore`: whether the previous shutdown was clean and what its last snapshot holds
-//! (reads only).
+//! (reads only). Exits 0 clean (or no previous run), 10 not clean, 1 when it cannot tell.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use shutdown_redis::PreviousShutdown;
 
 use super::{restore_options, runtime};
 use crate::RedisArgs;
-use crate::output::{outln, print_json};
+use crate::output::{outln, outln_wrapped, print_json};
 
 pub(crate) fn run(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
     let options = match restore_options(redis, fallback_dir) {
@@ -23,17 +23,22 @@ pub(crate) fn run(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
             if json {
                 print_json(&serde_json::json!({
                     "previous_shutdown": r.previous_shutdown,
+                    "why": r.why,
                     "source": r.source,
                     "taken_at": r.snapshot.as_ref().map(|s| s.taken_at.clone()),
                     "counts": r.snapshot.as_ref().map(|s| s.counts()),
                     "last_report_outcome": r.last_report.as_ref().map(|l| l.outcome),
                     "redis_error": r.redis_error,
+                    "file_error": r.file_error,
                     "summary": r.summary(),
                 }));
             } else {
-                outln!("{}", r.summary());
+                outln_wrapped(&r.summary());
                 if let Some(e) = &r.redis_error {
-                    outln!("redis: {e}");
+                    outln_wrapped(&format!("redis: {e}"));
+                }
+                if let Some(e) = &r.file_error {
+                    outln_wrapped(&format!("files: {e}"));
                 }
                 if let Some(l) = &r.last_report {
                     outln!(
@@ -44,10 +49,10 @@ pub(crate) fn run(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
                     );
                 }
             }
-            if r.previous_shutdown == PreviousShutdown::Unclean {
-                10
-            } else {
-                0
+            match r.previous_shutdown {
+                PreviousShutdown::Clean | PreviousShutdown::None => 0,
+                PreviousShutdown::Unclean => 10,
+                PreviousShutdown::Unknown => 1,
             }
         }
         Err(e) => {

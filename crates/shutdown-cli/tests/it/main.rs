@@ -339,15 +339,34 @@ mod redis {
             "5 orders and the stop verify placed"
         );
 
+        // A snapshot without a final report: the shutdown that took it did not finish.
         let out = ctl(&["restore", "--redis", &server.url, "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(r["previous_shutdown"], "clean");
+        assert_eq!(r["previous_shutdown"], "unclean");
+        assert!(
+            r["why"]
+                .as_str()
+                .unwrap()
+                .contains("without a final report"),
+            "{r:#}"
+        );
         assert_eq!(r["source"], "redis");
         assert_eq!(r["counts"][1], 2);
 
-        // A node that started and then died: the marker says running.
-        redis_cli(&server, &["SET", "{trader-001}:shutdown:clean", "false"]);
+        // With the final report a node's sink keeps, the shutdown finished clean.
+        let (_, report) = super::dry_run("examples/scenarios/basic.toml", "7");
+        redis_cli(
+            &server,
+            &["SET", "{trader-001}:shutdown:last", &report.to_string()],
+        );
+        let out = ctl(&["restore", "--redis", &server.url]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(text(&out.stdout).starts_with("previous shutdown was clean"));
+
+        // A node that started and then died: its run marker is still set.
+        let marker = r#"{"started_at":"2026-01-01T00:00:00Z","pid":42}"#;
+        redis_cli(&server, &["SET", "{trader-001}:shutdown:running", marker]);
         let out = ctl(&["restore", "--redis", &server.url]);
         assert_eq!(out.status.code(), Some(10));
         assert!(text(&out.stdout).starts_with("previous shutdown was NOT clean"));
@@ -613,4 +632,32 @@ fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
         let err = text(&out.stderr);
         assert!(err.contains("is not a regular file"), "{err}");
     }
+}
+
+#[test]
+fn restore_says_cannot_tell_with_exit_1_when_its_evidence_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = format!("redis+unix://{}/nobody.sock", dir.path().display());
+    let fallback = dir.path().join("fallback");
+    std::fs::create_dir_all(&fallback).unwrap();
+    let fallback = fallback.to_str().unwrap();
+    let out = ctl(&["restore", "--redis", &gone, "--fallback-dir", fallback]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("cannot tell how the previous shutdown ended"));
+    let missing = dir.path().join("missing");
+    let out = ctl(&["restore", "--fallback-dir", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("does not exist"),
+        "{}",
+        text(&out.stdout)
+    );
+    // An empty directory and no Redis: no previous run.
+    let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+        .args(["restore", "--fallback-dir", fallback])
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("no previous shutdown recorded"));
 }
