@@ -5,10 +5,10 @@
 pub fn password_in(url: &str) -> Option<String> {
     let rest = &url[url.find("://")? + 3..];
     let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        if let Some((_, p)) = userinfo.split_once(':') {
-            return Some(p.to_owned());
-        }
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && let Some((_, p)) = userinfo.split_once(':')
+    {
+        return Some(p.to_owned());
     }
     let query = &url[url.find('?')? + 1..];
     query.split('&').find_map(|kv| match kv.split_once('=') {

@@ -51,6 +51,11 @@ impl Keys {
         format!("{}:shutdown:clean", self.tag)
     }
 
+    /// The lease: which node may trade for this trader id.
+    pub fn lease(&self) -> String {
+        format!("{}:lease", self.tag)
+    }
+
     /// The run marker: set while a node runs, cleared when its shutdown report is final.
     pub fn running(&self) -> String {
         format!("{}:shutdown:running", self.tag)
@@ -81,6 +86,7 @@ mod tests {
             k.receipt(),
             k.clean(),
             k.running(),
+            k.lease(),
             k.last_report(),
             k.history(),
         ] {

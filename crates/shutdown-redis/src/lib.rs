@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod fleet;
 pub mod flush;
 pub mod keys;
+pub mod lease;
 pub mod marker;
 pub mod restore;
 pub mod sink;
@@ -22,6 +23,7 @@ pub mod target;
 
 pub use crate::fleet::{FleetCommand, FleetSwitch};
 pub use crate::keys::Keys;
+pub use crate::lease::{Lease, LeaseError, LeaseOptions};
 pub use crate::marker::RunMarker;
 pub use crate::restore::{
     PreviousShutdown, RestoreOptions, Restored, restore, restore_and_mark_running,

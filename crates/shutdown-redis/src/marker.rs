@@ -105,10 +105,10 @@ impl ReportSink for RunMarker {
         if let Err(e) = shutdown_core::report::FileSink::new(&self.report).write(report) {
             errors.push(e.to_string());
         }
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("cannot remove {}: {e}", self.path.display()));
-            }
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errors.push(format!("cannot remove {}: {e}", self.path.display()));
         }
         if let Some((target, keys)) = &self.redis {
             let cleared = target.connect_blocking(self.timeout).and_then(|mut con| {

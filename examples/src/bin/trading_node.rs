@@ -1,5 +1,9 @@
 //! A trading node on the paper venue that shuts down gracefully: `trading_node CONFIG SCENARIO`.
 //!
+//! First it takes the lease of its trader id (a lock file in `shutdown-fallback/`, and a Redis lease
+//! when `REDIS_URL` is set), waiting for another node to let go (`TRADING_NODE_LEASE_WAIT_MS`, 60 s;
+//! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot.
+//!
 //! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
 //! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean; then it quotes
 //! continuously, listens for the fleet kill switch (with Redis), prints `ready` once it has orders resting, and on SIGTERM or SIGINT runs the pipeline of CONFIG and exits with its
@@ -18,7 +22,8 @@ use shutdown_core::{PipelineConfig, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::{
-    FleetSwitch, RedisReportSink, RedisTarget, RestoreOptions, restore_and_mark_running,
+    FleetSwitch, Lease, LeaseOptions, RedisReportSink, RedisTarget, RestoreOptions,
+    restore_and_mark_running,
 };
 
 fn say(line: &str) {
@@ -59,6 +64,26 @@ async fn main() {
         .map(|url| RedisTarget::parse(&url))
         .transpose()
         .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &format!("REDIS_URL: {e}")));
+    // One live node per trader id: wait (bounded) for another node to let go before anything else.
+    let env_ms = |name: &str, default: u64| {
+        let ms = std::env::var(name).ok().and_then(|v| v.parse().ok());
+        Duration::from_millis(ms.unwrap_or(default))
+    };
+    let lease = LeaseOptions {
+        dir: "shutdown-fallback".into(),
+        trader_id: config.settings.trader_id.clone(),
+        key_prefix: None,
+        redis: redis.clone(),
+        ttl: env_ms("TRADING_NODE_LEASE_TTL_MS", 10_000),
+        wait: env_ms("TRADING_NODE_LEASE_WAIT_MS", 60_000),
+        timeout: Duration::from_secs(2),
+    };
+    say("lease: taking it");
+    let lease = match Lease::acquire(&lease).await {
+        Ok(lease) => Arc::new(lease),
+        Err(e) => fail(75, &format!("lease: {e}")),
+    };
+    say("lease: held");
     let restore = RestoreOptions {
         redis: redis.clone(),
         trader_id: config.settings.trader_id.clone(),
@@ -77,7 +102,20 @@ async fn main() {
         }
     };
 
-    let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    let mut shutdown = Shutdown::new(pipeline, node.clone()).exit_process(true);
+    // Let the lease go once the report is final: a waiting node takes over at once.
+    shutdown = shutdown.with_sink(lease.clone());
+    // A node that loses its lease stops trading at once, and says so.
+    if let Ok(gate) = node.gate() {
+        let lease = lease.clone();
+        tokio::spawn(async move {
+            let why = lease.lost().await;
+            match gate.halt().await {
+                Ok(()) => say(&format!("lease lost ({why}): trading halted")),
+                Err(e) => say(&format!("lease lost ({why}): HALTING FAILED: {e}")),
+            }
+        });
+    }
     // The run marker clears itself once the report is final: a crash from now on is seen next time.
     if let Some(marker) = marker {
         shutdown = shutdown.with_sink(Arc::new(marker));

@@ -32,13 +32,12 @@ pub(super) fn start(run: &Arc<Run>) {
             let still_running =
                 run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
                     == Stage::Running;
-            if still_running {
-                if let Some(mut report) = run.shared.take(&run.pipeline, run.handle.forced_by()) {
+            if still_running
+                && let Some(mut report) = run.shared.take(&run.pipeline, run.handle.forced_by()) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
                     run.sinks.write_local(&mut report);
                     std::process::exit(report.exit_code);
                 }
-            }
             let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Written);
             std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
         });

@@ -188,15 +188,15 @@ pub(super) fn forced_note(forced_by: Option<&Reason>) -> String {
 pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
     let note = forced_note(forced_by.as_ref());
     let mut steps = p.steps.clone();
-    if let Some((index, started)) = p.running {
-        if let Some(ps) = pipeline.steps.get(index) {
-            let why = format!("interrupted: {note}; its effects are unknown");
-            steps.push(StepReport {
-                duration: started.elapsed().as_secs_f64(),
-                attempts: 1,
-                ..entry(ps, StepOutcome::TimedOut, Some(why))
-            });
-        }
+    if let Some((index, started)) = p.running
+        && let Some(ps) = pipeline.steps.get(index)
+    {
+        let why = format!("interrupted: {note}; its effects are unknown");
+        steps.push(StepReport {
+            duration: started.elapsed().as_secs_f64(),
+            attempts: 1,
+            ..entry(ps, StepOutcome::TimedOut, Some(why))
+        });
     }
     for ps in pipeline.steps.iter().skip(steps.len()) {
         steps.push(entry(ps, StepOutcome::NotRun, Some(note.clone())));

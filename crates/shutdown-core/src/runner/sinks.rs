@@ -21,13 +21,13 @@ impl Sinks {
     /// Write the report file and the log line. When the file cannot be written, the report goes to
     /// a fallback file in the temporary directory and, whatever the log level, to stderr.
     pub(super) fn write_local(&self, report: &mut Report) {
-        if let Some(file) = &self.file {
-            if let Err(e) = file.write(report) {
-                report.sink_errors.push(format!("{}: {e}", file.name()));
-                keep_elsewhere(report);
-                let error = report.sink_errors.last().cloned().unwrap_or_default();
-                tracing::error!(sink = %file.name(), error = %error, "report file not written");
-            }
+        if let Some(file) = &self.file
+            && let Err(e) = file.write(report)
+        {
+            report.sink_errors.push(format!("{}: {e}", file.name()));
+            keep_elsewhere(report);
+            let error = report.sink_errors.last().cloned().unwrap_or_default();
+            tracing::error!(sink = %file.name(), error = %error, "report file not written");
         }
         let _ = LogSink.write(report);
     }
@@ -68,10 +68,10 @@ impl Sinks {
             tracing::error!(error = %error, "report sink failed");
             report.sink_errors.push(error);
         }
-        if let Some(file) = &self.file {
-            if let Err(e) = file.write(report) {
-                tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
-            }
+        if let Some(file) = &self.file
+            && let Err(e) = file.write(report)
+        {
+            tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
         }
     }
 }
@@ -90,17 +90,17 @@ fn keep_elsewhere(report: &mut Report) {
             path.display()
         ));
     }
-    if let Err(e) = FileSink::new(&path).write(report) {
-        if let Some(error) = report.sink_errors.last_mut() {
-            let kept = format!(
-                "the fallback {} failed too ({e}); the report is on stderr",
-                path.display()
-            );
-            *error = format!(
-                "{}; {kept}",
-                error.split("; the report is in").next().unwrap_or("")
-            );
-        }
+    if let Err(e) = FileSink::new(&path).write(report)
+        && let Some(error) = report.sink_errors.last_mut()
+    {
+        let kept = format!(
+            "the fallback {} failed too ({e}); the report is on stderr",
+            path.display()
+        );
+        *error = format!(
+            "{}; {kept}",
+            error.split("; the report is in").next().unwrap_or("")
+        );
     }
     // Whatever the log level: the content of the report must not be lost.
     eprintln!("shutdown report: {}", report.to_json_line());
