@@ -22,8 +22,35 @@ use shutdown_redis::RedisTarget;
 #[derive(Parser)]
 #[command(name = "shutdownctl", version)]
 pub struct Cli {
+    /// Colour in the log on stderr: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
     #[command(subcommand)]
     command: Command,
+}
+
+/// When to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// When stderr is a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+                !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// The commands.
@@ -102,6 +129,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Exit with the report's own exit code (0, 10, 11, 12), for scripts.
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Ask running nodes to shut down, through Redis (the fleet kill switch).
     #[command(
@@ -171,15 +201,16 @@ pub(crate) fn redis_target(url: Option<&str>) -> Result<Option<RedisTarget>, Str
 /// Parse the process's arguments, run the command, and return its exit code (logs go to stderr,
 /// filtered by `SHUTDOWNCTL_LOG`, warnings by default).
 pub fn main() -> ExitCode {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(cli.color.enabled())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SHUTDOWNCTL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let code = run(Cli::parse());
+    let code = run(cli);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
@@ -201,7 +232,12 @@ pub fn run(cli: Cli) -> i32 {
             json,
             redis,
         } => cmd::dry_run::run(&config, &scenario, seed, json, redis.as_deref()),
-        Command::Report { file, redis, json } => cmd::report::run(file.as_deref(), &redis, json),
+        Command::Report {
+            file,
+            redis,
+            json,
+            exit_code,
+        } => cmd::report::run(file.as_deref(), &redis, json, exit_code),
         Command::Fleet {
             redis,
             trader_id,

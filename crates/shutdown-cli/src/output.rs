@@ -61,3 +61,14 @@ pub(crate) fn print_env_overrides(names: &[String]) {
         outln_wrapped(&format!("from the environment: {}", names.join(", ")));
     }
 }
+
+/// Say why a command failed, and return its exit code: `error: ...` on stderr, and with `--json` also
+/// `{"ok": false, "error": "...", "exit_code": N}` on stdout, so a script reading the JSON sees it.
+pub(crate) fn fail(json: bool, code: i32, message: impl std::fmt::Display) -> i32 {
+    let message = message.to_string();
+    eprintln!("error: {message}");
+    if json {
+        print_json(&serde_json::json!({ "ok": false, "error": message, "exit_code": code }));
+    }
+    code
+}

@@ -7,7 +7,7 @@ use shutdown_core::{Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
 
 use super::load;
-use crate::output::{out, outln, print_json};
+use crate::output::{fail, out, outln, print_json};
 
 pub(crate) fn run(
     config_path: &Path,
@@ -16,15 +16,14 @@ pub(crate) fn run(
     json: bool,
     redis: Option<&str>,
 ) -> i32 {
-    let config = match load(config_path, false) {
+    let config = match load(config_path, json) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let scenario = match Scenario::load(scenario_path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INVALID_CONFIG;
+            return fail(json, exit_code::INVALID_CONFIG, &e);
         }
     };
     let paper = PaperNode::with_seed(&scenario, seed.unwrap_or(scenario.seed));
@@ -32,8 +31,7 @@ pub(crate) fn run(
     let mut pipeline = match config.build(&node) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INVALID_CONFIG;
+            return fail(json, exit_code::INVALID_CONFIG, &e);
         }
     };
     // A dry run leaves nothing behind: no report file.
@@ -56,8 +54,7 @@ pub(crate) fn run(
     let runtime = match built {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
+            return fail(json, 1, format!("cannot start the runtime: {e}"));
         }
     };
     let mut shutdown = Shutdown::new(pipeline, node)
@@ -67,8 +64,7 @@ pub(crate) fn run(
         match shutdown_redis::RedisTarget::parse(url) {
             Ok(target) => shutdown = shutdown.with_extension(target),
             Err(e) => {
-                eprintln!("error: --redis: {e}");
-                return exit_code::INVALID_CONFIG;
+                return fail(json, exit_code::INVALID_CONFIG, format!("--redis: {e}"));
             }
         }
     }

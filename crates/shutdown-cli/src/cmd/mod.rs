@@ -21,7 +21,10 @@ use crate::output::print_json;
 pub(crate) fn load(config: &Path, json: bool) -> Result<PipelineConfig, i32> {
     PipelineConfig::load(config).map_err(|e| {
         if json {
-            print_json(&serde_json::json!({ "ok": false, "problems": e.problems }));
+            print_json(&serde_json::json!({
+                "ok": false, "error": e.to_string(), "exit_code": exit_code::INVALID_CONFIG,
+                "problems": e.problems,
+            }));
         } else {
             eprintln!("error: {e}");
         }

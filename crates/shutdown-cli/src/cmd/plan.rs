@@ -8,7 +8,7 @@ use shutdown_core::exit_code;
 use shutdown_paper::PaperNode;
 
 use super::{empty_scenario, load};
-use crate::output::{outln, outln_wrapped, print_env_overrides, print_json, wrap};
+use crate::output::{fail, outln, outln_wrapped, print_env_overrides, print_json, wrap};
 
 #[derive(Serialize)]
 struct PlanStep {
@@ -31,8 +31,7 @@ pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bo
     let pipeline = match config.build(&node) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INVALID_CONFIG;
+            return fail(json, exit_code::INVALID_CONFIG, &e);
         }
     };
     let grace = match grace
@@ -41,8 +40,7 @@ pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bo
     {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error: --grace-period: {e}");
-            return 2;
+            return fail(json, 2, format!("--grace-period: {e}"));
         }
     };
     let mut budget = config.budget(grace);

@@ -4,17 +4,20 @@ use std::path::{Path, PathBuf};
 
 use super::{restore_options, runtime};
 use crate::RedisArgs;
-use crate::output::{out, print_json};
+use crate::output::{fail, out, print_json};
 
-pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
+pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool, exit_code: bool) -> i32 {
     let found = match file {
         Some(path) => shutdown_core::report::read_report(path).map_err(|e| e.to_string()),
         None => {
             let options = match restore_options(redis, PathBuf::from("shutdown-fallback")) {
                 Ok(o) if o.redis.is_some() => o,
                 Ok(_) => {
-                    eprintln!("error: give --file PATH, or --redis URL (or set REDIS_URL)");
-                    return 2;
+                    return fail(
+                        json,
+                        2,
+                        "give --file PATH, or --redis URL (or set REDIS_URL)",
+                    );
                 }
                 Err(code) => return code,
             };
@@ -40,11 +43,8 @@ pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool) -> i32 {
             } else {
                 out!("{r}");
             }
-            0
+            if exit_code { r.exit_code } else { 0 }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
+        Err(e) => fail(json, 1, &e),
     }
 }

@@ -7,7 +7,7 @@ use shutdown_redis::PreviousShutdown;
 
 use super::{restore_options, runtime};
 use crate::RedisArgs;
-use crate::output::{outln, outln_wrapped, print_json};
+use crate::output::{fail, outln, outln_wrapped, print_json};
 
 pub(crate) fn run(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
     let options = match restore_options(redis, fallback_dir) {
@@ -55,9 +55,6 @@ pub(crate) fn run(redis: &RedisArgs, fallback_dir: PathBuf, json: bool) -> i32 {
                 PreviousShutdown::Unknown => 1,
             }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
+        Err(e) => fail(json, 1, &e),
     }
 }

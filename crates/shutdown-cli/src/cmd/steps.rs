@@ -3,14 +3,13 @@
 
 use shutdown_core::Registry;
 
-use crate::output::{out, outln, print_json, wrap};
+use crate::output::{fail, out, outln, print_json, wrap};
 
 pub(crate) fn run(json: bool, markdown: bool) -> i32 {
     let registry = match Registry::global() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
+            return fail(json, 1, &e);
         }
     };
     if markdown {

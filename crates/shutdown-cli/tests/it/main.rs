@@ -285,6 +285,83 @@ fn report_prints_a_report_file_and_human_output_fits_80_columns() {
 }
 
 #[test]
+fn report_exit_code_hands_on_the_exit_code_the_report_records() {
+    let (code, v) = dry_run("examples/scenarios/hostile.toml", "3");
+    assert_eq!(code, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let path = file.to_str().unwrap();
+    // Without the flag, printing a degraded report succeeded: exit 0.
+    assert_eq!(ctl(&["report", "--file", path]).status.code(), Some(0));
+    let out = ctl(&["report", "--file", path, "--exit-code"]);
+    assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("shutdown degraded (exit 10)"));
+}
+
+#[test]
+fn with_json_a_failure_is_a_json_object_on_stdout_as_well_as_a_line_on_stderr() {
+    let out = dry_run_texts(
+        &std::fs::read_to_string(root().join(PIPELINE)).unwrap(),
+        "[[positions]]\nid = \"p\"\ninstrument = \"X\"\nside = \"up\"\n",
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 78);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("scenario.toml: invalid scenario"), "{error}");
+    assert!(text(&out.stderr).contains(error), "{}", text(&out.stderr));
+
+    let out = ctl(&["report", "--file", "missing.json", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(
+        (v["ok"].as_bool(), v["exit_code"].as_i64()),
+        (Some(false), Some(1))
+    );
+    assert!(v["error"].as_str().unwrap().contains("missing.json"));
+}
+
+#[test]
+fn color_is_chosen_by_flag_and_no_color_turns_it_off() {
+    let run = |args: &[&str], no_color: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shutdownctl"));
+        cmd.args(args).current_dir(root());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(10));
+        let err = text(&out.stderr);
+        assert!(err.contains("step failed"), "{err}");
+        err.contains('\u{1b}')
+    };
+    let hostile = [
+        "dry-run",
+        PIPELINE,
+        "--scenario",
+        "examples/scenarios/hostile.toml",
+    ];
+    let with = |color: &'static str| {
+        let mut a = vec!["--color", color];
+        a.extend(hostile);
+        a
+    };
+    assert!(
+        run(&with("always"), false),
+        "--color always colours the log"
+    );
+    assert!(!run(&with("never"), false), "--color never does not");
+    // stderr is a pipe here, so auto means no colour; NO_COLOR wins over auto too.
+    assert!(!run(&hostile, false));
+    assert!(!run(&with("auto"), true));
+}
+
+#[test]
 fn every_command_has_help_with_an_example() {
     for cmd in [
         "steps", "validate", "plan", "dry-run", "report", "restore", "fleet",
