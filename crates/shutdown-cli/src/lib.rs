@@ -115,6 +115,24 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
     },
+    /// Dry-run a start gate (reconcile, protect, resume) on the paper venue: the scenario's book is
+    /// what the node knew when it stopped, its `[downtime]` what happened at the venue since.
+    #[command(
+        after_help = "Example:\n  shutdownctl reconcile examples/configs/start.toml --scenario examples/scenarios/downtime.toml\n\nPrints the start gate's report, whether the trading gate is open, and an audit: the gate must name every change the downtime made and open only with every position protected.\nExits with the start gate's exit code: 0 the gate opened, 10 it stays halted (a difference needs an operator, or a step failed), 11 aborted, 12 forced; 1 the audit failed; 78 invalid config or scenario."
+    )]
+    Reconcile {
+        /// The start gate's pipeline config (TOML).
+        config: PathBuf,
+        /// The scenario (TOML), with a `[downtime]` section.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the last shutdown report: from a file a node wrote (`report_path`), or from Redis.
     #[command(
         after_help = "Examples:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl report --trader-id trader-001"
@@ -232,6 +250,12 @@ pub fn run(cli: Cli) -> i32 {
             json,
             redis,
         } => cmd::dry_run::run(&config, &scenario, seed, json, redis.as_deref()),
+        Command::Reconcile {
+            config,
+            scenario,
+            seed,
+            json,
+        } => cmd::reconcile::run(&config, &scenario, seed, json),
         Command::Report {
             file,
             redis,

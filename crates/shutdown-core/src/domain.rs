@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Side of an order or of a position (`buy` is long, `sell` is short).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// Buy order, or a long position.
@@ -26,7 +26,9 @@ impl Side {
 }
 
 /// Position side in hedge mode; `both` for one-way (net) accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PositionSide {
     /// One-way (net) mode: a single position per instrument.
@@ -251,6 +253,19 @@ pub struct Position {
     pub entry_price: Decimal,
     /// Current mark price (the price stops trigger on).
     pub mark_price: Decimal,
+}
+
+/// What the node last knew of its book: the snapshot its previous shutdown left (or an empty book on
+/// a first start). The start gate's `reconcile` step compares the venue against it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastKnown {
+    /// When it was taken (RFC 3339), if known.
+    #[serde(default)]
+    pub taken_at: Option<String>,
+    /// Every order the node knew, in any status.
+    pub orders: Vec<Order>,
+    /// Open positions.
+    pub positions: Vec<Position>,
 }
 
 /// An account balance.

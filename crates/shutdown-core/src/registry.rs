@@ -125,7 +125,24 @@ pub fn parse_options<T: DeserializeOwned>(
     docs: &[OptionDoc],
 ) -> Result<T, Vec<OptionError>> {
     let known: Vec<&str> = docs.iter().map(|d| d.name).collect();
-    crate::config::fields::deserialize_all(options.table.clone(), &known, "option")
+    crate::config::fields::deserialize_all(options.table.clone(), &known, "option").map_err(
+        |errors| {
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    // serde names an enum's Rust type; the documented type lists the choices.
+                    let doc = docs.iter().find(|d| Some(d.name) == e.key.as_deref());
+                    if let (Some(doc), true) = (doc, e.message.contains("variant")) {
+                        let found = (options.table.get(doc.name))
+                            .map(|v| format!("{:?}", v.to_string()))
+                            .unwrap_or_default();
+                        e.message = format!("expected one of {}, found {found}", doc.ty);
+                    }
+                    e
+                })
+                .collect()
+        },
+    )
 }
 
 /// `unknown option `x`; did you mean `y`? (known: a, b, c)`.

@@ -60,7 +60,7 @@ impl Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -104,8 +104,9 @@ impl StepOutcome {
 }
 
 impl fmt::Display for StepOutcome {
+    // `pad`, so the report's table can align it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -251,9 +252,13 @@ impl Report {
 impl fmt::Display for Report {
     /// A table that fits in 80 columns.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.reason.as_str() {
+            "start" => "start gate",
+            _ => "shutdown",
+        };
         writeln!(
             f,
-            "shutdown {} (exit {}) after {:.3}s: reason {}{}",
+            "{what} {} (exit {}) after {:.3}s: reason {}{}",
             self.outcome,
             self.exit_code,
             self.duration,
@@ -507,6 +512,20 @@ mod tests {
                 line.len()
             );
         }
+    }
+
+    #[test]
+    fn the_table_columns_line_up_whatever_the_outcome_and_a_start_gate_says_so() {
+        let mut r = sample();
+        let mut ok = r.steps[0].clone();
+        ok.outcome = StepOutcome::Succeeded;
+        r.steps.push(ok);
+        r.reason = "start".into();
+        let text = r.to_string();
+        assert!(text.starts_with("start gate degraded (exit 10)"), "{text}");
+        let rows: Vec<&str> = text.lines().skip(2).collect();
+        let secs = |row: &str| row.find("0.250").unwrap();
+        assert_eq!(secs(rows[0]), secs(rows[1]), "{text}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Reason {
     Fleet,
     /// The global deadline.
     Deadline,
+    /// Not a shutdown: the start gate of a node that is starting (see [`crate::Shutdown::run_start_gate`]).
+    Start,
 }
 
 impl fmt::Display for Reason {
@@ -29,6 +31,7 @@ impl fmt::Display for Reason {
             Reason::Api => f.write_str("api"),
             Reason::Fleet => f.write_str("fleet"),
             Reason::Deadline => f.write_str("deadline"),
+            Reason::Start => f.write_str("start"),
         }
     }
 }

@@ -19,6 +19,7 @@ use shutdown_core::domain::{
 use shutdown_core::{Counter, Report};
 
 use crate::venue::PaperNode;
+use crate::venue::downtime::Change;
 
 /// What the venue holds once the process has exited.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -262,6 +263,97 @@ impl PaperNode {
                 "exit code 0 while {} positions are unprotected and {} orders are left working",
                 truth.unprotected.len(),
                 truth.orphaned.len()
+            ));
+        }
+        Audit {
+            ok: discrepancies.is_empty(),
+            discrepancies,
+            truth,
+        }
+    }
+}
+
+impl PaperNode {
+    /// Check a start gate's report against the venue and the changes the downtime made: the
+    /// `reconcile` step names every change and no other, the gate is open exactly when the report
+    /// says a step opened it, and an open gate leaves no position unprotected.
+    pub fn audit_start(&self, report: &Report, changes: &[Change]) -> Audit {
+        let live: Vec<Order> = (self.all_orders().into_iter())
+            .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
+            .collect();
+        let truth = Truth {
+            unprotected: unprotected(&self.open_positions(), &live),
+            working: live.iter().map(|o| o.client_id.clone()).collect(),
+            orphaned: BTreeSet::new(),
+            switches_firing: Vec::new(),
+        };
+        let mut discrepancies = Vec::new();
+        let reconciled = report
+            .steps
+            .iter()
+            .find(|s| s.kind == "reconcile")
+            .and_then(|s| s.details.get("differences"))
+            .and_then(|d| d.as_array());
+        if let Some(diffs) = reconciled {
+            let found: BTreeSet<(String, String)> = diffs
+                .iter()
+                .filter_map(|d| {
+                    let kind = d["kind"].as_str()?;
+                    let id = match kind {
+                        "position_changed" => d["instrument"].as_str()?,
+                        _ => d["id"].as_str()?,
+                    };
+                    Some((kind.to_owned(), id.to_owned()))
+                })
+                .collect();
+            let made: BTreeSet<(String, String)> = changes
+                .iter()
+                .map(|c| (c.kind.to_owned(), c.id.clone()))
+                .collect();
+            // An order the report says it cannot account for (`state_unknown`) is an honest answer
+            // about whatever happened to it.
+            let unsure: BTreeSet<&str> = (found.iter())
+                .filter(|(kind, _)| kind == "state_unknown")
+                .map(|(_, id)| id.as_str())
+                .collect();
+            for (kind, id) in made.difference(&found) {
+                if kind != "position_changed" && unsure.contains(id.as_str()) {
+                    continue;
+                }
+                discrepancies.push(format!(
+                    "the downtime made {kind} {id}, and the report does not name it"
+                ));
+            }
+            for (kind, id) in found.difference(&made) {
+                if kind == "state_unknown" {
+                    continue;
+                }
+                discrepancies.push(format!(
+                    "the report names {kind} {id}, which the downtime did not make"
+                ));
+            }
+        }
+        let opened = report.steps.iter().any(|s| {
+            s.kind == "resume" && s.details.get("resumed").and_then(|v| v.as_bool()) == Some(true)
+        });
+        let open = !self.halted();
+        if open != opened {
+            discrepancies.push(match open {
+                true => {
+                    "the trading gate is open, and the report does not say a step opened it".into()
+                }
+                false => "the report says the trading gate was opened, and it is halted".into(),
+            });
+        }
+        if open {
+            for id in &truth.unprotected {
+                discrepancies.push(format!("the gate opened with position {id} unprotected"));
+            }
+        }
+        if open && report.exit_code != 0 {
+            discrepancies.push(format!(
+                "the gate opened, and the exit code is {}",
+                report.exit_code
             ));
         }
         Audit {

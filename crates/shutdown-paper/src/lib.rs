@@ -36,5 +36,6 @@ pub mod venue;
 mod fuzz;
 
 pub use crate::audit::{Audit, Truth};
-pub use crate::scenario::{Scenario, ScenarioError, VenueBehaviour};
+pub use crate::scenario::{Downtime, Scenario, ScenarioError, VenueBehaviour};
+pub use crate::venue::downtime::Change;
 pub use crate::venue::{PaperNode, VenueStats};

@@ -48,6 +48,30 @@ pub struct Scenario {
     /// Generated book, added to the explicit one.
     #[serde(default)]
     pub generate: Option<Generate>,
+    /// What happened at the venue while the node was down (for a start gate's dry-run): the book
+    /// above is what the node knew when it stopped.
+    #[serde(default)]
+    pub downtime: Downtime,
+}
+
+/// What happened at the venue while the node was down, applied in this order: cancels, the
+/// dead-man's switches, fills, price moves (a stop the new mark crosses fires), orders placed by
+/// hand. Orders held by the process (`residence = "local"`) are gone in any case.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Downtime {
+    /// Client ids of orders the venue cancelled (expiry, a cancel-on-disconnect of their session).
+    pub cancelled: Vec<String>,
+    /// Every armed dead-man's switch fired: every working order at the venue, stops included, is
+    /// cancelled.
+    pub dead_man_fired: bool,
+    /// Client ids of working orders that filled; their positions move by the fill.
+    pub filled: Vec<String>,
+    /// New mark prices; a stop whose trigger the new mark reaches fires and fills.
+    pub marks: Vec<InstrumentSpec>,
+    /// Orders placed by hand at the venue; one whose status is `filled` is a trade that moved its
+    /// position, the others are working orders the node never knew.
+    pub orders: Vec<Order>,
 }
 
 fn default_seed() -> u64 {
@@ -351,6 +375,45 @@ impl Scenario {
                 if n > max {
                     problems.push(format!("generate.{name} must be at most {max}, found {n}"));
                 }
+            }
+        }
+        let d = &self.downtime;
+        let order_ids: std::collections::HashSet<&str> =
+            self.orders.iter().map(|o| o.client_id.as_str()).collect();
+        for (name, ids) in [("cancelled", &d.cancelled), ("filled", &d.filled)] {
+            for id in ids.iter().filter(|id| !order_ids.contains(id.as_str())) {
+                problems.push(format!("downtime.{name}: no order {id:?} in the scenario"));
+            }
+        }
+        for m in &d.marks {
+            if !known(&m.symbol) {
+                problems.push(format!("downtime.marks: unknown instrument {:?}", m.symbol));
+            }
+            if m.mark_price <= Decimal::ZERO {
+                problems.push(format!(
+                    "downtime.marks: {}: mark_price must be positive, found {}",
+                    m.symbol, m.mark_price
+                ));
+            }
+        }
+        for o in &d.orders {
+            if order_ids.contains(o.client_id.as_str()) {
+                problems.push(format!(
+                    "downtime.orders: client_id {:?} is already a scenario order",
+                    o.client_id
+                ));
+            }
+            if !known(&o.instrument) {
+                problems.push(format!(
+                    "downtime.orders: {}: unknown instrument {:?}",
+                    o.client_id, o.instrument
+                ));
+            }
+            if o.quantity <= Decimal::ZERO {
+                problems.push(format!(
+                    "downtime.orders: {}: quantity must be positive, found {}",
+                    o.client_id, o.quantity
+                ));
             }
         }
         match problems.len() {

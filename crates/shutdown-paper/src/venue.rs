@@ -73,6 +73,8 @@ pub struct VenueStats {
     pub fills_racing_cancels: u64,
 }
 
+pub(crate) mod downtime;
+
 #[derive(Debug)]
 struct State {
     behaviour: VenueBehaviour,
@@ -326,11 +328,14 @@ fn apply_fill(s: &mut State, order: &Order, qty: Decimal) {
             let Some(p) = s.positions.get_mut(&id) else {
                 return;
             };
+            let reduces = order.reduce_only || order.close_position;
             if p.side == order.side {
-                p.quantity += qty;
-            } else if qty < p.quantity {
+                if !reduces {
+                    p.quantity += qty;
+                }
+            } else if qty < p.quantity && !order.close_position {
                 p.quantity -= qty;
-            } else if qty == p.quantity {
+            } else if qty == p.quantity || reduces {
                 s.positions.remove(&id);
             } else {
                 p.quantity = qty - p.quantity;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shutdown_core::Report;
+use shutdown_core::domain::LastKnown;
 
 use crate::fallback;
 use crate::keys::Keys;
@@ -77,6 +78,24 @@ pub struct Restored {
 }
 
 impl Restored {
+    /// What a start gate compares the venue with (see `reconcile`): the last snapshot's orders and
+    /// positions; an empty book when there was no previous run; `None` when there is no snapshot to
+    /// go by though there may have been a run (the evidence cannot be read, or an unclean run left
+    /// none). With `None`, a node should not take the venue's book as its own on its own word: an
+    /// empty book makes every working order at the venue an unknown order, which keeps the gate
+    /// halted by default.
+    pub fn last_known(&self) -> Option<LastKnown> {
+        match (&self.snapshot, self.previous_shutdown) {
+            (Some(s), _) => Some(LastKnown {
+                taken_at: Some(s.taken_at.clone()),
+                orders: s.orders.clone(),
+                positions: s.positions.clone(),
+            }),
+            (None, PreviousShutdown::None) => Some(LastKnown::default()),
+            (None, _) => None,
+        }
+    }
+
     /// One line for logs and `shutdownctl restore`.
     pub fn summary(&self) -> String {
         let what = match self.previous_shutdown {

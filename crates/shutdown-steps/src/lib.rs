@@ -6,6 +6,11 @@
 //! - `verify`: check that every open position is covered by resting stops, and remedy it if told to;
 //! - `close`: disarm dead-man's switches, log out and disconnect every venue connection.
 //!
+//! And for the start gate (the pipeline a node runs before it trades; `verify` serves there too):
+//!
+//! - `reconcile`: compare the venue with the last snapshot and handle every difference by its policy;
+//! - `resume`: open the trading gate only when every step before it left nothing outstanding.
+//!
 //! A binary that builds pipelines from TOML must link this crate:
 //! `extern crate shutdown_steps as _;`.
 
@@ -13,6 +18,9 @@ pub mod cancel;
 pub mod close;
 pub mod coverage;
 pub mod halt;
+pub mod reconcile;
+mod remedy;
+pub mod resume;
 pub mod verify;
 
 pub use crate::cancel::CancelSummary;

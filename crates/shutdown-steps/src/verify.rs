@@ -1,21 +1,21 @@
 //! `verify`: every open position must be covered by resting stops; report, place a stop, flatten or fail.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, Position, Side};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
+use shutdown_core::node::{OrderGateway, PositionBook};
 use shutdown_core::{
     Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
-use shutdown_core::retry::{Backoff, retry, work_deadline};
+use crate::remedy::{self, Action, BACKOFF, Remedy};
+use shutdown_core::retry::{retry, work_deadline};
 
 /// Options of `verify`.
 pub const OPTIONS: &[OptionDoc] = &[
@@ -137,12 +137,6 @@ pub struct Verify {
     positions: Arc<dyn PositionBook>,
 }
 
-const BACKOFF: Backoff = Backoff {
-    retries: 3,
-    initial: Duration::from_millis(50),
-    max: Duration::from_secs(1),
-};
-
 impl Verify {
     fn rules(&self) -> CoverageRules {
         CoverageRules {
@@ -174,89 +168,24 @@ impl Verify {
             .collect()
     }
 
-    async fn remedy(&self, p: &Position, c: &Coverage, deadline: Instant) -> Remedy {
-        let side = p.side.opposite();
-        match self.config.on_unprotected {
-            OnUnprotected::PlaceStop => {
-                let missing = p.quantity - c.covered;
-                let d = Decimal::try_from(self.config.stop_distance_pct / 100.0)
-                    .unwrap_or(Decimal::new(1, 2));
-                let trigger = match p.side {
-                    Side::Buy => p.mark_price * (Decimal::ONE - d),
-                    Side::Sell => p.mark_price * (Decimal::ONE + d),
-                }
-                .round_dp(8);
-                // Never a stop that cannot fire: at or below zero, or already crossed.
-                let crossed = match p.side {
-                    Side::Buy => trigger >= p.mark_price,
-                    Side::Sell => trigger <= p.mark_price,
-                };
-                if trigger <= Decimal::ZERO || crossed {
-                    return Remedy::failed(format!(
-                        "no stop placed: a trigger {}% from the mark {} would be {trigger}, which cannot protect",
-                        self.config.stop_distance_pct, p.mark_price
-                    ));
-                }
-                let request = StopRequest {
-                    client_id: format!("shutdown-stop-{}", p.id),
-                    instrument: p.instrument.clone(),
-                    side,
-                    position_side: p.position_side,
-                    quantity: missing,
-                    trigger_price: trigger,
-                };
-                match retry(&request.client_id, BACKOFF, deadline, || {
-                    self.orders.place_stop(&request)
-                })
-                .await
-                .0
-                {
-                    Ok(o) => Remedy {
-                        text: format!("placed stop {} for {missing} at {trigger}", o.client_id),
-                        order: Some(o.client_id),
-                    },
-                    Err(e) => Remedy::failed(format!("placing a stop failed: {e}")),
-                }
-            }
-            OnUnprotected::Flatten => {
-                let request = ExitRequest {
-                    client_id: format!("shutdown-exit-{}", p.id),
-                    instrument: p.instrument.clone(),
-                    side,
-                    position_side: p.position_side,
-                    quantity: p.quantity,
-                };
-                match retry(&request.client_id, BACKOFF, deadline, || {
-                    self.orders.place_exit(&request)
-                })
-                .await
-                .0
-                {
-                    Ok(o) => Remedy {
-                        text: format!(
-                            "sent reduce-only market exit {} for {}",
-                            o.client_id, o.filled_quantity
-                        ),
-                        order: Some(o.client_id),
-                    },
-                    Err(e) => Remedy::failed(format!("exit failed: {e}")),
-                }
-            }
-            OnUnprotected::Report | OnUnprotected::Fail => Remedy::failed("none".into()),
-        }
-    }
-}
-
-/// What a remedy did: in words, and the order it sent, if one went out.
-#[derive(Debug, Clone, Serialize)]
-struct Remedy {
-    text: String,
-    order: Option<String>,
-}
-
-impl Remedy {
-    fn failed(text: String) -> Self {
-        Self { text, order: None }
+    async fn remedy(&self, p: &Position, c: &Coverage, prefix: &str, deadline: Instant) -> Remedy {
+        let action = match self.config.on_unprotected {
+            OnUnprotected::PlaceStop => Action::PlaceStop {
+                distance_pct: self.config.stop_distance_pct,
+                trigger: None,
+            },
+            OnUnprotected::Flatten => Action::Flatten,
+            OnUnprotected::Report | OnUnprotected::Fail => return Remedy::failed("none".into()),
+        };
+        remedy::send(
+            &*self.orders,
+            action,
+            p,
+            p.quantity - c.covered,
+            prefix,
+            deadline,
+        )
+        .await
     }
 }
 
@@ -346,7 +275,7 @@ impl ShutdownStep for Verify {
                 let done = futures_util::future::join_all(
                     batch
                         .iter()
-                        .map(|(p, c)| self.remedy(p, c, remedy_deadline)),
+                        .map(|(p, c)| self.remedy(p, c, remedy::id_prefix(&ctx), remedy_deadline)),
                 )
                 .await;
                 for ((p, _), action) in batch.iter().zip(done) {

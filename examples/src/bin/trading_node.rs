@@ -5,9 +5,16 @@
 //! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot.
 //!
 //! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
-//! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean; then it quotes
-//! continuously, listens for the fleet kill switch (with Redis), prints `ready` once it has orders resting, and on SIGTERM or SIGINT runs the pipeline of CONFIG and exits with its
-//! exit code. Metrics go where `[metrics]` says; the report to `report_path`, Redis and the log.
+//! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean. Then, with the
+//! trading gate halted, it runs its start gate (`examples/configs/start.toml`, or the file
+//! `TRADING_NODE_START_CONFIG` names): the venue compared with the last snapshot (on a first start
+//! the venue's book is taken as the node's own), every difference handled, every position
+//! protected; it prints what it found (`start gate:` lines). Only when the gate opens does it quote
+//! continuously and print `ready` once it has orders resting; a gate left halted prints
+//! `halted: not quoting` and the node waits, trading nothing. It listens for the fleet kill switch
+//! (with Redis), and on SIGTERM or SIGINT (at any time, during the start gate too) runs the pipeline
+//! of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the report to
+//! `report_path`, Redis and the log.
 
 // Link the crates whose steps register themselves (the built-in ones and this crate's `notify`).
 extern crate shutdown_examples as _;
@@ -18,13 +25,70 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shutdown_core::{PipelineConfig, Shutdown, exit_code};
+use shutdown_core::config::EnvOverrides;
+use shutdown_core::domain::LastKnown;
+use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::{
-    FleetSwitch, Lease, LeaseOptions, RedisReportSink, RedisTarget, RestoreOptions,
-    restore_and_mark_running,
+    FleetSwitch, Lease, LeaseOptions, PreviousShutdown, RedisReportSink, RedisTarget,
+    RestoreOptions, restore_and_mark_running,
 };
+
+/// The start gate's pipeline: the file `TRADING_NODE_START_CONFIG` names, or the shipped one. No
+/// `SHUTDOWN_*` overrides: those are for the shutdown.
+fn start_config() -> PipelineConfig {
+    let loaded = match std::env::var("TRADING_NODE_START_CONFIG") {
+        Ok(path) => PipelineConfig::load_with(&path, EnvOverrides::None),
+        Err(_) => PipelineConfig::from_toml(
+            include_str!("../../configs/start.toml"),
+            "examples/configs/start.toml",
+            EnvOverrides::None,
+        ),
+    };
+    loaded.unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()))
+}
+
+/// What the start gate found, one `start gate:` line each.
+fn say_start_gate(report: &Report) {
+    let first = report.to_string();
+    say(&format!(
+        "start gate: {}",
+        first.lines().next().unwrap_or_default()
+    ));
+    let diffs = (report.steps.iter())
+        .find(|s| s.kind == "reconcile")
+        .and_then(|s| s.details.get("differences"))
+        .and_then(|d| d.as_array());
+    for d in diffs.into_iter().flatten() {
+        let f = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+        let action = d["action"]
+            .as_str()
+            .map(|a| format!(": {a}"))
+            .unwrap_or_default();
+        say(&format!(
+            "start gate: {} {} ({}): was {}, now {}; {}{action}",
+            f("kind"),
+            f("id"),
+            f("instrument"),
+            f("was"),
+            f("now"),
+            f("policy")
+        ));
+    }
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| s.error.is_some() || !s.problems.is_empty())
+    {
+        let why = s
+            .error
+            .clone()
+            .or_else(|| s.problems.first().cloned())
+            .unwrap_or_default();
+        say(&format!("start gate: {}: {why}", s.name));
+    }
+}
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -57,6 +121,19 @@ async fn main() {
     let pipeline = config
         .build(&node)
         .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    let start_pipeline = start_config()
+        .build(&node)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    // Nothing trades before the start gate opens the trading gate.
+    let gate = node
+        .gate()
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    if let Err(e) = gate.halt().await {
+        fail(
+            1,
+            &format!("cannot halt the trading gate before the start gate: {e}"),
+        );
+    }
 
     let redis = std::env::var("REDIS_URL")
         .ok()
@@ -91,14 +168,28 @@ async fn main() {
         fallback_dir: "shutdown-fallback".into(),
         timeout: Duration::from_secs(2),
     };
-    let marker = match restore_and_mark_running(&restore).await {
+    let (marker, last) = match restore_and_mark_running(&restore).await {
         Ok((r, marker)) => {
             say(&format!("restore: {}", r.summary()));
-            Some(marker)
+            (Some(marker), Some(r))
         }
         Err(e) => {
             say(&format!("restore: failed: {e}"));
-            None
+            (None, None)
+        }
+    };
+    // What the start gate compares the venue with.
+    let last = match last.as_ref().map(|r| (r.previous_shutdown, r.last_known())) {
+        Some((PreviousShutdown::None, _)) => {
+            say("start gate: no previous run: the venue's book is taken as the node's own");
+            paper.last_known()
+        }
+        Some((_, Some(last))) => last,
+        _ => {
+            say(
+                "start gate: no snapshot to compare the venue with: every working order there is unknown to the node",
+            );
+            LastKnown::default()
         }
     };
 
@@ -157,6 +248,17 @@ async fn main() {
         .listen_signals()
         .unwrap_or_else(|e| fail(1, &format!("cannot install the signal handler: {e}")));
 
+    let report = Shutdown::new(start_pipeline, node.clone())
+        .with_extension(last)
+        .run_start_gate()
+        .await;
+    say_start_gate(&report);
+    let open = matches!(gate.is_halted().await, Ok(false));
+    if !open || shutdown.handle().is_shutdown_requested() {
+        say("halted: not quoting");
+        shutdown.run_when_requested().await;
+        return;
+    }
     let mut quoting = Vec::new();
     for inst in &scenario.instruments {
         let first = Arc::new(tokio::sync::Notify::new());

@@ -539,7 +539,14 @@ fn a_node_killed_holding_the_lease_lets_it_go_when_it_expires() {
     a.wait_exit(Duration::from_secs(10));
     let mut b = spawn_leased(dir_b.path(), Some(&redis.url), 1500, 60_000);
     b.wait_line("lease: held");
-    b.wait_line("ready");
+    // The first node left no snapshot: the second cannot tell its orders from anyone else's, so its
+    // start gate keeps the trading gate halted.
+    b.wait_line("halted: not quoting");
+    assert!(
+        b.stdout().contains("start gate: unknown_order btc-bid-1"),
+        "{}",
+        b.stdout()
+    );
     b.signal(Signal::SIGTERM);
     b.wait_exit(Duration::from_secs(20));
 }
@@ -595,4 +602,62 @@ fn a_node_that_loses_its_lease_halts_trading_at_once_and_says_so() {
     );
     a.signal(Signal::SIGTERM);
     a.wait_exit(Duration::from_secs(20));
+}
+
+#[test]
+fn a_node_reconciles_with_the_venue_before_it_quotes_and_quotes_only_once_the_gate_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    // First start: no previous run, the venue's book is the node's own; the gate opens.
+    let mut first = start(dir.path(), &shipped_config(), None, None);
+    let out = first.proc.stdout();
+    assert!(
+        out.contains("start gate: no previous run")
+            && out.contains("start gate: start gate clean (exit 0)"),
+        "{out}"
+    );
+    first.proc.signal(Signal::SIGTERM);
+    assert_eq!(first.proc.wait_exit(Duration::from_secs(20)).0, Some(0));
+    // Second start: the venue (the paper venue starts again from its scenario) is compared with
+    // the snapshot the shutdown left; the stop the first start placed (and the shutdown kept) is
+    // not there, and is placed again before anything quotes.
+    let mut second = start(dir.path(), &shipped_config(), None, None);
+    let out = second.proc.stdout();
+    let gate = out.find("start gate: start gate clean").expect(&out);
+    let ready = out.find("\nready").expect(&out);
+    assert!(gate < ready, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("start gate: stop_gone start-stop-")
+                && l.contains("placed stop start-stop-")),
+        "{out}"
+    );
+    second.proc.signal(Signal::SIGTERM);
+    assert_eq!(second.proc.wait_exit(Duration::from_secs(20)).0, Some(0));
+}
+
+#[test]
+fn a_start_gate_left_halted_quotes_nothing_and_still_shuts_down_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // A start gate that holds on any unknown order, with no snapshot to go by (the evidence is a
+    // run marker with no snapshot): every working order at the venue is unknown.
+    std::fs::create_dir_all(dir.path().join("shutdown-fallback")).unwrap();
+    std::fs::write(
+        dir.path().join("shutdown-fallback/trader-001-running.json"),
+        r#"{"pid": 1, "started_at": "2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("node.toml"), shipped_config()).unwrap();
+    let mut node = Proc::spawn(command(dir.path(), None, None));
+    node.wait_line("halted: not quoting");
+    let out = node.stdout();
+    assert!(
+        out.contains("restore: previous shutdown was NOT clean"),
+        "{out}"
+    );
+    assert!(!out.contains("\nready"), "{out}");
+    node.signal(Signal::SIGTERM);
+    let (code, _) = node.wait_exit(Duration::from_secs(20));
+    // The shutdown still runs (halt, cancel, verify, flush, close) and reports.
+    assert!(matches!(code, Some(0 | 10)), "{code:?}");
+    assert!(dir.path().join("shutdown-report.json").exists());
 }

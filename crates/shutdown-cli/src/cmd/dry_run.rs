@@ -3,11 +3,33 @@
 
 use std::path::Path;
 
-use shutdown_core::{Report, Shutdown, exit_code};
+use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
 
 use super::load;
 use crate::output::{fail, out, outln, print_json};
+
+/// The config and the scenario, each checked; the exit code already reported when one is invalid.
+pub(super) fn inputs(
+    config_path: &Path,
+    scenario_path: &Path,
+    json: bool,
+) -> Result<(PipelineConfig, Scenario), i32> {
+    let config = load(config_path, json)?;
+    let scenario =
+        Scenario::load(scenario_path).map_err(|e| fail(json, exit_code::INVALID_CONFIG, &e))?;
+    Ok((config, scenario))
+}
+
+/// The runtime of a simulated run: one thread, a paused clock that jumps to the next timer, so the
+/// same inputs give the same report and minutes at the venue's pace take a moment.
+pub(super) fn simulated_runtime(json: bool) -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| fail(json, 1, format!("cannot start the runtime: {e}")))
+}
 
 pub(crate) fn run(
     config_path: &Path,
@@ -16,15 +38,9 @@ pub(crate) fn run(
     json: bool,
     redis: Option<&str>,
 ) -> i32 {
-    let config = match load(config_path, json) {
-        Ok(c) => c,
+    let (config, scenario) = match inputs(config_path, scenario_path, json) {
+        Ok(inputs) => inputs,
         Err(code) => return code,
-    };
-    let scenario = match Scenario::load(scenario_path) {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(json, exit_code::INVALID_CONFIG, &e);
-        }
     };
     let paper = PaperNode::with_seed(&scenario, seed.unwrap_or(scenario.seed));
     let node = paper.node();
@@ -36,26 +52,20 @@ pub(crate) fn run(
     };
     // A dry run leaves nothing behind: no report file.
     pipeline.settings.report_path = None;
-    // Without real I/O the whole run is simulated: one thread, a paused clock that jumps to the
-    // next timer, steps polled in place. The same config, scenario and seed give the same report,
-    // and a run that would take minutes at the venue's pace takes a moment. With --redis, Redis
+    // Without real I/O the whole run is simulated (see `simulated_runtime`). With --redis, Redis
     // needs real time: the run is then real, and not repeatable.
     let simulated = redis.is_none();
     let built = match simulated {
-        true => tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build(),
+        true => simulated_runtime(json),
         false => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build(),
+            .build()
+            .map_err(|e| fail(json, 1, format!("cannot start the runtime: {e}"))),
     };
     let runtime = match built {
         Ok(rt) => rt,
-        Err(e) => {
-            return fail(json, 1, format!("cannot start the runtime: {e}"));
-        }
+        Err(code) => return code,
     };
     let mut shutdown = Shutdown::new(pipeline, node)
         .dry_run(true)

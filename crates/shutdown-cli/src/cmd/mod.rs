@@ -3,6 +3,7 @@
 pub(crate) mod dry_run;
 pub(crate) mod fleet;
 pub(crate) mod plan;
+pub(crate) mod reconcile;
 pub(crate) mod report;
 pub(crate) mod restore;
 pub(crate) mod steps;

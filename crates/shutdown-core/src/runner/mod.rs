@@ -139,6 +139,16 @@ impl Shutdown {
         self.run().await
     }
 
+    /// Run the pipeline as a start gate: reason `start`, before the node trades. The same runner,
+    /// budgets, report and exit codes; the steps (`reconcile`, `verify`, `resume`, say) compare the
+    /// venue with what the node last knew ([`crate::domain::LastKnown`], handed over with
+    /// [`Shutdown::with_extension`]) and open the trading gate only when nothing is left outstanding.
+    /// A signal during the gate escalates it as it would a shutdown.
+    pub async fn run_start_gate(self) -> Report {
+        self.handle.trigger(Reason::Start);
+        self.run().await
+    }
+
     /// Run the pipeline now (requesting the shutdown with reason `api` if nobody has).
     ///
     /// The supervision runs on a task of its own: dropping this future does not stop the shutdown

@@ -6,9 +6,9 @@ use shutdown_core::config::EnvOverrides;
 use shutdown_core::{PipelineConfig, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
 
-const MARKS: [(&str, u32); 3] = [("B0", 100), ("B1", 1000), ("B2", 50)];
+pub(crate) const MARKS: [(&str, u32); 3] = [("B0", 100), ("B1", 1000), ("B2", 50)];
 
-fn position() -> impl Strategy<Value = String> {
+pub(crate) fn position() -> impl Strategy<Value = String> {
     (0..3usize, any::<bool>(), 0..3u8, 1..6u32, any::<bool>()).prop_map(
         |(i, long, hedge, qty, half)| {
             let side = if long { "buy" } else { "sell" };
@@ -27,7 +27,7 @@ fn position() -> impl Strategy<Value = String> {
     )
 }
 
-fn order() -> impl Strategy<Value = String> {
+pub(crate) fn order() -> impl Strategy<Value = String> {
     let kind = prop::sample::select(vec![
         "stop_market",
         "stop_market",

@@ -9,5 +9,6 @@ mod cancel;
 mod close;
 mod coverage;
 mod registry;
+mod start_gate;
 mod support;
 mod verify;

@@ -5,7 +5,10 @@ use shutdown_core::Registry;
 #[test]
 fn the_built_in_kinds_are_registered_sorted() {
     let registry = Registry::global().expect("no duplicate kinds");
-    assert_eq!(registry.kind_names(), ["cancel", "close", "halt", "verify"]);
+    assert_eq!(
+        registry.kind_names(),
+        ["cancel", "close", "halt", "reconcile", "resume", "verify"]
+    );
     for reg in registry.registrations() {
         assert!(!reg.summary.is_empty());
         for o in reg.options {

@@ -1,0 +1,149 @@
+//! What `verify` and `reconcile` send to the venue for a position that lacks protection: a
+//! reduce-only stop for the missing quantity, or a reduce-only market exit.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use shutdown_core::domain::{Position, Side};
+use shutdown_core::node::{ExitRequest, OrderGateway, StopRequest};
+use shutdown_core::retry::{Backoff, retry};
+use shutdown_core::{Reason, StepContext};
+use tokio::time::Instant;
+
+/// Retries of one remedy call.
+pub(crate) const BACKOFF: Backoff = Backoff {
+    retries: 3,
+    initial: Duration::from_millis(50),
+    max: Duration::from_secs(1),
+};
+
+/// What to send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Action {
+    /// A reduce-only stop at `trigger` when it is given and still on the loss side of the mark,
+    /// else `distance_pct` percent from the mark.
+    PlaceStop {
+        distance_pct: f64,
+        trigger: Option<Decimal>,
+    },
+    /// A reduce-only market exit of the whole position.
+    Flatten,
+}
+
+/// What a remedy did: in words, and the order it sent, if one went out.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Remedy {
+    pub text: String,
+    pub order: Option<String>,
+}
+
+impl Remedy {
+    pub fn failed(text: String) -> Self {
+        Self { text, order: None }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.order.is_some()
+    }
+}
+
+/// The prefix of the client ids of the orders a step sends: `start` in a start gate, `shutdown`
+/// otherwise, so a start never reuses the id of an order the last shutdown sent.
+pub(crate) fn id_prefix(ctx: &StepContext) -> &'static str {
+    match ctx.reason {
+        Reason::Start => "start",
+        _ => "shutdown",
+    }
+}
+
+/// Whether a stop of a position of this side, triggering at `trigger`, would fire at once.
+fn crossed(side: Side, trigger: Decimal, mark: Decimal) -> bool {
+    match side {
+        Side::Buy => trigger >= mark,
+        Side::Sell => trigger <= mark,
+    }
+}
+
+/// Send the remedy for `missing` of position `p`.
+pub(crate) async fn send(
+    orders: &dyn OrderGateway,
+    action: Action,
+    p: &Position,
+    missing: Decimal,
+    prefix: &str,
+    deadline: Instant,
+) -> Remedy {
+    let side = p.side.opposite();
+    match action {
+        Action::PlaceStop {
+            distance_pct,
+            trigger,
+        } => {
+            let trigger = match trigger
+                .filter(|t| *t > Decimal::ZERO && !crossed(p.side, *t, p.mark_price))
+            {
+                Some(t) => t,
+                None => {
+                    let d = Decimal::try_from(distance_pct / 100.0).unwrap_or(Decimal::new(1, 2));
+                    match p.side {
+                        Side::Buy => p.mark_price * (Decimal::ONE - d),
+                        Side::Sell => p.mark_price * (Decimal::ONE + d),
+                    }
+                    .round_dp(8)
+                }
+            };
+            // Never a stop that cannot fire: at or below zero, or already crossed.
+            if trigger <= Decimal::ZERO || crossed(p.side, trigger, p.mark_price) {
+                return Remedy::failed(format!(
+                    "no stop placed: a trigger {distance_pct}% from the mark {} would be {trigger}, which cannot protect",
+                    p.mark_price
+                ));
+            }
+            let request = StopRequest {
+                client_id: format!("{prefix}-stop-{}", p.id),
+                instrument: p.instrument.clone(),
+                side,
+                position_side: p.position_side,
+                quantity: missing,
+                trigger_price: trigger,
+            };
+            match retry(&request.client_id, BACKOFF, deadline, || {
+                orders.place_stop(&request)
+            })
+            .await
+            .0
+            {
+                Ok(o) => Remedy {
+                    text: format!("placed stop {} for {missing} at {trigger}", o.client_id),
+                    order: Some(o.client_id),
+                },
+                Err(e) => Remedy::failed(format!("placing a stop failed: {e}")),
+            }
+        }
+        Action::Flatten => {
+            let request = ExitRequest {
+                client_id: format!("{prefix}-exit-{}", p.id),
+                instrument: p.instrument.clone(),
+                side,
+                position_side: p.position_side,
+                quantity: p.quantity,
+            };
+            match retry(&request.client_id, BACKOFF, deadline, || {
+                orders.place_exit(&request)
+            })
+            .await
+            .0
+            {
+                Ok(o) => Remedy {
+                    text: format!(
+                        "sent reduce-only market exit {} for {}",
+                        o.client_id, o.filled_quantity
+                    ),
+                    order: Some(o.client_id),
+                },
+                Err(e) => Remedy::failed(format!("exit failed: {e}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `resume`: the last step of a start gate. It opens the trading gate only when every step before
+//! it succeeded with no problem left (every difference handled, every position protected), and
+//! confirms it by reading the gate back. Otherwise the gate stays halted and the step says why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use shutdown_core::errors::{MissingRole, OptionError};
+use shutdown_core::node::TradingGate;
+use shutdown_core::registry::out_of_range;
+use shutdown_core::retry::{Backoff, retry, work_deadline};
+use shutdown_core::{
+    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+};
+
+/// Options of `resume`.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "confirm",
+        ty: "bool",
+        default: "true",
+        doc: "Read the gate back and fail unless it reports open.",
+    },
+    OptionDoc {
+        name: "retries",
+        ty: "integer",
+        default: "3",
+        doc: "Retries of a transient or rate-limited resume call.",
+    },
+];
+
+/// Options of `resume`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumeConfig {
+    /// Read the gate back.
+    pub confirm: bool,
+    /// Retries.
+    pub retries: u32,
+}
+
+impl Default for ResumeConfig {
+    fn default() -> Self {
+        Self {
+            confirm: true,
+            retries: 3,
+        }
+    }
+}
+
+impl StepConfig for ResumeConfig {
+    fn validate(&self) -> Vec<OptionError> {
+        out_of_range("retries", self.retries, 0, 100)
+            .into_iter()
+            .collect()
+    }
+
+    fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
+        Ok(Box::new(Resume {
+            config: self.clone(),
+            gate: node.gate()?,
+        }))
+    }
+}
+
+/// The `resume` step.
+pub struct Resume {
+    config: ResumeConfig,
+    gate: Arc<dyn TradingGate>,
+}
+
+/// Why the steps before this one keep the gate halted: each step that did not succeed, or succeeded
+/// with problems left, read from the receipt.
+fn holds(receipt: &serde_json::Value) -> Vec<String> {
+    let steps = receipt["steps"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut holds = Vec::new();
+    for s in steps {
+        let name = s["name"].as_str().unwrap_or("?");
+        let outcome = s["outcome"].as_str().unwrap_or("?");
+        if outcome != "succeeded" {
+            let error = s["error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            holds.push(format!("{name} {outcome}{error}"));
+            continue;
+        }
+        let problems = s["problems"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(first) = problems.first().and_then(|p| p.as_str()) {
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            holds.push(format!("{name}: {first}{more}"));
+        }
+    }
+    if steps.is_empty() && receipt["steps"].is_null() {
+        holds.push("the steps before this one cannot be read".into());
+    }
+    holds
+}
+
+#[async_trait]
+impl ShutdownStep for Resume {
+    fn kind(&self) -> &'static str {
+        "resume"
+    }
+
+    fn if_not_done(&self) -> Option<String> {
+        Some("the trading gate stays halted: the node does not trade".into())
+    }
+
+    fn plan(&self) -> Vec<String> {
+        let mut plan = vec![
+            "open the trading gate only if every step before succeeded with no problem left (a skipped step holds it too)".to_owned(),
+        ];
+        if self.config.confirm {
+            plan.push("read the gate back; fail unless it reports open".into());
+        }
+        plan
+    }
+
+    async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
+        let held_by = holds(&ctx.receipt.to_json());
+        if !held_by.is_empty() {
+            return Err(StepError::new(format!(
+                "the trading gate stays halted: {}",
+                held_by.join("; ")
+            ))
+            .detail("resumed", false)
+            .detail("held_by", &held_by));
+        }
+        let backoff = Backoff {
+            retries: self.config.retries,
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+        };
+        let deadline = work_deadline(ctx.deadline);
+        let (result, attempts) = retry("resume", backoff, deadline, || self.gate.resume()).await;
+        if let Err(e) = result {
+            return Err(StepError::new(format!("the gate did not open: {e}"))
+                .attempts(attempts)
+                .detail("resumed", false));
+        }
+        let mut out = StepOutput::new().attempts(attempts).detail("resumed", true);
+        if self.config.confirm {
+            match retry("resume-confirm", backoff, deadline, || {
+                self.gate.is_halted()
+            })
+            .await
+            .0
+            {
+                Ok(false) => out = out.detail("confirmed", true),
+                Ok(true) => {
+                    return Err(StepError::new("the gate still reports halted after resume")
+                        .attempts(attempts)
+                        .detail("resumed", true)
+                        .detail("confirmed", false));
+                }
+                Err(e) => {
+                    return Err(StepError::new(format!("cannot read the gate back: {e}"))
+                        .attempts(attempts)
+                        .detail("resumed", true));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+shutdown_core::register_step! {
+    kind: "resume",
+    summary: "At start: open the trading gate, only when every step before succeeded with nothing left outstanding; confirm it by reading the gate back.",
+    config: ResumeConfig,
+    options: OPTIONS,
+    requires: [TradingGate],
+    critical: false,
+    default_timeout_secs: 2.0,
+}
