@@ -46,7 +46,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "on_unknown_order",
         ty: "\"report\" | \"halt\"",
         default: "\"halt\"",
-        doc: "A working order at the venue the node never knew (placed by hand, or by another process).",
+        doc: "A working order at the venue the node did not hold as working: never known (placed by hand, or by another process), known as done, or being cancelled when the node stopped.",
     },
     OptionDoc {
         name: "on_stop_gone",
@@ -154,7 +154,8 @@ pub enum DiffKind {
     OrderVanished,
     /// A protective stop is no longer resting.
     StopGone,
-    /// A working order the node never knew.
+    /// A working order the node did not hold as working (never known, known as done, or being
+    /// cancelled when it stopped).
     UnknownOrder,
     /// A position changed size or side, opened or closed.
     PositionChanged,
@@ -219,6 +220,11 @@ fn describe_position(p: Option<&Position>) -> String {
 
 fn key(p: &Position) -> (String, PositionSide) {
     (p.instrument.clone(), p.position_side)
+}
+
+/// Whether the node held this order as working: live, and not being cancelled.
+fn held_working(o: &Order) -> bool {
+    o.status.is_live() && o.status != OrderStatus::PendingCancel
 }
 
 /// A position-touching difference: the key of the position it concerns and the trigger to reuse.
@@ -287,6 +293,8 @@ impl Reconcile {
         let mut diffs = Vec::new();
         for o in known {
             let (kind, now) = match open.get(o.client_id.as_str()) {
+                // Being cancelled when the node stopped, and working still: an unknown order.
+                Some(_) if !held_working(o) => continue,
                 Some(v) if v.filled_quantity > o.filled_quantity => {
                     (DiffKind::OrderFilled, describe_order(v))
                 }
@@ -413,18 +421,27 @@ impl ShutdownStep for Reconcile {
             .collect();
         let mut wanted = BTreeMap::new();
         let mut diffs = self.order_differences(&known, &open, &looked_up, &mut wanted);
-        let ever_known: std::collections::HashSet<&str> =
-            last.orders.iter().map(|o| o.client_id.as_str()).collect();
-        let mut unknown: Vec<&Order> = (open_orders.iter())
-            .filter(|o| !ever_known.contains(o.client_id.as_str()))
+        // Working at the venue, and not working as the node knew it: never known, known as done,
+        // or being cancelled when the node stopped (a cancel lost in flight).
+        let as_known: HashMap<&str, &Order> = last
+            .orders
+            .iter()
+            .map(|o| (o.client_id.as_str(), o))
             .collect();
-        unknown.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        for o in unknown {
+        let mut unknown: Vec<(&Order, String)> = (open_orders.iter())
+            .filter_map(|o| match as_known.get(o.client_id.as_str()) {
+                None => Some((o, "never known to the node".to_owned())),
+                Some(k) if held_working(k) => None,
+                Some(k) => Some((o, format!("{} as the node knew it", describe_order(k)))),
+            })
+            .collect();
+        unknown.sort_by(|a, b| a.0.client_id.cmp(&b.0.client_id));
+        for (o, was) in unknown {
             diffs.push(Difference {
                 kind: DiffKind::UnknownOrder,
                 id: o.client_id.clone(),
                 instrument: o.instrument.clone(),
-                was: "never known to the node".into(),
+                was,
                 now: describe_order(o),
                 policy: serde_plain(self.config.on_unknown_order),
                 action: None,

@@ -5,7 +5,9 @@
 //! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot.
 //!
 //! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
-//! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean. Then, with the
+//! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean. The paper venue
+//! starts from the scenario on a first start, and on a restart from the last snapshot (the venue as
+//! the last run left it) with the scenario's `[downtime]` applied. Then, with the
 //! trading gate halted, it runs its start gate (`examples/configs/start.toml`, or the file
 //! `TRADING_NODE_START_CONFIG` names): the venue compared with the last snapshot (on a first start
 //! the venue's book is taken as the node's own), every difference handled, every position
@@ -116,24 +118,7 @@ async fn main() {
         .init();
     let scenario = Scenario::load(scenario_path)
         .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
-    let paper = PaperNode::new(&scenario);
-    let node = paper.node();
-    let pipeline = config
-        .build(&node)
-        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
-    let start_pipeline = start_config()
-        .build(&node)
-        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
-    // Nothing trades before the start gate opens the trading gate.
-    let gate = node
-        .gate()
-        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
-    if let Err(e) = gate.halt().await {
-        fail(
-            1,
-            &format!("cannot halt the trading gate before the start gate: {e}"),
-        );
-    }
+    let start_config = start_config();
 
     let redis = std::env::var("REDIS_URL")
         .ok()
@@ -178,20 +163,49 @@ async fn main() {
             (None, None)
         }
     };
-    // What the start gate compares the venue with.
-    let last = match last.as_ref().map(|r| (r.previous_shutdown, r.last_known())) {
+    // The paper venue, and what the start gate compares it with. A real venue keeps its state
+    // while the node is down; the paper venue starts again from the last snapshot (the venue as the
+    // node left it) and the scenario's [downtime] (what happened while it was down).
+    let snapshot = last.as_ref().map(|r| (r.previous_shutdown, r.last_known()));
+    let (paper, last) = match snapshot {
         Some((PreviousShutdown::None, _)) => {
             say("start gate: no previous run: the venue's book is taken as the node's own");
-            paper.last_known()
+            let paper = PaperNode::new(&scenario);
+            let last = paper.last_known();
+            (paper, last)
         }
-        Some((_, Some(last))) => last,
+        Some((_, Some(last))) => {
+            let (paper, changes) = PaperNode::resumed(&scenario, &last);
+            say(&format!(
+                "venue: as the last run left it, then {} change(s) while the node was down",
+                changes.len()
+            ));
+            (paper, last)
+        }
         _ => {
             say(
                 "start gate: no snapshot to compare the venue with: every working order there is unknown to the node",
             );
-            LastKnown::default()
+            (PaperNode::new(&scenario), LastKnown::default())
         }
     };
+    let node = paper.node();
+    let pipeline = config
+        .build(&node)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    let start_pipeline = start_config
+        .build(&node)
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    // Nothing trades before the start gate opens the trading gate.
+    let gate = node
+        .gate()
+        .unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()));
+    if let Err(e) = gate.halt().await {
+        fail(
+            1,
+            &format!("cannot halt the trading gate before the start gate: {e}"),
+        );
+    }
 
     let mut shutdown = Shutdown::new(pipeline, node.clone()).exit_process(true);
     // Let the lease go once the report is final: a waiting node takes over at once.

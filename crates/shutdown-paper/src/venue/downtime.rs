@@ -8,7 +8,7 @@ use serde::Serialize;
 use shutdown_core::domain::{LastKnown, Order, OrderStatus, PositionSide, Residence, Side};
 
 use super::{PaperNode, State, apply_fill, fill_order};
-use crate::scenario::{Downtime, Scenario};
+use crate::scenario::{Downtime, PositionSpec, Scenario};
 
 /// One change the downtime made at the venue, named as a start gate should find it: `kind` is
 /// `order_filled`, `order_vanished`, `stop_gone`, `unknown_order` or `position_changed`; `id` the
@@ -70,9 +70,52 @@ impl PaperNode {
     pub fn restarted(scenario: &Scenario, seed: u64) -> (PaperNode, LastKnown, Vec<Change>) {
         let node = PaperNode::with_seed(scenario, seed);
         let last = node.last_known();
-        let changes = node.apply_downtime(&scenario.downtime);
+        let mut changes = node.apply_downtime(&scenario.downtime);
+        // An order the node was cancelling when it stopped that still works is not the node's
+        // working order any more: the start gate must name it.
+        for o in last
+            .orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::PendingCancel)
+        {
+            if node
+                .get_order(&o.client_id)
+                .is_some_and(|now| now.status.is_live())
+            {
+                changes.push(Change {
+                    kind: "unknown_order",
+                    id: o.client_id.clone(),
+                });
+            }
+        }
+        changes.sort();
+        changes.dedup();
         node.lock().halted = true;
         (node, last, changes)
+    }
+
+    /// The venue a node finds when it starts again after a run of its own: the book its last
+    /// snapshot holds (the venue as the node left it), then the scenario's `[downtime]`, with the
+    /// trading gate halted. The scenario gives everything else (instruments, connections, venue
+    /// behaviour). Downtime entries naming orders the snapshot lacks change nothing.
+    pub fn resumed(scenario: &Scenario, last: &LastKnown) -> (PaperNode, Vec<Change>) {
+        let mut left = scenario.clone();
+        left.generate = None;
+        left.orders = last.orders.clone();
+        left.positions = (last.positions.iter())
+            .map(|p| PositionSpec {
+                id: p.id.clone(),
+                instrument: p.instrument.clone(),
+                side: p.side,
+                position_side: p.position_side,
+                quantity: p.quantity,
+                entry_price: p.entry_price,
+            })
+            .collect();
+        let node = PaperNode::new(&left);
+        let changes = node.apply_downtime(&scenario.downtime);
+        node.lock().halted = true;
+        (node, changes)
     }
 
     /// Apply a downtime (see [`Downtime`]); the changes it made, sorted.

@@ -420,3 +420,22 @@ proptest! {
         prop_assert!(audit.ok, "{audit}\n{}\nscenario:\n{s}", report.to_json_line());
     }
 }
+
+#[test]
+fn an_order_being_cancelled_when_the_node_stopped_and_working_still_is_unknown() {
+    let scenario = format!(
+        "[[instruments]]\nsymbol = \"B0\"\nmark_price = 100\n{}",
+        "[[orders]]\nclient_id = \"ask\"\ninstrument = \"B0\"\nside = \"sell\"\norder_type = \"limit\"\nquantity = 1\nlimit_price = 110\nstatus = \"pending_cancel\"\n",
+    );
+    let (report, paper, changes, audit) = restart(&scenario, &gate_config(""));
+    assert!(audit.ok, "{audit}");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let diffs = differences(&report);
+    let ask = difference(&diffs, "ask");
+    assert_eq!(ask["kind"], "unknown_order");
+    assert!(
+        ask["was"].as_str().unwrap().contains("pending_cancel"),
+        "{ask}"
+    );
+    assert!(paper.halted());
+}
