@@ -680,3 +680,49 @@ fn a_start_gate_left_halted_quotes_nothing_and_still_shuts_down_on_sigterm() {
     assert!(matches!(code, Some(0 | 10)), "{code:?}");
     assert!(dir.path().join("shutdown-report.json").exists());
 }
+
+/// The shipped config with its notify step moved after the first `after` steps (0 to 5) and made
+/// slow: a node that is sent SIGTERM is inside its shutdown, with exactly those steps done, while
+/// notify waits.
+fn notify_after(after: usize) -> String {
+    let shipped = shipped_config();
+    let mut blocks: Vec<String> = shipped.split("[[steps]]").map(str::to_owned).collect();
+    let head = blocks.remove(0);
+    blocks.retain(|b| !b.contains("kind = \"notify\""));
+    let notify =
+        "\nkind = \"notify\"\nmessage = \"stopping\"\ndelay_secs = 30\ntimeout_secs = 12.0\n\n";
+    blocks.insert(after, notify.to_owned());
+    format!("{head}[[steps]]{}", blocks.join("[[steps]]"))
+}
+
+#[test]
+fn a_sigkill_after_any_number_of_finished_shutdown_steps_is_unclean_with_and_without_redis() {
+    let redis = RedisServer::start();
+    for url in [None, Some(redis.url.as_str())] {
+        for after in 0..=5 {
+            // Each run from nothing: a node killed with no snapshot rightly does not trade again
+            // before an operator looks (see the start gate), so each gets a clean slate.
+            let dir = tempfile::tempdir().unwrap();
+            redis_cli(&redis, &["FLUSHALL"]);
+            let config = notify_after(after);
+            let mut node = start(dir.path(), &config, url, None);
+            node.proc.signal(Signal::SIGTERM);
+            node.proc.wait_line("notify:");
+            node.proc.signal(Signal::SIGKILL);
+            node.proc.wait_exit(Duration::from_secs(10));
+            let line = match url {
+                Some(url) => {
+                    // As if the dead node's lease had expired.
+                    redis_cli(&redis, &["DEL", "{trader-001}:lease"]);
+                    restore_line(dir.path(), url)
+                }
+                None => restore_line_without_redis(dir.path()),
+            };
+            assert!(
+                line.starts_with("restore: previous shutdown was NOT clean"),
+                "killed after {after} steps (redis: {}): {line}\nconfig:\n{config}",
+                url.is_some()
+            );
+        }
+    }
+}
