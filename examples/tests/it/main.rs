@@ -27,7 +27,9 @@ fn command(dir: &Path, redis: Option<&str>, pushgateway: Option<&str>) -> Comman
         .arg(root().join("examples/scenarios/basic.toml"))
         .current_dir(dir);
     cmd.env_remove("REDIS_URL")
-        .env_remove("SHUTDOWN_METRICS__PUSHGATEWAY_URL");
+        .env_remove("SHUTDOWN_METRICS__PUSHGATEWAY_URL")
+        // A node killed holding its lease lets it go in 1.5 s, well inside a test's waits.
+        .env("TRADING_NODE_LEASE_TTL_MS", "1500");
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url);
     }
