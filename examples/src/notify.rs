@@ -100,7 +100,9 @@ impl ShutdownStep for Notify {
             writeln!(f, "{line}")
                 .map_err(|e| StepError::new(format!("cannot write {}: {e}", path.display())))?;
         }
-        Ok(StepOutput::new().detail("message", &self.0.message))
+        Ok(StepOutput::new()
+            .detail("message", &self.0.message)
+            .summary(format!("posted {:?}", self.0.message)))
     }
 }
 

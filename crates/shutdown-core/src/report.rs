@@ -184,6 +184,16 @@ pub struct StepReport {
     /// Counts for the metrics; `null` when the step counts this and could not say.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<Counter, Option<u64>>,
+    /// What the step did, in one line for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Seconds from the start of the pipeline to the step's start (to its end or the report, for a
+    /// step that never started).
+    #[serde(default)]
+    pub offset: f64,
+    /// Seconds the step was given: its own timeout, capped by what was left of the global one.
+    #[serde(default)]
+    pub budget: f64,
 }
 
 /// The report of one shutdown.
@@ -270,32 +280,81 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  {:<3} {:<18} {:<8} {:<10} {:>8} {:>4}  note",
-            "#", "step", "kind", "outcome", "secs", "try"
+            "  {:<3}{:<20}{:<10} {:>7} {:>4}",
+            "#", "step", "outcome", "secs", "try"
         )?;
         for (i, s) in self.steps.iter().enumerate() {
-            let note = s
-                .error
-                .clone()
-                .or_else(|| s.problems.first().cloned())
-                .unwrap_or_default();
-            writeln!(
-                f,
-                "  {:<3} {:<18} {:<8} {:<10} {:>8.3} {:>4}  {}",
+            let name = match s.name == s.kind {
+                true => s.name.clone(),
+                false => format!("{} ({})", s.name, s.kind),
+            };
+            let row = format!(
+                "  {:<3}{:<20}{:<10} {:>7.3} {:>4}",
                 i + 1,
-                truncate(&s.name, 18),
-                truncate(&s.kind, 8),
+                truncate(&name, 19),
                 s.outcome,
                 s.duration,
                 s.attempts,
-                truncate(&note, 20)
-            )?;
+            );
+            writeln!(f, "{row}")?;
+            // What the step did, under its row.
+            for line in s
+                .summary
+                .iter()
+                .flat_map(|did| wrap(did, "       ", "       "))
+            {
+                writeln!(f, "{line}")?;
+            }
         }
-        for e in &self.sink_errors {
-            writeln!(f, "  report sink failed: {e}")?;
+        let notes: Vec<(&str, &String)> = (self.steps.iter())
+            .flat_map(|s| {
+                (s.error.iter().chain(&s.problems)).map(move |text| (s.name.as_str(), text))
+            })
+            .collect();
+        if !notes.is_empty() {
+            writeln!(f, "problems:")?;
+            for (name, text) in notes {
+                for line in wrap(&format!("{name}: {text}"), "  - ", "    ") {
+                    writeln!(f, "{line}")?;
+                }
+            }
+        }
+        if !self.sink_errors.is_empty() {
+            writeln!(f, "report sinks that failed:")?;
+            for e in &self.sink_errors {
+                for line in wrap(e, "  - ", "    ") {
+                    writeln!(f, "{line}")?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// The width of the human report.
+const WIDTH: usize = 80;
+
+/// `text` in lines of at most [`WIDTH`] characters, the first after `first`, the others after
+/// `rest`; a word longer than a line is cut.
+fn wrap(text: &str, first: &str, rest: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = first.to_owned();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let width = line.chars().count();
+        if !empty && width + 1 + word.chars().count() > WIDTH {
+            lines.push(std::mem::replace(&mut line, rest.to_owned()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        let room = WIDTH.saturating_sub(line.chars().count()).max(1);
+        line.push_str(&truncate(word, room));
+        empty = false;
+    }
+    lines.push(line);
+    lines
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -474,6 +533,9 @@ mod tests {
                 problems: vec![],
                 details: serde_json::Map::new(),
                 counts: BTreeMap::new(),
+                summary: None,
+                offset: 0.5,
+                budget: 4.0,
             }],
             sink_errors: vec![],
         }

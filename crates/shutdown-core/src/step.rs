@@ -275,6 +275,11 @@ impl Partial {
         self.lock().problems = problems;
     }
 
+    /// Say what the step has done so far, in one line for a person.
+    pub fn summary(&self, summary: impl Into<String>) {
+        self.lock().summary = Some(summary.into());
+    }
+
     /// What was published, leaving nothing behind.
     pub fn take(&self) -> StepOutput {
         std::mem::take(&mut *self.lock())
@@ -299,6 +304,8 @@ pub struct StepOutput {
     pub problems: Vec<String>,
     /// Counts for the metrics (see [`ShutdownStep::counts`]).
     pub counts: BTreeMap<Counter, u64>,
+    /// What the step did, in one line for a person ("cancelled 3, kept 2 stops, 0 left working").
+    pub summary: Option<String>,
 }
 
 impl StepOutput {
@@ -333,6 +340,12 @@ impl StepOutput {
         self.counts.insert(counter, value);
         self
     }
+
+    /// Say what the step did, in one line for a person.
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
+    }
 }
 
 /// Why a step failed, with whatever details it gathered before failing.
@@ -348,6 +361,8 @@ pub struct StepError {
     pub problems: Vec<String>,
     /// Counts for the metrics, as far as the step got.
     pub counts: BTreeMap<Counter, u64>,
+    /// What the step did before it failed, in one line for a person.
+    pub summary: Option<String>,
 }
 
 impl StepError {
@@ -359,7 +374,14 @@ impl StepError {
             attempts: 1,
             problems: Vec::new(),
             counts: BTreeMap::new(),
+            summary: None,
         }
+    }
+
+    /// Say what the step did before it failed, in one line for a person.
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
     }
 
     /// Add a detail.
@@ -376,6 +398,7 @@ impl StepError {
 
     /// Keep what an output holds (a step that gathered results, then judged them a failure).
     pub fn with_output(mut self, output: StepOutput) -> Self {
+        self.summary = output.summary.or(self.summary);
         self.details.extend(output.details);
         self.attempts = output.attempts;
         self.problems.extend(output.problems);

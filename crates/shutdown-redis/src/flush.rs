@@ -367,6 +367,10 @@ impl ShutdownStep for Flush {
         if ctx.dry_run && ctx.extension::<RedisTarget>().is_none() {
             let bytes = snapshot.encode().map(|e| e.bytes).map_err(StepError::new)?;
             return Ok(StepOutput::new()
+                .summary(format!(
+                    "dry run: a snapshot of {bytes} bytes ({}) written nowhere",
+                    held(&snapshot)
+                ))
                 .detail("dry_run", true)
                 .detail("counts", snapshot.counts())
                 .detail("bytes", bytes)
@@ -390,6 +394,11 @@ impl ShutdownStep for Flush {
             return crate::fallback::write(&fallback_dir, &snapshot, "no Redis URL configured")
                 .map(|path| {
                     StepOutput::new()
+                        .summary(format!(
+                            "snapshot ({}) to file {}",
+                            held(&snapshot),
+                            path.display()
+                        ))
                         .detail("counts", snapshot.counts())
                         .detail("taken_at", &snapshot.taken_at)
                         .detail("written_to", format!("file {}", path.display()))
@@ -416,6 +425,12 @@ impl ShutdownStep for Flush {
         match redis {
             Ok((written, shown)) => {
                 let mut out = out
+                    .summary(format!(
+                        "snapshot of {} bytes ({}) to redis {shown} in {:.3}s",
+                        written.bytes,
+                        held(&snapshot),
+                        start.elapsed().as_secs_f64()
+                    ))
                     .detail("written_to", format!("redis {shown}"))
                     .detail("keys", format!("{{{prefix}}}:*"))
                     .detail("digest", &written.digest)
@@ -435,6 +450,11 @@ impl ShutdownStep for Flush {
             Err(redis_error) => {
                 match crate::fallback::write(&fallback_dir, &snapshot, &redis_error) {
                     Ok(path) => Ok(out
+                        .summary(format!(
+                            "Redis did not take it: snapshot ({}) to fallback file {}",
+                            held(&snapshot),
+                            path.display()
+                        ))
                         .detail("written_to", format!("file {}", path.display()))
                         .detail("fallback_file", path.display().to_string())
                         .detail("redis_error", &redis_error)
@@ -447,6 +467,7 @@ impl ShutdownStep for Flush {
                         let tmp = std::env::temp_dir();
                         match crate::fallback::write(&tmp, &snapshot, &redis_error) {
                         Ok(path) => Ok(out
+                            .summary(format!("Redis and the fallback directory failed: snapshot ({}) to {}", held(&snapshot), path.display()))
                             .detail("fallback_file", path.display().to_string())
                             .detail("redis_error", &redis_error)
                             .problem(format!("Redis did not take the snapshot ({redis_error}) and {file_error}; it is in {}", path.display()))),
@@ -460,6 +481,12 @@ impl ShutdownStep for Flush {
             }
         }
     }
+}
+
+/// What a snapshot holds, in words.
+fn held(snapshot: &Snapshot) -> String {
+    let [orders, positions, accounts, strategies] = snapshot.counts();
+    format!("{orders} orders, {positions} positions, {accounts} accounts, {strategies} strategies")
 }
 
 shutdown_core::register_step! {

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
@@ -211,6 +213,12 @@ impl Tally {
         ctx.partial.detail("cancelled", &self.cancelled);
         ctx.partial.detail("already_filled", &self.already_filled);
         ctx.partial.detail("still_working", &live);
+        ctx.partial.summary(format!(
+            "cancelled {}, {} already filled, {} still working as last listed",
+            self.cancelled.len(),
+            self.already_filled.len(),
+            live.len()
+        ));
         ctx.partial
             .count(Counter::OrdersCancelled, self.cancelled.len() as u64);
         ctx.partial
@@ -539,7 +547,22 @@ impl ShutdownStep for Cancel {
             .detail("rounds", rounds)
             .detail("requests", tally.requests)
             .detail("mass_cancel", mass_cancel)
-            .count(Counter::OrdersCancelled, tally.cancelled.len() as u64);
+            .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
+            .summary(format!(
+                "cancelled {}, {} already filled, kept {}{}, {} {}",
+                tally.cancelled.len(),
+                tally.already_filled.len(),
+                words::count(kept_stops.len(), "stop"),
+                match local.len() {
+                    0 => String::new(),
+                    n => format!(", {n} held by the process (gone at exit)"),
+                },
+                orphans.len(),
+                match list_error {
+                    None => "left working",
+                    Some(_) => "not confirmed gone",
+                }
+            ));
         // Without a last listing, the orders named are those not confirmed gone: how many are
         // still working is not known.
         if list_error.is_none() {

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{Connections, PositionBook};
@@ -240,11 +242,27 @@ impl ShutdownStep for Close {
             }
         }
         results.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut out = StepOutput::new().detail("connections", &results);
         let armed: Vec<&str> = (results.iter())
             .filter(|r| r.dead_man_was_armed && !r.disarmed)
             .map(|r| r.id.as_str())
             .collect();
+        let closed = results.iter().filter(|r| r.disconnected).count();
+        let disarmed = results.iter().filter(|r| r.disarmed).count();
+        let mut summary = format!(
+            "{} of {} closed, {} disarmed",
+            closed,
+            words::count(results.len(), "connection"),
+            words::count(disarmed, "dead-man's switch").replace("switchs", "switches")
+        );
+        if !armed.is_empty() {
+            summary.push_str(&format!(
+                "; {} still armed: it fires at exit",
+                words::count(armed.len(), "switch").replace("switchs", "switches")
+            ));
+        }
+        let mut out = StepOutput::new()
+            .detail("connections", &results)
+            .summary(summary);
         if armed.is_empty() {
             // Nothing fires at exit: protection stands as `verify` judged it.
             if let Some(verified) = ctx.results.get::<VerifySummary>() {

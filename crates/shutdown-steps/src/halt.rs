@@ -102,12 +102,19 @@ impl ShutdownStep for Halt {
         if let Err(e) = result {
             return Err(StepError::new(format!("the gate did not halt: {e}")).attempts(attempts));
         }
-        let mut out = StepOutput::new().attempts(attempts).detail("halted", true);
+        let mut out = StepOutput::new()
+            .attempts(attempts)
+            .detail("halted", true)
+            .summary("new orders halted");
         if self.config.confirm {
             let (state, _) =
                 retry("halt-confirm", backoff, deadline, || self.gate.is_halted()).await;
             match state {
-                Ok(true) => out = out.detail("confirmed", true),
+                Ok(true) => {
+                    out = out
+                        .detail("confirmed", true)
+                        .summary("new orders halted (confirmed by reading the gate back)")
+                }
                 Ok(false) => {
                     return Err(
                         StepError::new("the gate still accepts new orders after halt")

@@ -22,6 +22,7 @@ pub mod reconcile;
 mod remedy;
 pub mod resume;
 pub mod verify;
+mod words;
 
 pub use crate::cancel::CancelSummary;
 pub use crate::coverage::{Coverage, CoverageRules, coverage, judge_book, orphan_stops};

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::coverage::{CoverageRules, coverage};
 use crate::remedy::{self, Action, BACKOFF, Remedy};
+use crate::words;
 
 /// Options of `reconcile`.
 pub const OPTIONS: &[OptionDoc] = &[
@@ -547,7 +548,16 @@ impl ShutdownStep for Reconcile {
             d.handled = r.succeeded() || r.text.starts_with("nothing to do");
         }
         publish(&ctx, &diffs);
+        let unhandled = diffs.iter().filter(|d| !d.handled).count();
+        let acted = diffs.iter().filter(|d| d.action.is_some()).count();
         let mut out = StepOutput::new()
+            .summary(match diffs.len() {
+                0 => "the venue matches the last snapshot".to_owned(),
+                n => format!(
+                    "{}: {acted} acted on, {unhandled} left for an operator",
+                    words::count(n, "difference")
+                ),
+            })
             .detail("differences", &diffs)
             .detail("unhandled", diffs.iter().filter(|d| !d.handled).count());
         for d in diffs.iter().filter(|d| !d.handled) {

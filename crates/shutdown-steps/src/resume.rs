@@ -136,7 +136,8 @@ impl ShutdownStep for Resume {
                 held_by.join("; ")
             ))
             .detail("resumed", false)
-            .detail("held_by", &held_by));
+            .detail("held_by", &held_by)
+            .summary("trading gate left halted"));
         }
         let backoff = Backoff {
             retries: self.config.retries,
@@ -150,7 +151,10 @@ impl ShutdownStep for Resume {
                 .attempts(attempts)
                 .detail("resumed", false));
         }
-        let mut out = StepOutput::new().attempts(attempts).detail("resumed", true);
+        let mut out = StepOutput::new()
+            .attempts(attempts)
+            .detail("resumed", true)
+            .summary("trading gate opened");
         if self.config.confirm {
             match retry("resume-confirm", backoff, deadline, || {
                 self.gate.is_halted()
@@ -158,7 +162,11 @@ impl ShutdownStep for Resume {
             .await
             .0
             {
-                Ok(false) => out = out.detail("confirmed", true),
+                Ok(false) => {
+                    out = out
+                        .detail("confirmed", true)
+                        .summary("trading gate opened, confirmed by reading it back")
+                }
                 Ok(true) => {
                     return Err(StepError::new("the gate still reports halted after resume")
                         .attempts(attempts)

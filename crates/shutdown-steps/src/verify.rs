@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
 use crate::remedy::{self, Action, BACKOFF, Remedy};
+use crate::words;
 use shutdown_core::retry::{retry, work_deadline};
 
 /// Options of `verify`.
@@ -326,7 +327,24 @@ impl ShutdownStep for Verify {
             positions: report.len(),
             unprotected: unprotected.len(),
         });
+        let sent: Vec<&str> = (report.iter())
+            .filter(|s| s.remedy_order.is_some())
+            .filter_map(|s| s.action.as_deref())
+            .chain(closed.iter().map(|(_, r)| r.text.as_str()))
+            .collect();
+        let remedies = match sent.len() {
+            0 => String::new(),
+            1 | 2 => format!("; {}", sent.join("; ")),
+            n => format!("; {n} remedies sent"),
+        };
+        let summary = format!(
+            "{}: {} protected, {} unprotected{remedies}",
+            words::count(report.len(), "position"),
+            report.len() - unprotected.len(),
+            unprotected.len()
+        );
         let mut out = StepOutput::new()
+            .summary(summary)
             .detail("positions", &report)
             .detail("unprotected", unprotected.len())
             .detail("orphan_stops", &orphan_stops)

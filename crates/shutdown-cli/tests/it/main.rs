@@ -296,6 +296,53 @@ fn report_prints_a_report_file_and_human_output_fits_80_columns() {
 }
 
 #[test]
+fn every_shipped_scenario_reads_in_80_columns_saying_what_each_step_did_and_every_problem_in_full()
+{
+    for scenario in ["basic", "busy", "hostile", "adversarial"] {
+        let path = format!("examples/scenarios/{scenario}.toml");
+        let out = ctl(&["dry-run", PIPELINE, "--scenario", &path, "--seed", "1"]);
+        let s = text(&out.stdout);
+        assert!(
+            s.lines().all(|l| l.chars().count() <= 80),
+            "{scenario}:\n{s}"
+        );
+        let (_, v) = dry_run(&path, "1");
+        for step in v["steps"].as_array().unwrap() {
+            let name = step["name"].as_str().unwrap();
+            if step["outcome"] == "succeeded" {
+                let did = step["summary"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: no summary"));
+                let first = did.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+                assert!(
+                    s.contains(&first),
+                    "{scenario}: {name}'s summary {did:?} not shown:\n{s}"
+                );
+            }
+            // Every problem, whole (its words in order, whatever the wrapping).
+            let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            for p in step["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(step["error"].as_str().map(|_| &step["error"]))
+            {
+                let p = p
+                    .as_str()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                assert!(
+                    flat.contains(&p),
+                    "{scenario}: {name}: {p:?} not in full:\n{s}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn report_exit_code_hands_on_the_exit_code_the_report_records() {
     let (code, v) = dry_run("examples/scenarios/hostile.toml", "3");
     assert_eq!(code, 10);
@@ -702,7 +749,7 @@ fn every_dry_run_audits_its_report_against_the_venue() {
         assert_eq!(v["audit"]["ok"], true, "{scenario}: {:#}", v["audit"]);
         assert_eq!(v["audit"]["discrepancies"], serde_json::json!([]));
         assert_eq!(code, v["exit_code"].as_i64().unwrap() as i32);
-        let out = ctl(&["dry-run", PIPELINE, "--scenario", &path]);
+        let out = ctl(&["dry-run", PIPELINE, "--scenario", &path, "--seed", "1"]);
         assert!(
             text(&out.stdout).contains("audit: report matches the venue"),
             "{}",

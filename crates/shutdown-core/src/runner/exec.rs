@@ -51,7 +51,10 @@ impl Run {
         for (index, ps) in self.pipeline.steps.iter().enumerate() {
             let report = match self.admit(ps) {
                 Ok(step) => self.guard(index, ps, step).await,
-                Err((outcome, note)) => entry(ps, outcome, Some(note)),
+                Err((outcome, note)) => StepReport {
+                    offset: self.shared.started().elapsed().as_secs_f64(),
+                    ..entry(ps, outcome, Some(note))
+                },
             };
             self.shared.record(ps, report);
         }
@@ -136,6 +139,7 @@ impl Run {
                     attempts: e.attempts,
                     problems: e.problems,
                     counts: e.counts,
+                    summary: e.summary,
                 };
                 (entry(ps, StepOutcome::Failed, Some(e.message)), out)
             }
@@ -157,6 +161,11 @@ impl Run {
         report.attempts = out.attempts;
         report.details = out.details;
         report.problems = out.problems;
+        report.summary = out.summary;
+        report.offset = started
+            .saturating_duration_since(self.shared.started())
+            .as_secs_f64();
+        report.budget = budget.as_secs_f64();
         report.counts = (out.counts.into_iter())
             .map(|(c, n)| (c, Some(n)))
             .collect();

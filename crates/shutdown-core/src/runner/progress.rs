@@ -36,6 +36,9 @@ pub(super) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<Strin
         problems: Vec::new(),
         details: serde_json::Map::new(),
         counts: BTreeMap::new(),
+        summary: None,
+        offset: 0.0,
+        budget: 0.0,
     }
 }
 
@@ -192,14 +195,23 @@ pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reas
         && let Some(ps) = pipeline.steps.get(index)
     {
         let why = format!("interrupted: {note}; its effects are unknown");
+        let offset = started.saturating_duration_since(p.started);
         steps.push(StepReport {
             duration: started.elapsed().as_secs_f64(),
             attempts: 1,
+            offset: offset.as_secs_f64(),
+            budget: (ps.settings.timeout)
+                .min(p.timeout.saturating_sub(offset))
+                .as_secs_f64(),
             ..entry(ps, StepOutcome::TimedOut, Some(why))
         });
     }
+    let now = p.started.elapsed().as_secs_f64();
     for ps in pipeline.steps.iter().skip(steps.len()) {
-        steps.push(entry(ps, StepOutcome::NotRun, Some(note.clone())));
+        steps.push(StepReport {
+            offset: now,
+            ..entry(ps, StepOutcome::NotRun, Some(note.clone()))
+        });
     }
     let mut degraded = false;
     for (report, ps) in steps.iter_mut().zip(&pipeline.steps) {
