@@ -11,6 +11,7 @@ extern crate shutdown_steps as _;
 
 mod cmd;
 mod output;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -135,7 +136,7 @@ pub enum Command {
     },
     /// Print the last shutdown report: from a file a node wrote (`report_path`), or from Redis.
     #[command(
-        after_help = "Examples:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl report --trader-id trader-001"
+        after_help = "Examples:\n  shutdownctl report --file /var/lib/trader/shutdown-report.json\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl report --trader-id trader-001\n  shutdownctl report --file shutdown-report.json --timeline --svg shutdown.svg"
     )]
     Report {
         /// The report file.
@@ -150,6 +151,12 @@ pub enum Command {
         /// Exit with the report's own exit code (0, 10, 11, 12), for scripts.
         #[arg(long)]
         exit_code: bool,
+        /// Also draw the steps against their budgets and the global deadline.
+        #[arg(long)]
+        timeline: bool,
+        /// Write the timeline as an SVG picture to this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Ask running nodes to shut down, through Redis (the fleet kill switch).
     #[command(
@@ -261,7 +268,18 @@ pub fn run(cli: Cli) -> i32 {
             redis,
             json,
             exit_code,
-        } => cmd::report::run(file.as_deref(), &redis, json, exit_code),
+            timeline,
+            svg,
+        } => cmd::report::run(
+            file.as_deref(),
+            &redis,
+            &cmd::report::View {
+                json,
+                exit_code,
+                timeline,
+                svg,
+            },
+        ),
         Command::Fleet {
             redis,
             trader_id,

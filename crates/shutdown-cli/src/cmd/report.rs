@@ -5,8 +5,18 @@ use std::path::{Path, PathBuf};
 use super::{restore_options, runtime};
 use crate::RedisArgs;
 use crate::output::{fail, out, print_json};
+use crate::timeline;
 
-pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool, exit_code: bool) -> i32 {
+/// How to show the report.
+pub(crate) struct View {
+    pub json: bool,
+    pub exit_code: bool,
+    pub timeline: bool,
+    pub svg: Option<PathBuf>,
+}
+
+pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, view: &View) -> i32 {
+    let json = view.json;
     let found = match file {
         Some(path) => shutdown_core::report::read_report(path).map_err(|e| e.to_string()),
         None => {
@@ -42,8 +52,16 @@ pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, json: bool, exit_code:
                 print_json(&r);
             } else {
                 out!("{r}");
+                if view.timeline {
+                    out!("{}", timeline::text(&r));
+                }
             }
-            if exit_code { r.exit_code } else { 0 }
+            if let Some(path) = &view.svg
+                && let Err(e) = std::fs::write(path, timeline::svg(&r))
+            {
+                return fail(json, 1, format!("cannot write {}: {e}", path.display()));
+            }
+            if view.exit_code { r.exit_code } else { 0 }
         }
         Err(e) => fail(json, 1, &e),
     }

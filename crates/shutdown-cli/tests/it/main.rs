@@ -343,6 +343,81 @@ fn every_shipped_scenario_reads_in_80_columns_saying_what_each_step_did_and_ever
 }
 
 #[test]
+fn report_draws_the_timeline_in_80_columns_and_as_an_svg_whose_bars_are_the_report() {
+    let (_, v) = dry_run("examples/scenarios/adversarial.toml", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, svg) = (dir.path().join("report.json"), dir.path().join("t.svg"));
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = ctl(&[
+        "report",
+        "--file",
+        file.to_str().unwrap(),
+        "--timeline",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let timeline: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.starts_with("timeline:"))
+        .collect();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(timeline.len(), steps.len() + 2, "{s}");
+    assert!(timeline.iter().all(|l| l.chars().count() <= 80), "{s}");
+    // The cancel step failed: its bar says so.
+    assert!(
+        timeline[2].contains("cancel") && timeline[2].contains('!'),
+        "{s}"
+    );
+
+    // The SVG: every step's bar and budget frame where the report puts them, on an axis from
+    // x = 170 (time 0) to 770 (the global deadline, which this run stayed inside).
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&doc).expect("well-formed SVG");
+    let timeout = v["timeout_secs"].as_f64().unwrap();
+    let x = |t: f64| 170.0 + t / timeout * 600.0;
+    let attr = |n: roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+    let find = |class: &str, step: &str| {
+        doc.descendants()
+            .find(|n| n.attribute("class") == Some(class) && n.attribute("data-step") == Some(step))
+            .unwrap_or_else(|| panic!("no {class} for {step}"))
+    };
+    for step in steps {
+        let name = step["name"].as_str().unwrap();
+        let (offset, duration, budget) = (
+            step["offset"].as_f64().unwrap(),
+            step["duration"].as_f64().unwrap(),
+            step["budget"].as_f64().unwrap(),
+        );
+        let bar = find("bar", name);
+        assert!((attr(bar, "x") - x(offset)).abs() < 0.01, "{name}");
+        assert!(
+            (attr(bar, "width") - (x(offset + duration) - x(offset))).abs() < 0.01,
+            "{name}"
+        );
+        assert_eq!(bar.attribute("data-outcome"), step["outcome"].as_str());
+        let frame = find("budget", name);
+        assert!(
+            (attr(frame, "width") - (x(offset + budget) - x(offset))).abs() < 0.01,
+            "{name}"
+        );
+        assert!(budget > 0.0 && offset >= 0.0, "{name}: {step}");
+    }
+    let deadline = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("deadline"))
+        .unwrap();
+    assert!((attr(deadline, "x1") - 770.0).abs() < 0.01);
+    // Steps follow one another: each starts after the one before it started.
+    let offsets: Vec<f64> = steps
+        .iter()
+        .map(|s| s["offset"].as_f64().unwrap())
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+}
+
+#[test]
 fn report_exit_code_hands_on_the_exit_code_the_report_records() {
     let (code, v) = dry_run("examples/scenarios/hostile.toml", "3");
     assert_eq!(code, 10);
