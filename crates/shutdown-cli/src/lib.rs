@@ -226,7 +226,38 @@ pub(crate) fn redis_target(url: Option<&str>) -> Result<Option<RedisTarget>, Str
 /// Parse the process's arguments, run the command, and return its exit code (logs go to stderr,
 /// filtered by `SHUTDOWNCTL_LOG`, warnings by default).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// Whether `name` is one of the commands (`validate`, `plan`, ...): a node binary that offers them
+/// hands its arguments to [`main_from`] when its first argument is one.
+pub fn is_command(name: &str) -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .any(|c| c.get_name() == name)
+}
+
+/// As [`main`], with these arguments (the first is the program's name). Call it before any tokio
+/// runtime is started: the commands start their own.
+///
+/// ```no_run
+/// // A node binary that links its own step crates gets the operator commands with its kinds.
+/// fn main() -> std::process::ExitCode {
+///     let args: Vec<String> = std::env::args().collect();
+///     if args.get(1).is_some_and(|a| shutdown_cli::is_command(a)) {
+///         return shutdown_cli::main_from(args);
+///     }
+///     // ... otherwise start the runtime and the node
+///     std::process::ExitCode::SUCCESS
+/// }
+/// ```
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(cli.color.enabled())

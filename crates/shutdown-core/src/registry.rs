@@ -369,6 +369,19 @@ impl Registry {
         })
     }
 
+    /// Check at start that every kind this program relies on is registered (its crate linked): the
+    /// first missing one, with the linking hint, rather than a config error at the first use.
+    ///
+    /// ```
+    /// use shutdown_core::Registry;
+    /// let registry = Registry::global().unwrap();
+    /// let missing = registry.require(&["no-such-kind"]).unwrap_err();
+    /// assert!(missing.to_string().contains("extern crate"));
+    /// ```
+    pub fn require(&self, kinds: &[&str]) -> Result<(), UnknownKind> {
+        kinds.iter().try_for_each(|k| self.get(k).map(|_| ()))
+    }
+
     /// Every registered kind, sorted.
     pub fn kind_names(&self) -> Vec<&'static str> {
         self.kinds.keys().copied().collect()

@@ -1,5 +1,8 @@
 //! A trading node on the paper venue that shuts down gracefully: `trading_node CONFIG SCENARIO`.
 //!
+//! `trading_node validate|plan|dry-run|reconcile|report|restore|steps|fleet ...` are the operator's
+//! commands of `shutdownctl`, with this binary's step kinds (`notify` too).
+//!
 //! First it takes the lease of its trader id (a lock file in `shutdown-fallback/`, and a Redis lease
 //! when `REDIS_URL` is set), waiting for another node to let go (`TRADING_NODE_LEASE_WAIT_MS`, 60 s;
 //! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot.
@@ -103,9 +106,40 @@ fn fail(code: i32, message: &str) -> ! {
     std::process::exit(code);
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// The kinds this node's configs use: checked at start, so a crate left unlinked is named at once.
+const KINDS: &[&str] = &[
+    "halt",
+    "cancel",
+    "verify",
+    "notify",
+    "flush",
+    "close",
+    "reconcile",
+    "resume",
+];
+
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    // `trading_node validate node.toml`, `trading_node plan ...`: the operator's commands, with this
+    // binary's step kinds (its `notify` included).
+    if args.get(1).is_some_and(|a| shutdown_cli::is_command(a)) {
+        return shutdown_cli::main_from(args);
+    }
+    match shutdown_core::Registry::global().map(|r| r.require(KINDS)) {
+        Ok(Ok(())) => {}
+        Ok(Err(missing)) => fail(exit_code::INVALID_CONFIG, &missing.to_string()),
+        Err(e) => fail(exit_code::INVALID_CONFIG, &e.to_string()),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(1, &format!("cannot start the runtime: {e}")));
+    runtime.block_on(node(args));
+    std::process::ExitCode::SUCCESS
+}
+
+async fn node(args: Vec<String>) {
     let [_, config_path, scenario_path] = args.as_slice() else {
         fail(2, "usage: trading_node CONFIG SCENARIO");
     };

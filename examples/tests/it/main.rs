@@ -728,3 +728,35 @@ fn a_sigkill_after_any_number_of_finished_shutdown_steps_is_unclean_with_and_wit
         }
     }
 }
+
+#[test]
+fn the_node_binary_offers_the_operator_commands_with_its_own_step_kinds() {
+    let node = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trading_node"))
+            .args(args)
+            .current_dir(root())
+            .env_remove("SHUTDOWN_TIMEOUT_SECS")
+            .output()
+            .unwrap()
+    };
+    // Its config uses `notify`, which `shutdownctl` does not link; the node binary does.
+    let out = node(&["validate", "examples/configs/node.toml"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("notify"), "{said}");
+    let out = node(&["steps", "--json"]);
+    let kinds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "notify")
+    );
+    let out = node(&["plan", "examples/configs/node.toml", "--grace-period", "30"]);
+    assert_eq!(out.status.code(), Some(0));
+    // Anything else is the node itself, with its own usage.
+    let out = node(&["only-one-argument"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: trading_node CONFIG SCENARIO"));
+}
