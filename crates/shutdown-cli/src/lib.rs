@@ -158,6 +158,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  shutdownctl completions bash > /etc/bash_completion.d/shutdownctl\n  shutdownctl completions zsh > \"${fpath[1]}/_shutdownctl\"\n  shutdownctl completions fish > ~/.config/fish/completions/shutdownctl.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  shutdownctl man > shutdownctl.1 && man ./shutdownctl.1")]
+    Man,
     /// Ask running nodes to shut down, through Redis (the fleet kill switch).
     #[command(
         after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet --all --note \"venue incident\"\n  shutdownctl fleet --redis redis://cache:6379 --trader-id trader-007\n\nExit codes: 0 at least one node listening, 1 none listening or an error."
@@ -322,5 +333,7 @@ pub fn run(cli: Cli) -> i32 {
             fallback_dir,
             json,
         } => cmd::restore::run(&redis, fallback_dir, json),
+        Command::Completions { shell } => cmd::docs::completions(shell),
+        Command::Man => cmd::docs::man(),
     }
 }

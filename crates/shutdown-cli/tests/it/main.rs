@@ -418,6 +418,38 @@ fn report_draws_the_timeline_in_80_columns_and_as_an_svg_whose_bars_are_the_repo
 }
 
 #[test]
+fn completions_for_each_shell_and_a_man_page_cover_every_command() {
+    let commands = [
+        "validate",
+        "plan",
+        "dry-run",
+        "reconcile",
+        "report",
+        "restore",
+    ];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = ctl(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        for c in commands {
+            assert!(script.contains(c), "{shell} completion lacks {c}");
+        }
+    }
+    let out = ctl(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ctl(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH shutdownctl 1"), "{page}");
+    for c in commands {
+        assert!(
+            page.contains(&c.replace('-', "\\-")),
+            "the man page lacks {c}"
+        );
+    }
+}
+
+#[test]
 fn report_exit_code_hands_on_the_exit_code_the_report_records() {
     let (code, v) = dry_run("examples/scenarios/hostile.toml", "3");
     assert_eq!(code, 10);
@@ -574,6 +606,8 @@ fn every_command_has_help_with_an_example() {
         "report",
         "restore",
         "fleet",
+        "completions",
+        "man",
     ] {
         let out = ctl(&[cmd, "--help"]);
         assert_eq!(out.status.code(), Some(0));
