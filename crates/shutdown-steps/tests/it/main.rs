@@ -8,6 +8,7 @@ mod audit;
 mod cancel;
 mod close;
 mod coverage;
+mod in_code;
 mod registry;
 mod start_gate;
 mod support;
