@@ -44,8 +44,11 @@ pub trait ShutdownStep: Send + Sync + 'static {
     /// The kind this step was registered under (`halt`, `cancel`, ...).
     fn kind(&self) -> &'static str;
 
-    /// What the step would do, one line each, without side effects (for `plan` and `dry-run`).
-    fn plan(&self) -> Vec<String>;
+    /// What the step would do, one line each, without side effects (for `plan` and `dry-run`). By
+    /// default, one line naming the kind: say more when there is more to say.
+    fn plan(&self) -> Vec<String> {
+        vec![format!("run the `{}` step", self.kind())]
+    }
 
     /// Do the work. Return before `ctx.deadline`; watch `ctx.cancel`, which fires when the shutdown is
     /// forced (the runner abandons the step then anyway).
