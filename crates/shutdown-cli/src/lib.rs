@@ -101,17 +101,9 @@ pub enum Command {
         after_help = "Example:\n  shutdownctl dry-run examples/configs/pipeline.toml --scenario examples/scenarios/basic.toml\n\nExits with the pipeline's exit code: 0 clean, 10 degraded, 11 aborted, 12 forced, 78 invalid config."
     )]
     DryRun {
-        /// The pipeline config (TOML).
-        config: PathBuf,
-        /// The scenario (TOML): instruments, positions, orders, connections, venue behaviour.
-        #[arg(long)]
-        scenario: PathBuf,
-        /// Override the scenario's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[allow(missing_docs)] // its arguments are documented
+        #[command(flatten)]
+        run: PaperRun,
         /// Flush to this Redis instead of a throwaway sink (the only side effect a dry run may have).
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
@@ -122,17 +114,9 @@ pub enum Command {
         after_help = "Example:\n  shutdownctl reconcile examples/configs/start.toml --scenario examples/scenarios/downtime.toml\n\nPrints the start gate's report, whether the trading gate is open, and an audit: the gate must name every change the downtime made and open only with every position protected.\nExits with the start gate's exit code: 0 the gate opened, 10 it stays halted (a difference needs an operator, or a step failed), 11 aborted, 12 forced; 1 the audit failed; 78 invalid config or scenario."
     )]
     Reconcile {
-        /// The start gate's pipeline config (TOML).
-        config: PathBuf,
-        /// The scenario (TOML), with a `[downtime]` section.
-        #[arg(long)]
-        scenario: PathBuf,
-        /// Override the scenario's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[allow(missing_docs)] // its arguments are documented
+        #[command(flatten)]
+        run: PaperRun,
     },
     /// Print the last shutdown report: from a file a node wrote (`report_path`), or from Redis.
     #[command(
@@ -202,6 +186,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A run on the paper venue: a pipeline config, a scenario, and how to print it.
+#[derive(Debug, clap::Args)]
+pub struct PaperRun {
+    /// The pipeline config (TOML).
+    pub config: PathBuf,
+    /// The scenario (TOML): the book, the venue's behaviour and, for `reconcile`, its `[downtime]`.
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where a node keeps its snapshot and reports in Redis.
@@ -292,19 +292,8 @@ pub fn run(cli: Cli) -> i32 {
             json,
             deny_warnings,
         } => cmd::plan::run(&config, grace_period, json, deny_warnings),
-        Command::DryRun {
-            config,
-            scenario,
-            seed,
-            json,
-            redis,
-        } => cmd::dry_run::run(&config, &scenario, seed, json, redis.as_deref()),
-        Command::Reconcile {
-            config,
-            scenario,
-            seed,
-            json,
-        } => cmd::reconcile::run(&config, &scenario, seed, json),
+        Command::DryRun { run, redis } => cmd::dry_run::run(&run, redis.as_deref()),
+        Command::Reconcile { run } => cmd::reconcile::run(&run),
         Command::Report {
             file,
             redis,

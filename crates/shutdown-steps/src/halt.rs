@@ -1,9 +1,10 @@
 //! `halt`: stop new orders at the source, and confirm it by reading the gate back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::gate;
 use serde::Deserialize;
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
@@ -11,8 +12,6 @@ use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
-
-use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 /// Options of `halt`.
 pub const OPTIONS: &[OptionDoc] = &[
@@ -92,43 +91,8 @@ impl ShutdownStep for Halt {
     }
 
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
-        let backoff = Backoff {
-            retries: self.config.retries,
-            initial: Duration::from_millis(50),
-            max: Duration::from_secs(1),
-        };
-        let deadline = work_deadline(ctx.deadline);
-        let (result, attempts) = retry("halt", backoff, deadline, || self.gate.halt()).await;
-        if let Err(e) = result {
-            return Err(StepError::new(format!("the gate did not halt: {e}")).attempts(attempts));
-        }
-        let mut out = StepOutput::new()
-            .attempts(attempts)
-            .detail("halted", true)
-            .summary("new orders halted");
-        if self.config.confirm {
-            let (state, _) =
-                retry("halt-confirm", backoff, deadline, || self.gate.is_halted()).await;
-            match state {
-                Ok(true) => {
-                    out = out
-                        .detail("confirmed", true)
-                        .summary("new orders halted (confirmed by reading the gate back)")
-                }
-                Ok(false) => {
-                    return Err(
-                        StepError::new("the gate still accepts new orders after halt")
-                            .attempts(attempts)
-                            .detail("confirmed", false),
-                    );
-                }
-                Err(e) => {
-                    return Err(StepError::new(format!("cannot read the gate back: {e}"))
-                        .attempts(attempts));
-                }
-            }
-        }
-        Ok(out)
+        let c = &self.config;
+        gate::set(&*self.gate, true, c.confirm, c.retries, ctx.deadline).await
     }
 }
 

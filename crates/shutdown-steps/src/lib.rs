@@ -17,10 +17,11 @@
 pub mod cancel;
 pub mod close;
 pub mod coverage;
+mod gate;
 pub mod halt;
 pub mod reconcile;
-mod remedy;
 pub mod resume;
+mod venue;
 pub mod verify;
 mod words;
 

@@ -26,7 +26,7 @@ use shutdown_core::{
 use tokio::time::Instant;
 
 use crate::coverage::{CoverageRules, coverage};
-use crate::remedy::{self, Action, BACKOFF, Remedy};
+use crate::venue::{self, Action, BACKOFF, Remedy, read_book};
 use crate::words;
 
 /// Options of `reconcile`.
@@ -235,19 +235,9 @@ struct Wanted {
 }
 
 impl Reconcile {
+    /// Positions and open orders, freshly read.
     async fn read(&self, deadline: Instant) -> Result<(Vec<Position>, Vec<Order>), StepError> {
-        let (positions, _) = retry("positions", BACKOFF, deadline, || {
-            self.positions.positions()
-        })
-        .await;
-        let positions =
-            positions.map_err(|e| StepError::new(format!("cannot read positions: {e}")))?;
-        let (orders, _) = retry("open-orders", BACKOFF, deadline, || {
-            self.orders.open_orders()
-        })
-        .await;
-        let orders = orders.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
-        Ok((positions, orders))
+        read_book(&*self.positions, &*self.orders, deadline).await
     }
 
     /// What became of the known working orders missing from the open orders.
@@ -515,12 +505,12 @@ impl ShutdownStep for Reconcile {
                     Remedy::failed(format!("nothing to do: covered by {}", c.stops.join(", ")))
                 }
                 _ => {
-                    remedy::send(
+                    venue::send(
                         &*self.orders,
                         action,
                         p,
                         p.quantity - c.covered,
-                        remedy::id_prefix(&ctx),
+                        venue::id_prefix(&ctx),
                         deadline,
                     )
                     .await

@@ -3,14 +3,14 @@
 //! confirms it by reading the gate back. Otherwise the gate stays halted and the step says why.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::gate;
 use serde::Deserialize;
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
 use shutdown_core::registry::out_of_range;
-use shutdown_core::retry::{Backoff, retry, work_deadline};
 use shutdown_core::{
     Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
@@ -139,48 +139,8 @@ impl ShutdownStep for Resume {
             .detail("held_by", &held_by)
             .summary("trading gate left halted"));
         }
-        let backoff = Backoff {
-            retries: self.config.retries,
-            initial: Duration::from_millis(50),
-            max: Duration::from_secs(1),
-        };
-        let deadline = work_deadline(ctx.deadline);
-        let (result, attempts) = retry("resume", backoff, deadline, || self.gate.resume()).await;
-        if let Err(e) = result {
-            return Err(StepError::new(format!("the gate did not open: {e}"))
-                .attempts(attempts)
-                .detail("resumed", false));
-        }
-        let mut out = StepOutput::new()
-            .attempts(attempts)
-            .detail("resumed", true)
-            .summary("trading gate opened");
-        if self.config.confirm {
-            match retry("resume-confirm", backoff, deadline, || {
-                self.gate.is_halted()
-            })
-            .await
-            .0
-            {
-                Ok(false) => {
-                    out = out
-                        .detail("confirmed", true)
-                        .summary("trading gate opened, confirmed by reading it back")
-                }
-                Ok(true) => {
-                    return Err(StepError::new("the gate still reports halted after resume")
-                        .attempts(attempts)
-                        .detail("resumed", true)
-                        .detail("confirmed", false));
-                }
-                Err(e) => {
-                    return Err(StepError::new(format!("cannot read the gate back: {e}"))
-                        .attempts(attempts)
-                        .detail("resumed", true));
-                }
-            }
-        }
-        Ok(out)
+        let c = &self.config;
+        gate::set(&*self.gate, false, c.confirm, c.retries, ctx.deadline).await
     }
 }
 

@@ -14,9 +14,9 @@ use shutdown_core::{
 use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
-use crate::remedy::{self, Action, BACKOFF, Remedy};
+use crate::venue::{self, Action, Remedy, read_book};
 use crate::words;
-use shutdown_core::retry::{retry, work_deadline};
+use shutdown_core::retry::work_deadline;
 
 /// Options of `verify`.
 pub const OPTIONS: &[OptionDoc] = &[
@@ -145,20 +145,9 @@ impl Verify {
         }
     }
 
-    /// Positions and live orders, freshly read (fills may have landed during the cancels).
+    /// Positions and open orders, freshly read (fills may have landed meanwhile).
     async fn read(&self, deadline: Instant) -> Result<(Vec<Position>, Vec<Order>), StepError> {
-        let (positions, _) = retry("positions", BACKOFF, deadline, || {
-            self.positions.positions()
-        })
-        .await;
-        let positions =
-            positions.map_err(|e| StepError::new(format!("cannot read positions: {e}")))?;
-        let (orders, _) = retry("open-orders", BACKOFF, deadline, || {
-            self.orders.open_orders()
-        })
-        .await;
-        let orders = orders.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
-        Ok((positions, orders))
+        read_book(&*self.positions, &*self.orders, deadline).await
     }
 
     fn judge(&self, positions: &[Position], orders: &[Order]) -> Vec<(Position, Coverage)> {
@@ -178,7 +167,7 @@ impl Verify {
             OnUnprotected::Flatten => Action::Flatten,
             OnUnprotected::Report | OnUnprotected::Fail => return Remedy::failed("none".into()),
         };
-        remedy::send(
+        venue::send(
             &*self.orders,
             action,
             p,
@@ -276,7 +265,7 @@ impl ShutdownStep for Verify {
                 let done = futures_util::future::join_all(
                     batch
                         .iter()
-                        .map(|(p, c)| self.remedy(p, c, remedy::id_prefix(&ctx), remedy_deadline)),
+                        .map(|(p, c)| self.remedy(p, c, venue::id_prefix(&ctx), remedy_deadline)),
                 )
                 .await;
                 for ((p, _), action) in batch.iter().zip(done) {

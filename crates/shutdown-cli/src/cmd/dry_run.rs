@@ -7,6 +7,7 @@ use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_paper::{PaperNode, Scenario};
 
 use super::load;
+use crate::PaperRun;
 use crate::output::{fail, out, outln, print_json};
 
 /// The config and the scenario, each checked; the exit code already reported when one is invalid.
@@ -31,14 +32,9 @@ pub(super) fn simulated_runtime(json: bool) -> Result<tokio::runtime::Runtime, i
         .map_err(|e| fail(json, 1, format!("cannot start the runtime: {e}")))
 }
 
-pub(crate) fn run(
-    config_path: &Path,
-    scenario_path: &Path,
-    seed: Option<u64>,
-    json: bool,
-    redis: Option<&str>,
-) -> i32 {
-    let (config, scenario) = match inputs(config_path, scenario_path, json) {
+pub(crate) fn run(run: &PaperRun, redis: Option<&str>) -> i32 {
+    let (json, seed) = (run.json, run.seed);
+    let (config, scenario) = match inputs(&run.config, &run.scenario, json) {
         Ok(inputs) => inputs,
         Err(code) => return code,
     };

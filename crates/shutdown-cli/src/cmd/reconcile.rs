@@ -1,16 +1,16 @@
 //! `shutdownctl reconcile`: a start gate against a scenario's `[downtime]` on the paper venue,
 //! simulated; nothing leaves the process.
 
-use std::path::Path;
-
 use shutdown_core::{Shutdown, exit_code};
 use shutdown_paper::PaperNode;
 
 use super::dry_run::{inputs, simulated_runtime};
+use crate::PaperRun;
 use crate::output::{fail, out, outln, print_json};
 
-pub(crate) fn run(config_path: &Path, scenario_path: &Path, seed: Option<u64>, json: bool) -> i32 {
-    let (config, scenario) = match inputs(config_path, scenario_path, json) {
+pub(crate) fn run(run: &PaperRun) -> i32 {
+    let (json, seed) = (run.json, run.seed);
+    let (config, scenario) = match inputs(&run.config, &run.scenario, json) {
         Ok(inputs) => inputs,
         Err(code) => return code,
     };

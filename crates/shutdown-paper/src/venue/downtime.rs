@@ -53,6 +53,18 @@ fn fires(o: &Order, mark: rust_decimal::Decimal) -> bool {
     }
 }
 
+/// Each position's side and size, by instrument and position side.
+fn book_positions(s: &State) -> BTreeMap<(String, PositionSide), (Side, rust_decimal::Decimal)> {
+    (s.positions.values())
+        .map(|p| {
+            (
+                (p.instrument.clone(), p.position_side),
+                (p.side, p.quantity),
+            )
+        })
+        .collect()
+}
+
 impl PaperNode {
     /// What the node knows now, as its shutdown's snapshot would keep it: every order and the open
     /// positions.
@@ -121,16 +133,7 @@ impl PaperNode {
     /// Apply a downtime (see [`Downtime`]); the changes it made, sorted.
     pub fn apply_downtime(&self, d: &Downtime) -> Vec<Change> {
         let mut s = self.lock();
-        let before: BTreeMap<(String, PositionSide), (Side, rust_decimal::Decimal)> = s
-            .positions
-            .values()
-            .map(|p| {
-                (
-                    (p.instrument.clone(), p.position_side),
-                    (p.side, p.quantity),
-                )
-            })
-            .collect();
+        let before = book_positions(&s);
         let mut changes = Vec::new();
         // The process that held local orders is gone, and they with it.
         let local: Vec<String> = (s.orders.values())
@@ -212,16 +215,7 @@ impl PaperNode {
             }
             s.orders.insert(o.client_id.clone(), o);
         }
-        let after: BTreeMap<(String, PositionSide), (Side, rust_decimal::Decimal)> = s
-            .positions
-            .values()
-            .map(|p| {
-                (
-                    (p.instrument.clone(), p.position_side),
-                    (p.side, p.quantity),
-                )
-            })
-            .collect();
+        let after = book_positions(&s);
         let mut keys: Vec<&(String, PositionSide)> = before.keys().chain(after.keys()).collect();
         keys.sort();
         keys.dedup();

@@ -1,14 +1,15 @@
-//! What `verify` and `reconcile` send to the venue for a position that lacks protection: a
-//! reduce-only stop for the missing quantity, or a reduce-only market exit.
+//! What `verify` and `reconcile` share at the venue: reading positions and open orders, and the
+//! remedy for a position that lacks protection (a reduce-only stop for the missing quantity, or a
+//! reduce-only market exit).
 
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use shutdown_core::domain::{Position, Side};
-use shutdown_core::node::{ExitRequest, OrderGateway, StopRequest};
+use shutdown_core::domain::{Order, Position, Side};
+use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
 use shutdown_core::retry::{Backoff, retry};
-use shutdown_core::{Reason, StepContext};
+use shutdown_core::{Reason, StepContext, StepError};
 use tokio::time::Instant;
 
 /// Retries of one remedy call.
@@ -17,6 +18,19 @@ pub(crate) const BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(50),
     max: Duration::from_secs(1),
 };
+
+/// Positions and open orders (conditional ones included), freshly read, each retried.
+pub(crate) async fn read_book(
+    positions: &dyn PositionBook,
+    orders: &dyn OrderGateway,
+    deadline: Instant,
+) -> Result<(Vec<Position>, Vec<Order>), StepError> {
+    let (read, _) = retry("positions", BACKOFF, deadline, || positions.positions()).await;
+    let positions = read.map_err(|e| StepError::new(format!("cannot read positions: {e}")))?;
+    let (read, _) = retry("open-orders", BACKOFF, deadline, || orders.open_orders()).await;
+    let orders = read.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
+    Ok((positions, orders))
+}
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq)]
