@@ -495,14 +495,14 @@ impl ShutdownStep for Reconcile {
             }) else {
                 done.insert(
                     slot,
-                    Remedy::failed("nothing to do: no such position at the venue".into()),
+                    Remedy::nothing("nothing to do: no such position at the venue".into()),
                 );
                 continue;
             };
             let c = coverage(p, p.mark_price, &open_orders, &rules);
             let remedy = match (action, c.protected) {
                 (Action::PlaceStop { .. }, true) => {
-                    Remedy::failed(format!("nothing to do: covered by {}", c.stops.join(", ")))
+                    Remedy::nothing(format!("nothing to do: covered by {}", c.stops.join(", ")))
                 }
                 _ => {
                     venue::send(
@@ -535,7 +535,11 @@ impl ShutdownStep for Reconcile {
                 continue;
             };
             d.action = Some(r.text.clone());
-            d.handled = r.succeeded() || r.text.starts_with("nothing to do");
+            // Only a difference whose own policy asked for the remedy is settled by it: one under
+            // `halt` still waits for an operator, one under `report` was handled by being named.
+            if matches!(d.policy.as_str(), "replace_stop" | "flatten") {
+                d.handled = r.settled();
+            }
         }
         publish(&ctx, &diffs);
         let unhandled = diffs.iter().filter(|d| !d.handled).count();

@@ -45,20 +45,45 @@ pub(crate) enum Action {
     Flatten,
 }
 
-/// What a remedy did: in words, and the order it sent, if one went out.
+/// What a remedy did: in words, the order it sent if one went out, and whether the position is
+/// settled (the order went out, or none was needed).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Remedy {
     pub text: String,
     pub order: Option<String>,
+    #[serde(skip)]
+    settled: bool,
 }
 
 impl Remedy {
     pub fn failed(text: String) -> Self {
-        Self { text, order: None }
+        Self {
+            text,
+            order: None,
+            settled: false,
+        }
     }
 
-    pub fn succeeded(&self) -> bool {
-        self.order.is_some()
+    /// No order was needed.
+    pub fn nothing(text: String) -> Self {
+        Self {
+            text,
+            order: None,
+            settled: true,
+        }
+    }
+
+    fn sent(text: String, order: String) -> Self {
+        Self {
+            text,
+            order: Some(order),
+            settled: true,
+        }
+    }
+
+    /// The order went out, or none was needed.
+    pub fn settled(&self) -> bool {
+        self.settled
     }
 }
 
@@ -128,10 +153,10 @@ pub(crate) async fn send(
             .await
             .0
             {
-                Ok(o) => Remedy {
-                    text: format!("placed stop {} for {missing} at {trigger}", o.client_id),
-                    order: Some(o.client_id),
-                },
+                Ok(o) => Remedy::sent(
+                    format!("placed stop {} for {missing} at {trigger}", o.client_id),
+                    o.client_id,
+                ),
                 Err(e) => Remedy::failed(format!("placing a stop failed: {e}")),
             }
         }
@@ -149,13 +174,13 @@ pub(crate) async fn send(
             .await
             .0
             {
-                Ok(o) => Remedy {
-                    text: format!(
+                Ok(o) => Remedy::sent(
+                    format!(
                         "sent reduce-only market exit {} for {}",
                         o.client_id, o.filled_quantity
                     ),
-                    order: Some(o.client_id),
-                },
+                    o.client_id,
+                ),
                 Err(e) => Remedy::failed(format!("exit failed: {e}")),
             }
         }

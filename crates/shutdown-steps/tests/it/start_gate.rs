@@ -439,3 +439,36 @@ fn an_order_being_cancelled_when_the_node_stopped_and_working_still_is_unknown()
     );
     assert!(paper.halted());
 }
+
+#[test]
+fn a_difference_under_halt_stays_unhandled_when_another_policy_protects_its_position() {
+    let scenario = format!(
+        "[[instruments]]\nsymbol = \"B0\"\nmark_price = 100\n{}{}{}",
+        "[[positions]]\nid = \"p0\"\ninstrument = \"B0\"\nside = \"buy\"\nquantity = 2\nentry_price = 100\n",
+        "[[orders]]\nclient_id = \"stop\"\ninstrument = \"B0\"\nside = \"sell\"\norder_type = \"stop_market\"\nquantity = 2\ntrigger_price = 90\nreduce_only = true\nstatus = \"new\"\n",
+        "[downtime]\ncancelled = [\"stop\"]\n[[downtime.orders]]\nclient_id = \"hand\"\ninstrument = \"B0\"\nside = \"buy\"\norder_type = \"market\"\nquantity = 1\nstatus = \"filled\"\n",
+    );
+    let config = gate_config("on_stop_gone = \"halt\"\non_position_changed = \"replace_stop\"");
+    let (report, paper, _, audit) = restart(&scenario, &config);
+    assert!(audit.ok, "{audit}");
+    let diffs = differences(&report);
+    let stop = difference(&diffs, "stop");
+    assert_eq!(
+        (stop["kind"].as_str(), stop["handled"].as_bool()),
+        (Some("stop_gone"), Some(false))
+    );
+    let p0 = difference(&diffs, "p0");
+    assert_eq!(p0["handled"], true, "{p0}");
+    assert!(
+        p0["action"]
+            .as_str()
+            .unwrap()
+            .contains("placed stop start-stop-p0 for 3"),
+        "{p0}"
+    );
+    assert!(audit.truth.unprotected.is_empty());
+    assert!(
+        paper.halted(),
+        "the stop gone under `halt` keeps the gate halted"
+    );
+}
