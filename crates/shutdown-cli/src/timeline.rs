@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use shutdown_core::{Report, StepOutcome};
+use shutdown_core::{Level, Report, StepOutcome};
 
 /// Columns of the time axis in the terminal.
 const AXIS: usize = 56;
@@ -56,8 +56,32 @@ pub fn text(report: &Report) -> String {
         let axis: String = axis.into_iter().collect();
         let _ = writeln!(out, "  {:<3}{name:<13} {}", i + 1, axis.trim_end());
     }
+    // The second signal (hurry) and the force, where they came.
+    let later: Vec<_> = (report.escalations.iter())
+        .filter(|e| e.level > Level::Graceful)
+        .collect();
+    if !later.is_empty() {
+        let mut axis = vec![' '; AXIS + 1];
+        for e in &later {
+            axis[col(e.offset)] = if e.level == Level::Force { 'F' } else { 'H' };
+        }
+        let axis: String = axis.into_iter().collect();
+        let _ = writeln!(out, "  {:<16} {}", "escalations", axis.trim_end());
+    }
     out.push_str("  = ran  ! failed or cut short  s skipped  . not run  - budget  | deadline\n");
+    if !later.is_empty() {
+        out.push_str("  H second signal (non-critical steps skipped)  F forced\n");
+    }
     out
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Running => "running",
+        Level::Graceful => "request",
+        Level::Hurry => "hurry",
+        Level::Force => "force",
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -89,7 +113,7 @@ fn x_of(report: &Report, t: f64) -> f64 {
 
 /// The timeline as an SVG document.
 pub fn svg(report: &Report) -> String {
-    let height = TOP + ROW * report.steps.len() as f64 + 60.0;
+    let height = TOP + ROW * report.steps.len() as f64 + 72.0;
     let x = |t: f64| x_of(report, t);
     let mut out = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="800" height="{height}" viewBox="0 0 800 {height}" font-family="sans-serif" font-size="12">
@@ -148,6 +172,23 @@ pub fn svg(report: &Report) -> String {
         TOP - 4.0,
         report.timeout_secs
     );
+    for e in report
+        .escalations
+        .iter()
+        .filter(|e| e.level > Level::Graceful)
+    {
+        let ex = x(e.offset);
+        let _ = writeln!(
+            out,
+            r##"<line class="escalation" data-level="{}" x1="{ex:.3}" y1="{TOP}" x2="{ex:.3}" y2="{bottom}" stroke="#e65100" stroke-width="2" stroke-dasharray="6 3"/>
+<text x="{ex:.3}" y="{:.1}" fill="#e65100">{} ({}) at {:.3}s</text>"##,
+            level_name(e.level),
+            bottom + 12.0,
+            level_name(e.level),
+            escape(&e.reason),
+            e.offset
+        );
+    }
     let legend = [
         ("succeeded", StepOutcome::Succeeded),
         ("failed or cut short", StepOutcome::Failed),
@@ -159,16 +200,16 @@ pub fn svg(report: &Report) -> String {
         let _ = writeln!(
             out,
             r#"<rect class="legend" x="{lx}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{label}</text>"#,
-            bottom + 20.0,
+            bottom + 22.0,
             colour(*outcome),
             lx + 16.0,
-            bottom + 30.0
+            bottom + 32.0
         );
     }
     let _ = writeln!(
         out,
-        r#"<text x="10" y="{:.1}">bars: time taken; dashed frames: the budget each step was given</text>"#,
-        bottom + 50.0
+        r#"<text x="10" y="{:.1}">bars: time taken; dashed frames: the budget each step was given; orange: signals</text>"#,
+        bottom + 52.0
     );
     out.push_str("</svg>\n");
     out

@@ -49,7 +49,8 @@ pub use crate::pipeline::{
 pub use crate::plan::{Budget, HEADROOM};
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
 pub use crate::report::{
-    Count, Counter, Outcome, Report, ReportSink, StepOutcome, StepReport, exit_code,
+    Count, Counter, EscalationReport, Outcome, Report, ReportSink, StepOutcome, StepReport,
+    exit_code,
 };
 pub use crate::runner::Shutdown;
 pub use crate::signals::{Signal, SignalListener};
@@ -57,7 +58,7 @@ pub use crate::step::{
     DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,
     StepOutput,
 };
-pub use crate::trigger::{Level, Reason, ShutdownHandle};
+pub use crate::trigger::{Escalation, Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.
 pub mod errors {

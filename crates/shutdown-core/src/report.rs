@@ -222,6 +222,21 @@ pub struct Report {
     /// Report sinks that failed to take this report (written by the sinks that did).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sink_errors: Vec<String>,
+    /// When the shutdown escalated: the request, a second signal (hurry), a force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<EscalationReport>,
+}
+
+/// One escalation in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EscalationReport {
+    /// The level reached: `graceful`, `hurry` or `force`.
+    pub level: crate::Level,
+    /// What raised it (`SIGTERM`, `api`, `deadline`, ...).
+    pub reason: String,
+    /// Seconds from the start of the pipeline (0 for the request that started it).
+    pub offset: f64,
 }
 
 impl Report {
@@ -538,6 +553,7 @@ mod tests {
                 budget: 4.0,
             }],
             sink_errors: vec![],
+            escalations: vec![],
         }
     }
 

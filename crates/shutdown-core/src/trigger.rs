@@ -43,7 +43,9 @@ impl Serialize for Reason {
 }
 
 /// How far a shutdown has escalated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// No shutdown requested.
@@ -62,6 +64,18 @@ struct State {
     level: Level,
     reason: Option<Reason>,
     forced_by: Option<Reason>,
+    raised: Vec<Escalation>,
+}
+
+/// One raise of the escalation level: to what, why, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// The level reached.
+    pub level: Level,
+    /// What raised it.
+    pub reason: Reason,
+    /// When (tokio's clock, so a paused test clock too).
+    pub at: tokio::time::Instant,
 }
 
 #[derive(Debug)]
@@ -106,6 +120,7 @@ impl ShutdownHandle {
                     level: Level::Running,
                     reason: None,
                     forced_by: None,
+                    raised: Vec::new(),
                 }),
                 threads: Condvar::new(),
                 tasks: Notify::new(),
@@ -128,8 +143,13 @@ impl ShutdownHandle {
                 state.reason = Some(reason.clone());
             }
             if level == Level::Force {
-                state.forced_by = Some(reason);
+                state.forced_by = Some(reason.clone());
             }
+            state.raised.push(Escalation {
+                level,
+                reason,
+                at: tokio::time::Instant::now(),
+            });
             state.level = level;
             self.inner.threads.notify_all();
             self.inner.tasks.notify_waiters();
@@ -181,6 +201,11 @@ impl ShutdownHandle {
     /// What forced the shutdown, if it was forced.
     pub fn forced_by(&self) -> Option<Reason> {
         self.lock().forced_by.clone()
+    }
+
+    /// Every raise of the level so far, in order: the request, a hurry, a force.
+    pub fn escalations(&self) -> Vec<Escalation> {
+        self.lock().raised.clone()
     }
 
     /// Wait until the level reaches at least `level`; returns the level then.

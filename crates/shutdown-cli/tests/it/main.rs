@@ -415,6 +415,41 @@ fn report_draws_the_timeline_in_80_columns_and_as_an_svg_whose_bars_are_the_repo
         .map(|s| s["offset"].as_f64().unwrap())
         .collect();
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+
+    // Signals: a second one at 1 s and a force at 2.5 s are marked in both pictures.
+    let mut v = v.clone();
+    v["escalations"] = serde_json::json!([
+        {"level": "graceful", "reason": "SIGTERM", "offset": 0.0},
+        {"level": "hurry", "reason": "SIGINT", "offset": 1.0},
+        {"level": "force", "reason": "SIGINT", "offset": 2.5}
+    ]);
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = ctl(&[
+        "report",
+        "--file",
+        file.to_str().unwrap(),
+        "--timeline",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let s = text(&out.stdout);
+    let row = s
+        .lines()
+        .find(|l| l.starts_with("  escalations"))
+        .expect(&s);
+    // Columns: 19 before the axis, 56 for the 20 s to the deadline.
+    let col = |t: f64| 19 + (t / timeout * 56.0).round() as usize;
+    assert_eq!(row.chars().nth(col(1.0)), Some('H'), "{row}");
+    assert_eq!(row.chars().nth(col(2.5)), Some('F'), "{row}");
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&doc).unwrap();
+    let lines: Vec<(Option<&str>, f64)> = (doc.descendants())
+        .filter(|n| n.attribute("class") == Some("escalation"))
+        .map(|n| (n.attribute("data-level"), attr(n, "x1")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0].0, Some("hurry"));
+    assert!((lines[0].1 - x(1.0)).abs() < 0.01 && (lines[1].1 - x(2.5)).abs() < 0.01);
 }
 
 #[test]

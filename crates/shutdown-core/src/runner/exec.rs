@@ -218,7 +218,7 @@ impl Run {
     /// exit the process with its code. When the force-exit thread has taken the report, it exits the
     /// process: this waits for that.
     async fn finish(&self) -> Report {
-        let Some(mut report) = self.shared.take(&self.pipeline, self.handle.forced_by()) else {
+        let Some(mut report) = self.shared.take(&self.pipeline, &self.handle) else {
             return std::future::pending().await;
         };
         self.sinks.write_local(&mut report);
@@ -238,12 +238,12 @@ impl Run {
     pub(super) fn lost(&self) -> Report {
         tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
         self.handle.force(Reason::Api);
-        let mut report = self.shared.take(&self.pipeline, self.handle.forced_by());
+        let mut report = self.shared.take(&self.pipeline, &self.handle);
         if let Some(report) = report.as_mut() {
             self.sinks.write_local(report);
             self.shared.written();
         }
-        report.unwrap_or_else(|| self.shared.report(&self.pipeline, self.handle.forced_by()))
+        report.unwrap_or_else(|| self.shared.report(&self.pipeline, &self.handle))
     }
 }
 

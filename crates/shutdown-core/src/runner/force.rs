@@ -33,7 +33,7 @@ pub(super) fn start(run: &Arc<Run>) {
                 run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
                     == Stage::Running;
             if still_running
-                && let Some(mut report) = run.shared.take(&run.pipeline, run.handle.forced_by()) {
+                && let Some(mut report) = run.shared.take(&run.pipeline, &run.handle) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
                     run.sinks.write_local(&mut report);
                     std::process::exit(report.exit_code);

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::pipeline::{OnError, Pipeline, PipelineStep};
-use crate::report::{Outcome, Report, StepOutcome, StepReport};
-use crate::trigger::Reason;
+use crate::report::{EscalationReport, Outcome, Report, StepOutcome, StepReport};
+use crate::trigger::{Reason, ShutdownHandle};
 
 /// Who has the report, in the order it goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,12 +118,12 @@ impl Shared {
     }
 
     /// Take the report to write it, unless someone else has.
-    pub(super) fn take(&self, pipeline: &Pipeline, forced_by: Option<Reason>) -> Option<Report> {
+    pub(super) fn take(&self, pipeline: &Pipeline, handle: &ShutdownHandle) -> Option<Report> {
         let mut p = self.lock();
         if p.stage != Stage::Running {
             return None;
         }
-        let report = assemble(&p, pipeline, forced_by);
+        let report = assemble(&p, pipeline, handle);
         p.stage = Stage::Writing;
         p.exit_code = Some(report.exit_code);
         self.changed.notify_all();
@@ -137,8 +137,8 @@ impl Shared {
     }
 
     /// The report as things stand, for a caller that may not write it.
-    pub(super) fn report(&self, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
-        assemble(&self.lock(), pipeline, forced_by)
+    pub(super) fn report(&self, pipeline: &Pipeline, handle: &ShutdownHandle) -> Report {
+        assemble(&self.lock(), pipeline, handle)
     }
 
     /// Wait up to `timeout` while `waiting` holds; returns the progress then.
@@ -188,7 +188,8 @@ pub(super) fn forced_note(forced_by: Option<&Reason>) -> String {
 /// run; each step left undone says what that means. A disabled step is left undone on purpose and
 /// costs nothing, unless it is one that judges the node's safety (it declares counts): without it,
 /// what it counts is unknown.
-pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reason>) -> Report {
+pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, handle: &ShutdownHandle) -> Report {
+    let forced_by = handle.forced_by();
     let note = forced_note(forced_by.as_ref());
     let mut steps = p.steps.clone();
     if let Some((index, started)) = p.running
@@ -253,5 +254,12 @@ pub(super) fn assemble(p: &Progress, pipeline: &Pipeline, forced_by: Option<Reas
         timeout_secs: p.timeout.as_secs_f64(),
         steps,
         sink_errors: Vec::new(),
+        escalations: (handle.escalations().into_iter())
+            .map(|e| EscalationReport {
+                level: e.level,
+                reason: e.reason.to_string(),
+                offset: e.at.saturating_duration_since(p.started).as_secs_f64(),
+            })
+            .collect(),
     }
 }

@@ -262,6 +262,17 @@ async fn the_third_signal_forces_at_once_while_a_step_hangs() {
             .as_deref()
             .unwrap()
             .contains("forced by SIGINT")
+    ); // Each signal is in the report, at the time it came (the first before the run started).
+    let escalations: Vec<(Level, &str, f64)> = (report.escalations.iter())
+        .map(|e| (e.level, e.reason.as_str(), e.offset))
+        .collect();
+    assert_eq!(
+        escalations,
+        [
+            (Level::Graceful, "SIGINT", 0.0),
+            (Level::Hurry, "SIGINT", 1.0),
+            (Level::Force, "SIGINT", 2.0)
+        ]
     );
 }
 
