@@ -30,6 +30,7 @@ pub mod retry;
 mod runner;
 mod signals;
 mod step;
+pub mod systemd;
 mod trigger;
 
 /// What `register_step!` expands to needs; not an API.
@@ -44,7 +45,7 @@ pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
 pub use crate::pipeline::{
     DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, MetricsConfig, OnError, Pipeline, PipelineSettings,
-    PipelineStep, StepSettings,
+    PipelineStep, StepSettings, SystemdConfig,
 };
 pub use crate::plan::{Budget, HEADROOM};
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};

@@ -95,6 +95,24 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[systemd]`: how the shutdown keeps the service manager informed (only when `NOTIFY_SOCKET` is set).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SystemdConfig {
+    /// How often a running step's progress is told (`STATUS=`); a critical step whose counters
+    /// moved in the last interval gets the stop timeout extended by twice this.
+    #[serde(rename = "progress_interval_secs", serialize_with = "ser_secs")]
+    pub progress_interval: Duration,
+}
+
+impl Default for SystemdConfig {
+    fn default() -> Self {
+        Self {
+            progress_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The settings of a whole pipeline, as configured and as run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -110,6 +128,8 @@ pub struct PipelineSettings {
     pub trader_id: String,
     /// Where metrics go.
     pub metrics: MetricsConfig,
+    /// What systemd hears.
+    pub systemd: SystemdConfig,
 }
 
 impl Default for PipelineSettings {
@@ -120,6 +140,7 @@ impl Default for PipelineSettings {
             report_path: None,
             trader_id: DEFAULT_TRADER_ID.to_owned(),
             metrics: MetricsConfig::default(),
+            systemd: SystemdConfig::default(),
         }
     }
 }

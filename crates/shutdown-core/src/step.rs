@@ -283,6 +283,12 @@ impl Partial {
         self.lock().summary = Some(summary.into());
     }
 
+    /// What moves as the step makes progress: its counts and its summary.
+    pub(crate) fn progress(&self) -> (BTreeMap<Counter, u64>, Option<String>) {
+        let out = self.lock();
+        (out.counts.clone(), out.summary.clone())
+    }
+
     /// What was published, leaving nothing behind.
     pub fn take(&self) -> StepOutput {
         std::mem::take(&mut *self.lock())

@@ -325,5 +325,9 @@ async fn node(args: Vec<String>) {
         let _ = tokio::time::timeout(Duration::from_secs(5), first.notified()).await;
     }
     say("ready");
+    // Under systemd (Type=notify), the unit is up now.
+    if let Err(e) = shutdown_core::systemd::ready() {
+        say(&format!("systemd: cannot say ready: {e}"));
+    }
     shutdown.run_when_requested().await;
 }

@@ -31,6 +31,8 @@ pub(super) struct TopLevel {
     #[allow(dead_code)] // read on its own
     metrics: Option<IgnoredAny>,
     #[allow(dead_code)] // read on its own
+    systemd: Option<IgnoredAny>,
+    #[allow(dead_code)] // read on its own
     steps: Option<IgnoredAny>,
 }
 
@@ -41,6 +43,12 @@ struct MetricsTable {
     textfile_path: Option<PathBuf>,
     push_timeout_secs: Option<Seconds>,
     job: Option<Id>,
+}
+
+/// `[systemd]`.
+#[derive(Deserialize)]
+struct SystemdTable {
+    progress_interval_secs: Option<Seconds>,
 }
 
 /// The keys every step has; the rest of a step's table are its kind's options.
@@ -136,6 +144,7 @@ impl<'a> Parser<'a> {
     ) -> Result<PipelineConfig, ConfigErrors> {
         let steps = root.remove("steps");
         let metrics = root.remove("metrics");
+        let systemd = root.remove("systemd");
         let top = self.table::<TopLevel>(&root, None, "");
         let mut settings = PipelineSettings::default();
         let mut log_level = "info";
@@ -156,6 +165,12 @@ impl<'a> Parser<'a> {
         }
         if let Some(value) = metrics {
             settings.metrics = self.metrics(value);
+        }
+        if let Some(table) = systemd.and_then(|v| self.section(v, "systemd"))
+            && let Some(t) = self.table::<SystemdTable>(&table, None, "systemd.")
+            && let Some(Seconds(every)) = t.progress_interval_secs
+        {
+            settings.systemd.progress_interval = every;
         }
         let steps = match steps {
             Some(value) => {
@@ -198,20 +213,27 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn metrics(&mut self, value: Value) -> MetricsConfig {
-        let mut metrics = MetricsConfig::default();
-        let table = match value.kind {
-            ValueKind::Table(t) => t,
+    /// The table of section `[name]`, or a problem naming what was there instead.
+    fn section(&mut self, value: Value, name: &str) -> Option<Map<String, Value>> {
+        match value.kind {
+            ValueKind::Table(t) => Some(t),
             other => {
                 let found = Value::new(None, other).try_deserialize::<Raw>();
                 let found = found.map(|r| r.to_string()).unwrap_or_default();
                 self.problem(
                     None,
-                    "metrics",
-                    format!("expected a [metrics] table, found {found}"),
+                    name,
+                    format!("expected a [{name}] table, found {found}"),
                 );
-                return metrics;
+                None
             }
+        }
+    }
+
+    fn metrics(&mut self, value: Value) -> MetricsConfig {
+        let mut metrics = MetricsConfig::default();
+        let Some(table) = self.section(value, "metrics") else {
+            return metrics;
         };
         if let Some(m) = self.table::<MetricsTable>(&table, None, "metrics.") {
             metrics.pushgateway_url = m.pushgateway_url.map(|HttpUrl(u)| u);

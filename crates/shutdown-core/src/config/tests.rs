@@ -140,7 +140,7 @@ fn unknown_keys_are_errors_with_a_suggestion() {
     assert_eq!(
         problems("timeout_sec = 3\n"),
         [
-            "node.toml: `timeout_sec`: unknown key `timeout_sec`; did you mean `timeout_secs`? (known: cancel_orders, flush_cache, log_level, metrics, report_path, signals, steps, timeout_secs, trader_id, verify_stop_losses)"
+            "node.toml: `timeout_sec`: unknown key `timeout_sec`; did you mean `timeout_secs`? (known: cancel_orders, flush_cache, log_level, metrics, report_path, signals, steps, systemd, timeout_secs, trader_id, verify_stop_losses)"
         ]
     );
     let p = problems("[[steps]]\nkind = \"cancel\"\nmax_inflight = 3\n");
@@ -557,4 +557,32 @@ fn a_password_in_a_pushgateway_url_never_shows_in_a_problem() {
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(!p[0].contains("s3cret"), "{p:?}");
     assert!(p[0].contains("ftp://ops:***@pgw:9091"), "{p:?}");
+}
+
+#[test]
+fn the_systemd_table_sets_the_progress_interval_and_its_mistakes_are_named() {
+    let cfg = parse("[systemd]\nprogress_interval_secs = 2.5\n").unwrap();
+    assert_eq!(
+        cfg.settings.systemd.progress_interval,
+        Duration::from_millis(2500)
+    );
+    assert_eq!(
+        parse("timeout_secs = 10\n")
+            .unwrap()
+            .settings
+            .systemd
+            .progress_interval,
+        Duration::from_secs(5)
+    );
+    let p = problems("[systemd]\nprogress_interval = 2\n");
+    assert!(
+        p[0].contains("`systemd.progress_interval`: unknown key")
+            && p[0].contains("progress_interval_secs"),
+        "{p:?}"
+    );
+    let p = problems("systemd = 3\n");
+    assert!(
+        p[0].contains("expected a [systemd] table, found integer 3"),
+        "{p:?}"
+    );
 }

@@ -17,6 +17,7 @@ use crate::report::{Report, StepOutcome, StepReport};
 use crate::step::{
     Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepOutput,
 };
+use crate::systemd::Notifier;
 use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// Why a non-critical step did not run, or stopped, after the second signal.
@@ -36,6 +37,8 @@ pub(super) struct Run {
     /// Poll steps on the supervising task rather than the blocking pool.
     pub(super) in_place: bool,
     pub(super) extensions: Extensions,
+    /// Where the service manager hears of the shutdown.
+    pub(super) notifier: Option<Notifier>,
     pub(super) reason: Reason,
     pub(super) shared: Arc<Shared>,
     pub(super) results: SharedResults,
@@ -48,6 +51,15 @@ impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
         tracing::info!(parent: &self.span, steps = self.pipeline.steps.len(), "shutdown started");
+        // A start gate is no stop: the unit hears its progress, not STOPPING.
+        let steps = self.pipeline.steps.len();
+        self.tell(&match self.reason {
+            Reason::Start => format!("STATUS=start gate: {steps} steps"),
+            _ => format!(
+                "STOPPING=1\nSTATUS=shutting down ({}): {steps} steps",
+                self.reason
+            ),
+        });
         for (index, ps) in self.pipeline.steps.iter().enumerate() {
             let report = match self.admit(ps) {
                 Ok(step) => self.guard(index, ps, step).await,
@@ -104,6 +116,7 @@ impl Run {
         let ctx = self.context(ps, started + budget, cancel.clone(), partial.clone());
         self.shared.start_step(index, started);
         tracing::info!(parent: &span, "step started");
+        self.tell(&self.status(index, ps, "started"));
         let in_poll = InPoll::default();
         let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
         let hurried = async {
@@ -130,6 +143,7 @@ impl Run {
                 Err((StepOutcome::TimedOut, self.timed_out_note(global, budget)))
             }
             _ = hurried => Err((StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))),
+            never = self.progress(index, ps, &partial) => match never {},
         };
         let (mut report, out) = match ended {
             Ok(Ok(out)) => (entry(ps, StepOutcome::Succeeded, None), out),
@@ -225,12 +239,67 @@ impl Run {
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.sinks.write_others(&mut report, left).await;
         self.shared.written();
+        let what = match self.reason {
+            Reason::Start => "start gate",
+            _ => "shutdown",
+        };
+        self.tell(&format!(
+            "STATUS={what} {} (exit {})",
+            report.outcome, report.exit_code
+        ));
         tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code,
             duration = report.duration, "shutdown finished");
         if self.exit_process {
             std::process::exit(report.exit_code);
         }
         report
+    }
+
+    /// Tell the service manager, if one listens.
+    fn tell(&self, state: &str) {
+        if let Some(n) = &self.notifier {
+            n.tell(state);
+        }
+    }
+
+    /// `STATUS=step 2/5 cancel: ...`.
+    fn status(&self, index: usize, ps: &PipelineStep, what: &str) -> String {
+        let total = self.pipeline.steps.len();
+        format!(
+            "STATUS=step {}/{total} {}: {what}",
+            index + 1,
+            ps.settings.name
+        )
+    }
+
+    /// While a step runs: every interval, its status, and for a critical step whose counts or
+    /// summary moved since the last look, more time from the service manager. A stalled step gets
+    /// none, so the unit's own stop timeout still bounds it. Never returns; the step's end ends it.
+    async fn progress(
+        &self,
+        index: usize,
+        ps: &PipelineStep,
+        partial: &Partial,
+    ) -> std::convert::Infallible {
+        let Some(notifier) = &self.notifier else {
+            return std::future::pending().await;
+        };
+        let every = self.pipeline.settings.systemd.progress_interval;
+        let mut seen = partial.progress();
+        loop {
+            tokio::time::sleep(every).await;
+            let now = partial.progress();
+            let what = now.1.clone().unwrap_or_else(|| "running".into());
+            let mut state = self.status(index, ps, &what);
+            if ps.settings.critical && now != seen {
+                state.push_str(&format!(
+                    "\nEXTEND_TIMEOUT_USEC={}",
+                    (every * 2).as_micros()
+                ));
+            }
+            notifier.tell(&state);
+            seen = now;
+        }
     }
 
     /// The supervision was cancelled (its runtime is shutting down): the report from what is known,

@@ -26,6 +26,7 @@ use crate::pipeline::Pipeline;
 use crate::report::{FileSink, Report, ReportSink};
 use crate::signals::SignalListener;
 use crate::step::{Extensions, SharedResults};
+use crate::systemd::Notifier;
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// Runs a pipeline once, when asked, and reports.
@@ -38,6 +39,7 @@ pub struct Shutdown {
     dry_run: bool,
     in_place: bool,
     extensions: Extensions,
+    notifier: Option<Notifier>,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -69,7 +71,16 @@ impl Shutdown {
             dry_run: false,
             in_place: false,
             extensions: Extensions::default(),
+            notifier: Notifier::from_env(),
         }
+    }
+
+    /// Where the service manager hears of the shutdown (`STOPPING=1`, a status per step,
+    /// `EXTEND_TIMEOUT_USEC` while a critical step progresses; see [`crate::systemd`]). By default
+    /// the socket `NOTIFY_SOCKET` names, if it names one; `None` to say nothing.
+    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// A dry run: steps are told not to write outside the process (see [`crate::StepContext::dry_run`]).
@@ -178,6 +189,7 @@ impl Shutdown {
             dry_run: self.dry_run,
             in_place: self.in_place,
             extensions: self.extensions,
+            notifier: self.notifier,
             reason,
             shared,
             results: SharedResults::default(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::ShutdownStep;
 use crate::pipeline::{OnError, PipelineStep};
 use crate::report::{Counter, Outcome, StepOutcome};
 use crate::signals::Signal;
@@ -855,4 +856,134 @@ async fn a_step_cut_short_keeps_what_it_published_and_an_unknown_count_is_unknow
         json.contains(r#""counts":{"orders_orphaned":null}"#),
         "{json}"
     );
+}
+
+/// A step that confirms one more order every second for `seconds`, publishing its count.
+struct Confirming {
+    seconds: u64,
+}
+
+#[async_trait::async_trait]
+impl ShutdownStep for Confirming {
+    fn kind(&self) -> &'static str {
+        "confirming"
+    }
+    async fn run(&self, ctx: crate::StepContext) -> Result<crate::StepOutput, crate::StepError> {
+        for n in 1..=self.seconds {
+            tokio::time::sleep(secs(1)).await;
+            ctx.partial.count(Counter::OrdersCancelled, n);
+        }
+        Ok(crate::StepOutput::new().summary("confirmed"))
+    }
+}
+
+/// Run `pipeline` telling a socket the test owns; what systemd would have heard, in order.
+async fn notifications(pipeline: Pipeline) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let shutdown = Shutdown::new(pipeline, Node::new())
+        .with_notifier(Some(crate::systemd::Notifier::at(&path)))
+        .poll_in_place(true);
+    shutdown.run().await;
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = socket.recv(&mut buf) {
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    heard
+}
+
+fn systemd_pipeline(step: impl ShutdownStep, critical: bool) -> Pipeline {
+    let mut pipeline = Pipeline::new(secs(60)).push(
+        PipelineStep::new(step)
+            .name("cancel")
+            .critical(critical)
+            .timeout(secs(30)),
+    );
+    pipeline.settings.systemd.progress_interval = secs(1);
+    pipeline
+}
+
+#[tokio::test(start_paused = true)]
+async fn systemd_hears_stopping_a_status_per_step_and_the_outcome() {
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(60))
+        .push(PipelineStep::new(step("a", Behaviour::Ok, &log)).name("a"))
+        .push(PipelineStep::new(step("b", Behaviour::Ok, &log)).name("b"));
+    assert_eq!(
+        notifications(pipeline).await,
+        [
+            "STOPPING=1\nSTATUS=shutting down (api): 2 steps",
+            "STATUS=step 1/2 a: started",
+            "STATUS=step 2/2 b: started",
+            "STATUS=shutdown clean (exit 0)",
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_critical_step_that_progresses_gets_more_time_and_a_stalled_one_does_not() {
+    let extend = "EXTEND_TIMEOUT_USEC=2000000";
+    let progressing = notifications(systemd_pipeline(Confirming { seconds: 3 }, true)).await;
+    assert_eq!(
+        progressing[1..],
+        [
+            "STATUS=step 1/1 cancel: started".to_owned(),
+            format!("STATUS=step 1/1 cancel: running\n{extend}"),
+            format!("STATUS=step 1/1 cancel: running\n{extend}"),
+            "STATUS=shutdown clean (exit 0)".to_owned(),
+        ],
+        "{progressing:#?}"
+    );
+    let log = Log::default();
+    let stalled = step(
+        "cancel",
+        Behaviour::Sleep(Duration::from_millis(3500)),
+        &log,
+    );
+    let stalled = notifications(systemd_pipeline(stalled, true)).await;
+    assert_eq!(
+        stalled[1..],
+        [
+            "STATUS=step 1/1 cancel: started",
+            "STATUS=step 1/1 cancel: running",
+            "STATUS=step 1/1 cancel: running",
+            "STATUS=step 1/1 cancel: running",
+            "STATUS=shutdown clean (exit 0)",
+        ],
+        "{stalled:#?}"
+    );
+    // A non-critical step is told about but never extended: a second signal would skip it anyway.
+    let plain = notifications(systemd_pipeline(Confirming { seconds: 3 }, false)).await;
+    assert!(plain.iter().all(|m| !m.contains("EXTEND")), "{plain:#?}");
+}
+
+#[test]
+fn a_service_manager_that_never_reads_never_holds_up_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let _deaf = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // Twenty steps: far more notifications than the kernel queues for a listener that never reads.
+    std::thread::spawn(move || {
+        let log = Log::default();
+        let pipeline = (0..20).fold(Pipeline::new(secs(60)), |p, i| {
+            p.push(PipelineStep::new(step("s", Behaviour::Ok, &log)).name(format!("s{i}")))
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let shutdown = Shutdown::new(pipeline, Node::new())
+            .with_notifier(Some(crate::systemd::Notifier::at(&path)))
+            .poll_in_place(true);
+        let report = runtime.block_on(shutdown.run());
+        let _ = done_tx.send(report.exit_code);
+    });
+    let code = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the shutdown finished though nobody read its notifications");
+    assert_eq!(code, 0);
 }
