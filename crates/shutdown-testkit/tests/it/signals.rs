@@ -102,6 +102,17 @@ fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
     let report = node.report();
     assert_eq!(report["outcome"], "forced");
     assert_eq!(report["forced_by"], "SIGTERM");
+    // The log, on a pipe, still ends with the report line: a forced exit loses no last words.
+    let log = node.stderr();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.contains("shutdown report") && last.contains("\"outcome\":\"forced\""),
+        "the log's last line: {last}\nwhole log:\n{log}"
+    );
     assert_eq!(
         outcomes(&report),
         pairs(&[("stuck", "timed_out"), ("flush", "not_run")])

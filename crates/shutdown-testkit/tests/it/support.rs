@@ -44,6 +44,11 @@ impl TestNode {
         (code.expect("exit code, not a signal"), waited)
     }
 
+    /// What it wrote to stderr (its log) so far.
+    pub fn stderr(&mut self) -> String {
+        self.proc.stderr()
+    }
+
     pub fn report(&self) -> serde_json::Value {
         read_json(&self.report)
     }
