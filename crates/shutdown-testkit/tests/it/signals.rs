@@ -102,15 +102,21 @@ fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
     let report = node.report();
     assert_eq!(report["outcome"], "forced");
     assert_eq!(report["forced_by"], "SIGTERM");
-    // The log, on a pipe, still ends with the report line: a forced exit loses no last words.
+    // The log, on a pipe, still has its last words: the forced report, and a last line that says
+    // how it ended.
     let log = node.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("shutdown report") && l.contains("\"outcome\":\"forced\"")),
+        "{log}"
+    );
     let last = log
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or_default();
     assert!(
-        last.contains("shutdown report") && last.contains("\"outcome\":\"forced\""),
+        last.contains("exit_code=12") || last.contains("\"exit_code\":12"),
         "the log's last line: {last}\nwhole log:\n{log}"
     );
     assert_eq!(
