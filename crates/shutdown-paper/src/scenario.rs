@@ -209,6 +209,42 @@ pub enum ScenarioError {
     },
 }
 
+/// The problems of one order, each starting `{what} {client_id}: `: an unknown instrument, a
+/// quantity that is not positive, a filled quantity outside 0 to the quantity, a price that is not
+/// positive.
+fn check_order(o: &Order, what: &str, known: &dyn Fn(&str) -> bool, problems: &mut Vec<String>) {
+    let id = &o.client_id;
+    if !known(&o.instrument) {
+        problems.push(format!(
+            "{what} {id}: unknown instrument {:?}",
+            o.instrument
+        ));
+    }
+    if o.quantity <= Decimal::ZERO {
+        problems.push(format!(
+            "{what} {id}: quantity must be positive, found {}",
+            o.quantity
+        ));
+    }
+    let filled = o.filled_quantity;
+    if o.quantity > Decimal::ZERO && (filled < Decimal::ZERO || filled > o.quantity) {
+        problems.push(format!(
+            "{what} {id}: filled_quantity must be from 0 to the quantity ({}), found {}",
+            o.quantity, o.filled_quantity
+        ));
+    }
+    for (name, price) in [
+        ("trigger_price", o.trigger_price),
+        ("limit_price", o.limit_price),
+    ] {
+        if let Some(price) = price.filter(|p| *p <= Decimal::ZERO) {
+            problems.push(format!(
+                "{what} {id}: {name} must be positive, found {price}"
+            ));
+        }
+    }
+}
+
 impl Scenario {
     /// Read a scenario file.
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
@@ -296,40 +332,16 @@ impl Scenario {
                 ));
             }
         }
-        let mut seen = std::collections::HashSet::new();
+        // Client ids of every order, the downtime's own included: one id is one order.
+        let mut client_ids = std::collections::HashSet::new();
         for o in &self.orders {
-            let id = &o.client_id;
-            if !seen.insert(id.as_str()) {
+            if !client_ids.insert(o.client_id.as_str()) {
                 problems.push(format!(
-                    "order client_id {id:?} is used twice (one would be lost)"
+                    "order client_id {:?} is used twice (one would be lost)",
+                    o.client_id
                 ));
             }
-            if !known(&o.instrument) {
-                problems.push(format!("order {id}: unknown instrument {:?}", o.instrument));
-            }
-            if o.quantity <= Decimal::ZERO {
-                problems.push(format!(
-                    "order {id}: quantity must be positive, found {}",
-                    o.quantity
-                ));
-            }
-            let filled = o.filled_quantity;
-            if o.quantity > Decimal::ZERO && (filled < Decimal::ZERO || filled > o.quantity) {
-                problems.push(format!(
-                    "order {id}: filled_quantity must be from 0 to the quantity ({}), found {}",
-                    o.quantity, o.filled_quantity
-                ));
-            }
-            for (name, price) in [
-                ("trigger_price", o.trigger_price),
-                ("limit_price", o.limit_price),
-            ] {
-                if let Some(price) = price.filter(|p| *p <= Decimal::ZERO) {
-                    problems.push(format!(
-                        "order {id}: {name} must be positive, found {price}"
-                    ));
-                }
-            }
+            check_order(o, "order", &known, &mut problems);
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.connections {
@@ -378,10 +390,10 @@ impl Scenario {
             }
         }
         let d = &self.downtime;
-        let order_ids: std::collections::HashSet<&str> =
+        let scenario_ids: std::collections::HashSet<&str> =
             self.orders.iter().map(|o| o.client_id.as_str()).collect();
         for (name, ids) in [("cancelled", &d.cancelled), ("filled", &d.filled)] {
-            for id in ids.iter().filter(|id| !order_ids.contains(id.as_str())) {
+            for id in ids.iter().filter(|id| !scenario_ids.contains(id.as_str())) {
                 problems.push(format!("downtime.{name}: no order {id:?} in the scenario"));
             }
         }
@@ -397,24 +409,13 @@ impl Scenario {
             }
         }
         for o in &d.orders {
-            if order_ids.contains(o.client_id.as_str()) {
+            if !client_ids.insert(o.client_id.as_str()) {
                 problems.push(format!(
-                    "downtime.orders: client_id {:?} is already a scenario order",
+                    "downtime.orders: client_id {:?} is already used by another order",
                     o.client_id
                 ));
             }
-            if !known(&o.instrument) {
-                problems.push(format!(
-                    "downtime.orders: {}: unknown instrument {:?}",
-                    o.client_id, o.instrument
-                ));
-            }
-            if o.quantity <= Decimal::ZERO {
-                problems.push(format!(
-                    "downtime.orders: {}: quantity must be positive, found {}",
-                    o.client_id, o.quantity
-                ));
-            }
+            check_order(o, "downtime.orders: order", &known, &mut problems);
         }
         match problems.len() {
             0 => Ok(()),
@@ -573,6 +574,45 @@ positions = 0
             "order client_id \"o-1\" is used twice (one would be lost)",
             "order o-1: quantity must be positive, found 0",
             "generate.orders must be at most 200000, found 10000000",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn downtime_orders_are_checked_as_scenario_orders_are() {
+        let text = r#"
+[[instruments]]
+symbol = "B"
+mark_price = 100
+[[orders]]
+client_id = "o-1"
+instrument = "B"
+side = "buy"
+order_type = "limit"
+quantity = 1
+limit_price = 90
+status = "new"
+[downtime]
+filled = ["o-2"]
+[[downtime.orders]]
+client_id = "o-1"
+instrument = "C"
+side = "buy"
+order_type = "limit"
+quantity = 1
+filled_quantity = 2
+limit_price = 0
+status = "new"
+"#;
+        let err = Scenario::from_toml(text, "s.toml").unwrap_err().to_string();
+        for expected in [
+            "5 problems:",
+            "downtime.filled: no order \"o-2\" in the scenario",
+            "downtime.orders: client_id \"o-1\" is already used by another order",
+            "downtime.orders: order o-1: unknown instrument \"C\"",
+            "downtime.orders: order o-1: filled_quantity must be from 0 to the quantity (1), found 2",
+            "downtime.orders: order o-1: limit_price must be positive, found 0",
         ] {
             assert!(err.contains(expected), "missing {expected:?} in {err}");
         }
