@@ -37,6 +37,11 @@ fn dry_run_texts(config: &str, scenario: &str, extra: &[&str]) -> Output {
     ctl(&args)
 }
 
+/// A file of the repository, as text.
+fn shipped(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -502,7 +507,7 @@ fn report_exit_code_hands_on_the_exit_code_the_report_records() {
 #[test]
 fn with_json_a_failure_is_a_json_object_on_stdout_as_well_as_a_line_on_stderr() {
     let out = dry_run_texts(
-        &std::fs::read_to_string(root().join(PIPELINE)).unwrap(),
+        &shipped(PIPELINE),
         "[[positions]]\nid = \"p\"\ninstrument = \"X\"\nside = \"up\"\n",
         &["--json"],
     );
@@ -556,14 +561,11 @@ fn reconcile_dry_runs_the_start_gate_names_every_change_and_keeps_the_gate_halte
     let again: serde_json::Value = serde_json::from_slice(&ctl(&json).stdout).unwrap();
     assert_eq!(without_timings(v), without_timings(again));
     // With strangers only reported, the gate opens.
-    let config = std::fs::read_to_string(root().join("examples/configs/start.toml"))
-        .unwrap()
-        .replace(
-            "on_unknown_order = \"halt\"",
-            "on_unknown_order = \"report\"",
-        );
-    let scenario =
-        std::fs::read_to_string(root().join("examples/scenarios/downtime.toml")).unwrap();
+    let config = shipped("examples/configs/start.toml").replace(
+        "on_unknown_order = \"halt\"",
+        "on_unknown_order = \"report\"",
+    );
+    let scenario = shipped("examples/scenarios/downtime.toml");
     let dir = tempfile::tempdir().unwrap();
     let (c, sc) = (dir.path().join("start.toml"), dir.path().join("s.toml"));
     std::fs::write(&c, config).unwrap();
@@ -580,11 +582,7 @@ fn reconcile_dry_runs_the_start_gate_names_every_change_and_keeps_the_gate_halte
 
 #[test]
 fn a_downtime_that_names_an_order_the_scenario_lacks_is_refused() {
-    let out = dry_run_texts(
-        &std::fs::read_to_string(root().join(PIPELINE)).unwrap(),
-        "[downtime]\nfilled = [\"nope\"]\n",
-        &[],
-    );
+    let out = dry_run_texts(&shipped(PIPELINE), "[downtime]\nfilled = [\"nope\"]\n", &[]);
     assert_eq!(out.status.code(), Some(78));
     assert!(
         text(&out.stderr).contains("downtime.filled: no order \"nope\" in the scenario"),
@@ -760,7 +758,7 @@ fn the_config_reference_lists_every_registered_option() {
     let out = ctl(&["steps", "--markdown"]);
     assert_eq!(out.status.code(), Some(0));
     let generated = text(&out.stdout);
-    let doc = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let doc = shipped("docs/config.md");
     assert!(
         doc.contains(generated.trim()),
         "docs/config.md is out of date: regenerate its step sections with `shutdownctl steps --markdown`"
