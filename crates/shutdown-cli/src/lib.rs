@@ -153,24 +153,12 @@ pub enum Command {
     /// Print the manual page (roff).
     #[command(after_help = "Example:\n  shutdownctl man > shutdownctl.1 && man ./shutdownctl.1")]
     Man,
-    /// Ask running nodes to shut down, through Redis (the fleet kill switch).
+    /// The fleet kill switch: halt, resume or shut down running nodes through Redis, and see who acknowledged.
     #[command(
-        after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet --all --note \"venue incident\"\n  shutdownctl fleet --redis redis://cache:6379 --trader-id trader-007\n\nExit codes: 0 at least one node listening, 1 none listening or an error."
+        subcommand,
+        after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet halt --all --note \"venue incident\" --wait 10\n  shutdownctl fleet status --redis redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/main"
     )]
-    Fleet {
-        /// Redis URL (default: the REDIS_URL environment variable).
-        #[arg(long, value_name = "URL")]
-        redis: Option<String>,
-        /// Stop this trader only.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
-        trader_id: Option<String>,
-        /// Stop every node.
-        #[arg(long)]
-        all: bool,
-        /// Why, for the nodes' logs.
-        #[arg(long, default_value = "fleet kill switch")]
-        note: String,
-    },
+    Fleet(FleetCommand),
     /// Say whether the previous shutdown was clean and what its last snapshot holds (reads only).
     #[command(
         after_help = "Example:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl restore --trader-id trader-001 --fallback-dir /var/lib/trader/fallback\n\nExit codes: 0 clean or no previous run, 10 not clean (reconcile with the venue), 1 error."
@@ -200,6 +188,64 @@ pub struct PaperRun {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `shutdownctl fleet ...`: the fleet kill switch.
+#[derive(clap::Subcommand)]
+pub enum FleetCommand {
+    /// Halt trading on every node (--all) or one trader's nodes; persisted until `resume`.
+    #[command(
+        after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet halt --all --note \"venue incident\" --wait 10\n  shutdownctl fleet halt --redis redis://cache:6379 --trader-id trader-007\n\nA node that is away when the halt is issued halts as soon as it is back.\nExit codes: 0 written (with --wait: every live node acknowledged), 1 some\nlive node did not acknowledge in time (named) or an error, 2 bad arguments\nor not confirmed."
+    )]
+    Halt(FleetArgs),
+    /// Clear a halt of the same scope; nodes still covered by another halt stay halted.
+    #[command(
+        after_help = "Example:\n  shutdownctl fleet resume --trader-id trader-007 --wait 10\n\nA node does not resume trading by itself: its start gate (or its own code) opens the gate.\nExit codes: as for `fleet halt`."
+    )]
+    Resume(FleetArgs),
+    /// Halt, and run the shutdown pipeline on every covered node (reason `fleet`).
+    #[command(
+        after_help = "Example:\n  shutdownctl fleet shutdown --all --note \"end of day\" --wait 30 --yes\n\nThe halt stays set: a node started later halts and shuts down too, until `resume`.\nExit codes: as for `fleet halt`."
+    )]
+    Shutdown(FleetArgs),
+    /// The halts in force and every node seen: live or not, halted or not, its last acknowledgement.
+    #[command(
+        after_help = "Example:\n  shutdownctl fleet status --json\n\nExit codes: 0 read, 1 cannot read."
+    )]
+    Status {
+        /// Redis URL (default: the REDIS_URL environment variable).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who a fleet command covers, and how to wait for it.
+#[derive(clap::Args)]
+pub struct FleetArgs {
+    /// Redis URL (default: the REDIS_URL environment variable).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Only this trader's nodes.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    pub trader_id: Option<String>,
+    /// Every node.
+    #[arg(long)]
+    pub all: bool,
+    /// Why: shown to nodes and in `fleet status`.
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// Wait up to SECS for every live covered node to acknowledge.
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<f64>,
+    /// Do not ask for confirmation of --all on a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -311,12 +357,7 @@ pub fn run(cli: Cli) -> i32 {
                 svg,
             },
         ),
-        Command::Fleet {
-            redis,
-            trader_id,
-            all: _,
-            note,
-        } => cmd::fleet::run(redis.as_deref(), trader_id, note),
+        Command::Fleet(command) => cmd::fleet::run(command),
         Command::Restore {
             redis,
             fallback_dir,

@@ -57,7 +57,7 @@ pub use crate::runner::Shutdown;
 pub use crate::signals::{Signal, SignalListener};
 pub use crate::step::{
     DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,
-    StepOutput,
+    StepOutput, TradingHold,
 };
 pub use crate::trigger::{Escalation, Level, Reason, ShutdownHandle};
 

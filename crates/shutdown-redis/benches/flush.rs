@@ -52,9 +52,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let client = redis::Client::open(url.as_str())?;
         let cfg =
             redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
-        let mut con = client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?;
+        let mut con = shutdown_redis::Connection::Single(
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await?,
+        );
         let mut flush = Vec::new();
         let mut raw = Vec::new();
         for round in 0..ROUNDS {

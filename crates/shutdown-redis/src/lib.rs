@@ -5,7 +5,8 @@
 //!   retried, and written to a local fallback file when Redis cannot take it;
 //! - [`restore()`]: the last snapshot at the next start, and whether the previous shutdown was clean;
 //! - [`RedisReportSink`]: the final report in `{prefix}:shutdown:last` and a capped history;
-//! - [`fleet`]: the fleet kill switch, one pub/sub command that stops every node or one trader.
+//! - [`fleet`]: the fleet kill switch: a persisted halt per scope and a command stream that every
+//!   node reads after any absence, acknowledged per node.
 //!
 //! A binary that builds pipelines from TOML must link this crate: `extern crate shutdown_redis as _;`.
 
@@ -21,7 +22,7 @@ pub mod snapshot;
 pub mod store;
 pub mod target;
 
-pub use crate::fleet::{FleetCommand, FleetSwitch};
+pub use crate::fleet::{FleetOptions, FleetState, FleetSwitch};
 pub use crate::keys::Keys;
 pub use crate::lease::{Lease, LeaseError, LeaseOptions};
 pub use crate::marker::RunMarker;
@@ -30,4 +31,4 @@ pub use crate::restore::{
 };
 pub use crate::sink::RedisReportSink;
 pub use crate::snapshot::Snapshot;
-pub use crate::target::{RedisError, RedisTarget};
+pub use crate::target::{BlockingConnection, Connection, RedisError, RedisMode, RedisTarget};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::target::Connection;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -92,7 +92,7 @@ impl From<redis::RedisError> for StoreError {
 /// Stage one collection under `staging`, encoding entry by entry in id order, in batches of about
 /// `BATCH_BYTES` per round trip, feeding `digest`. Returns (entries, bytes).
 async fn stage<T: Serialize>(
-    con: &mut MultiplexedConnection,
+    con: &mut Connection,
     staging: &str,
     items: &[T],
     id: impl Fn(&T) -> &str,
@@ -113,7 +113,7 @@ async fn stage<T: Serialize>(
     fn send(
         sending: &mut JoinSet<redis::RedisResult<()>>,
         pipe: redis::Pipeline,
-        con: &MultiplexedConnection,
+        con: &Connection,
     ) {
         let mut con = con.clone();
         sending.spawn(async move { pipe.query_async::<()>(&mut con).await });
@@ -166,7 +166,7 @@ async fn stage<T: Serialize>(
 /// the previous one survives. `attempt` keeps the staging keys of concurrent or retried writes apart.
 /// Entries are encoded as they are sent: the snapshot is never held twice in memory.
 pub async fn write_snapshot(
-    con: &mut MultiplexedConnection,
+    con: &mut Connection,
     keys: &Keys,
     snapshot: &Snapshot,
     attempt: &str,
@@ -241,7 +241,7 @@ pub async fn write_snapshot(
 }
 
 async fn verify(
-    con: &mut MultiplexedConnection,
+    con: &mut Connection,
     keys: &Keys,
     meta: &Meta,
     full: bool,
@@ -293,7 +293,7 @@ type Raw = (
     Option<String>,
 );
 
-async fn read_raw(con: &mut MultiplexedConnection, keys: &Keys) -> Result<Raw, StoreError> {
+async fn read_raw(con: &mut Connection, keys: &Keys) -> Result<Raw, StoreError> {
     let mut pipe = redis::pipe();
     pipe.atomic();
     for name in COLLECTIONS {
@@ -331,7 +331,7 @@ async fn read_raw(con: &mut MultiplexedConnection, keys: &Keys) -> Result<Raw, S
 
 /// The last snapshot in Redis (checked against its digest) and the clean marker.
 pub async fn read_snapshot(
-    con: &mut MultiplexedConnection,
+    con: &mut Connection,
     keys: &Keys,
 ) -> Result<(Option<Snapshot>, Option<bool>), StoreError> {
     let (meta, collections, receipt, clean) = read_raw(con, keys).await?;

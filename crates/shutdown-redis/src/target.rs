@@ -1,16 +1,52 @@
-//! A Redis URL that never shows its password: in logs, errors, reports and `Debug` output.
+//! Where Redis is: one server, a Cluster or a Sentinel-watched master, from one URL that never
+//! shows its password (in logs, errors, reports and `Debug` output).
+//!
+//! - `redis://`, `rediss://`, `redis+unix://`, `unix://`: one server;
+//! - `redis+cluster://[user:pass@]HOST:PORT[,HOST:PORT...]` (or `rediss+cluster://`): a Redis
+//!   Cluster, discovered from any of the seed nodes;
+//! - `redis+sentinel://[user:pass@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`: the master that the
+//!   sentinels name for SERVICE, asked again at every connect (a failover is followed at the next
+//!   connection); the credentials are the master's, the sentinels are reached without.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 
-/// Where to reach Redis, parsed from a URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+/// Where to reach Redis, parsed from a URL (see the [module docs](self)).
 #[derive(Clone)]
 pub struct RedisTarget {
-    client: redis::Client,
+    mode: Mode,
     shown: String,
     password: Option<String>,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Single(redis::Client),
+    Cluster {
+        nodes: Vec<redis::ConnectionInfo>,
+        tls: bool,
+    },
+    Sentinel {
+        sentinels: Vec<redis::ConnectionAddr>,
+        service: String,
+        username: Option<String>,
+        password: Option<String>,
+        db: i64,
+    },
+}
+
+/// What kind of deployment a [`RedisTarget`] points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server.
+    Standalone,
+    /// A Redis Cluster.
+    Cluster,
+    /// A master found through Redis Sentinel.
+    Sentinel,
 }
 
 /// A Redis error, with any password scrubbed from its text.
@@ -30,14 +66,34 @@ impl RedisTarget {
         install_crypto_provider();
         let shown = redact(url);
         let secret = shutdown_core::redact::password_in(url);
-        let fail = |e: redis::RedisError| {
+        let fail = |e: &dyn fmt::Display| {
             let text = format!("invalid Redis URL {shown}: {e}");
             RedisError(match &secret {
                 Some(p) if !p.is_empty() => text.replace(p.as_str(), "***"),
                 _ => text,
             })
         };
-        let info = url.into_connection_info().map_err(fail)?;
+        if let Some((scheme, rest)) = url.split_once("://")
+            && let Some(base) = scheme
+                .strip_suffix("+cluster")
+                .or_else(|| scheme.strip_suffix("+sentinel"))
+        {
+            let mode =
+                multi_node(base, scheme.ends_with("+cluster"), rest).map_err(|e| fail(&e))?;
+            let password = match &mode {
+                Mode::Cluster { nodes, .. } => {
+                    nodes[0].redis_settings().password().map(str::to_owned)
+                }
+                Mode::Sentinel { password, .. } => password.clone(),
+                Mode::Single(_) => None,
+            };
+            return Ok(Self {
+                mode,
+                shown,
+                password,
+            });
+        }
+        let info = url.into_connection_info().map_err(|e| fail(&e))?;
         let password = info.redis_settings().password().map(str::to_owned);
         let client = match ca_pem {
             Some(root_cert) => redis::Client::build_with_tls(
@@ -49,12 +105,21 @@ impl RedisTarget {
             ),
             None => redis::Client::open(info),
         }
-        .map_err(fail)?;
+        .map_err(|e| fail(&e))?;
         Ok(Self {
-            client,
+            mode: Mode::Single(client),
             shown,
             password,
         })
+    }
+
+    /// One server, a Cluster, or a master found through Sentinel.
+    pub fn mode(&self) -> RedisMode {
+        match self.mode {
+            Mode::Single(_) => RedisMode::Standalone,
+            Mode::Cluster { .. } => RedisMode::Cluster,
+            Mode::Sentinel { .. } => RedisMode::Sentinel,
+        }
     }
 
     /// The URL with its password replaced by `***`.
@@ -80,39 +145,294 @@ impl RedisTarget {
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    ) -> Result<Connection, RedisError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| self.error("cannot connect to", &e))
-    }
-
-    /// A pub/sub connection, within `timeout`.
-    pub async fn pubsub(&self, timeout: Duration) -> Result<redis::aio::PubSub, RedisError> {
-        match tokio::time::timeout(timeout, self.client.get_async_pubsub()).await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) => Err(self.error("cannot subscribe at", &e)),
+        let connecting = async {
+            match &self.mode {
+                Mode::Single(client) => client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Connection::Single),
+                Mode::Cluster { .. } => self
+                    .cluster_client(connect_timeout, response_timeout)?
+                    .get_async_connection()
+                    .await
+                    .map(|c| Connection::Cluster(Box::new(c))),
+                Mode::Sentinel { .. } => {
+                    let client = self.sentinel_client()?.async_get_client().await?;
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .map(Connection::Single)
+                }
+            }
+        };
+        // Discovery (cluster slots, sentinel queries) is bounded too: by both timeouts together.
+        match tokio::time::timeout(connect_timeout + response_timeout, connecting).await {
+            Ok(connected) => connected.map_err(|e| self.error("cannot connect to", &e)),
             Err(_) => Err(RedisError(format!(
-                "cannot subscribe at {}: no answer within {timeout:?}",
-                self.shown
+                "cannot connect to {}: no answer within {:?}",
+                self.shown,
+                connect_timeout + response_timeout
             ))),
         }
     }
 
     /// A blocking connection, with connect and read/write timeouts (for report sinks).
-    pub fn connect_blocking(&self, timeout: Duration) -> Result<redis::Connection, RedisError> {
-        let con = self
-            .client
-            .get_connection_with_timeout(timeout)
-            .map_err(|e| self.error("cannot connect to", &e))?;
-        con.set_read_timeout(Some(timeout))
-            .map_err(|e| self.error("cannot configure", &e))?;
-        con.set_write_timeout(Some(timeout))
-            .map_err(|e| self.error("cannot configure", &e))?;
-        Ok(con)
+    pub fn connect_blocking(&self, timeout: Duration) -> Result<BlockingConnection, RedisError> {
+        let single = |client: &redis::Client| -> redis::RedisResult<redis::Connection> {
+            let con = client.get_connection_with_timeout(timeout)?;
+            con.set_read_timeout(Some(timeout))?;
+            con.set_write_timeout(Some(timeout))?;
+            Ok(con)
+        };
+        match &self.mode {
+            Mode::Single(client) => single(client).map(BlockingConnection::Single),
+            Mode::Cluster { .. } => self
+                .cluster_client(timeout, timeout)
+                .and_then(|c| c.get_connection())
+                .map(|c| BlockingConnection::Cluster(Box::new(c))),
+            Mode::Sentinel { .. } => self
+                .sentinel_client()
+                .and_then(|mut s| s.get_client())
+                .and_then(|c| single(&c))
+                .map(BlockingConnection::Single),
+        }
+        .map_err(|e| self.error("cannot connect to", &e))
+    }
+
+    fn cluster_client(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        let Mode::Cluster { nodes, tls } = &self.mode else {
+            unreachable!("cluster_client is only called for a cluster target")
+        };
+        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+            .connection_timeout(connect_timeout)
+            .response_timeout(response_timeout)
+            .retries(2);
+        if *tls {
+            builder = builder.tls(redis::TlsMode::Secure);
+        }
+        builder.build()
+    }
+
+    /// A fresh sentinel client, so that every connection asks the sentinels again (a failover is
+    /// followed at the next connect).
+    fn sentinel_client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+        let Mode::Sentinel {
+            sentinels,
+            service,
+            username,
+            password,
+            db,
+        } = &self.mode
+        else {
+            unreachable!("sentinel_client is only called for a sentinel target")
+        };
+        let mut builder =
+            SentinelClientBuilder::new(sentinels.clone(), service, SentinelServerType::Master)?
+                .set_client_to_redis_db(*db);
+        if let Some(user) = username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        builder.build()
+    }
+}
+
+/// `HOST:PORT[,HOST:PORT...][/SERVICE[/DB]]` after `redis+cluster://` or `redis+sentinel://`.
+fn multi_node(base: &str, cluster: bool, rest: &str) -> Result<Mode, String> {
+    let tls = match base {
+        "redis" => false,
+        "rediss" => true,
+        other => return Err(format!("unknown scheme {other:?}")),
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        Some(u) => {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            (
+                (!user.is_empty()).then(|| user.to_owned()),
+                (!pass.is_empty()).then(|| pass.to_owned()),
+            )
+        }
+        None => (None, None),
+    };
+    let mut addrs = Vec::new();
+    for host in hosts.split(',') {
+        let (name, port) = host
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{host:?} is not HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{host:?} has no valid port"))?;
+        if name.is_empty() {
+            return Err(format!("{host:?} has no host"));
+        }
+        addrs.push((name.trim_matches(['[', ']']).to_owned(), port));
+    }
+    if cluster {
+        if !path.is_empty() {
+            return Err("a cluster URL has no path (a cluster has one database)".into());
+        }
+        let mut settings = redis::RedisConnectionInfo::default();
+        if let Some(user) = &username {
+            settings = settings.set_username(user);
+        }
+        if let Some(pass) = &password {
+            settings = settings.set_password(pass);
+        }
+        let nodes = addrs
+            .into_iter()
+            .map(|(host, port)| {
+                let addr = if tls {
+                    redis::ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    redis::ConnectionAddr::Tcp(host, port)
+                };
+                addr.into_connection_info()
+                    .map(|i| i.set_redis_settings(settings.clone()))
+            })
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(|e| e.to_string())?;
+        return Ok(Mode::Cluster { nodes, tls });
+    }
+    if tls {
+        return Err("TLS to sentinels is not supported; use redis+sentinel://".into());
+    }
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let service = parts
+        .next()
+        .ok_or("a sentinel URL names its service: redis+sentinel://HOST:PORT/SERVICE")?
+        .to_owned();
+    let db = match parts.next() {
+        Some(db) => db
+            .parse()
+            .map_err(|_| format!("database {db:?} is not a number"))?,
+        None => 0,
+    };
+    Ok(Mode::Sentinel {
+        sentinels: addrs
+            .into_iter()
+            .map(|(host, port)| redis::ConnectionAddr::Tcp(host, port))
+            .collect(),
+        service,
+        username,
+        password,
+        db,
+    })
+}
+
+/// An async connection to a [`RedisTarget`]: one server's, or a cluster's (commands routed by slot).
+#[derive(Clone)]
+pub enum Connection {
+    /// One server (standalone, or the master Sentinel named).
+    Single(redis::aio::MultiplexedConnection),
+    /// A Redis Cluster.
+    Cluster(Box<redis::cluster_async::ClusterConnection>),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A blocking connection to a [`RedisTarget`] (report sinks, exit paths).
+pub enum BlockingConnection {
+    /// One server.
+    Single(redis::Connection),
+    /// A Redis Cluster.
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl redis::ConnectionLike for BlockingConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            BlockingConnection::Single(c) => c.req_packed_command(cmd),
+            BlockingConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            BlockingConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            BlockingConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            BlockingConnection::Single(c) => c.req_command(cmd),
+            BlockingConnection::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            BlockingConnection::Single(c) => c.get_db(),
+            BlockingConnection::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            BlockingConnection::Single(c) => c.check_connection(),
+            BlockingConnection::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            BlockingConnection::Single(c) => c.is_open(),
+            BlockingConnection::Cluster(c) => c.is_open(),
+        }
     }
 }
 
@@ -167,5 +487,32 @@ mod tests {
         assert_eq!(t.scrub("auth s3cret failed"), "auth *** failed");
         let err = RedisTarget::parse("redis://app:s3cret@[bad/").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn cluster_and_sentinel_urls_name_their_mode_and_hide_their_password() {
+        let c =
+            RedisTarget::parse("redis+cluster://:s3cret@127.0.0.1:7000,127.0.0.1:7001").unwrap();
+        assert_eq!(c.mode(), RedisMode::Cluster);
+        assert!(!c.to_string().contains("s3cret"), "{c}");
+        let s =
+            RedisTarget::parse("redis+sentinel://:s3cret@127.0.0.1:26379,h:26380/main/2").unwrap();
+        assert_eq!(s.mode(), RedisMode::Sentinel);
+        assert_eq!(s.scrub("auth s3cret"), "auth ***");
+        assert_eq!(
+            RedisTarget::parse("redis://127.0.0.1:1").unwrap().mode(),
+            RedisMode::Standalone
+        );
+        for (bad, why) in [
+            ("redis+sentinel://127.0.0.1:26379", "names its service"),
+            ("redis+sentinel://127.0.0.1:26379/main/x", "not a number"),
+            ("redis+cluster://127.0.0.1", "not HOST:PORT"),
+            ("redis+cluster://127.0.0.1:x", "no valid port"),
+            ("redis+cluster://127.0.0.1:7000/0", "no path"),
+            ("http+cluster://:s3cret@127.0.0.1:7000", "unknown scheme"),
+        ] {
+            let err = RedisTarget::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(why) && !err.contains("s3cret"), "{bad}: {err}");
+        }
     }
 }

@@ -120,7 +120,7 @@ impl ShutdownStep for Resume {
 
     fn plan(&self) -> Vec<String> {
         let mut plan = vec![
-            "open the trading gate only if every step before succeeded with no problem left (a skipped step holds it too)".to_owned(),
+            "open the trading gate only if every step before succeeded with no problem left (a skipped step holds it too) and no hold (a fleet halt) forbids trading".to_owned(),
         ];
         if self.config.confirm {
             plan.push("read the gate back; fail unless it reports open".into());
@@ -129,7 +129,14 @@ impl ShutdownStep for Resume {
     }
 
     async fn run(&self, ctx: StepContext) -> Result<StepOutput, StepError> {
-        let held_by = holds(&ctx.receipt.to_json());
+        let mut held_by = holds(&ctx.receipt.to_json());
+        if let Some(why) = ctx
+            .extensions
+            .get::<shutdown_core::TradingHold>()
+            .and_then(|h| h.why())
+        {
+            held_by.push(why);
+        }
         if !held_by.is_empty() {
             return Err(StepError::new(format!(
                 "the trading gate stays halted: {}",

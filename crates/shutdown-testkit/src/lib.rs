@@ -6,6 +6,7 @@
 pub mod process;
 pub mod pushgateway;
 pub mod redis_server;
+pub mod redis_topology;
 
 /// Wait (at most 10 s) until the server `child` writes a line containing `ready` to `output` (its
 /// stdout or stderr); a child that exits first, or never says it, is killed and its lines returned.

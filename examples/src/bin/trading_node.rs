@@ -16,8 +16,11 @@
 //! the venue's book is taken as the node's own), every difference handled, every position
 //! protected; it prints what it found (`start gate:` lines). Only when the gate opens does it quote
 //! continuously and print `ready` once it has orders resting; a gate left halted prints
-//! `halted: not quoting` and the node waits, trading nothing. It listens for the fleet kill switch
-//! (with Redis), and on SIGTERM or SIGINT (at any time, during the start gate too) runs the pipeline
+//! `halted: not quoting` and the node waits, trading nothing. It follows the fleet kill switch (with
+//! Redis): a halt in force (found at start, after a reconnect, or as a command) halts the trading
+//! gate and keeps the start gate from opening it (`fleet:` lines); `fleet shutdown` runs the
+//! pipeline with reason `fleet`. A node halted while quoting stays halted until restarted (its start
+//! gate then opens the gate once the halt is cleared). On SIGTERM or SIGINT (at any time, during the start gate too) runs the pipeline
 //! of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the report to
 //! `report_path`, Redis and the log.
 
@@ -36,7 +39,7 @@ use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::{
-    FleetSwitch, Lease, LeaseOptions, PreviousShutdown, RedisReportSink, RedisTarget,
+    FleetOptions, FleetSwitch, Lease, LeaseOptions, PreviousShutdown, RedisReportSink, RedisTarget,
     RestoreOptions, restore_and_mark_running,
 };
 
@@ -52,6 +55,36 @@ fn start_config() -> PipelineConfig {
         ),
     };
     loaded.unwrap_or_else(|e| fail(exit_code::INVALID_CONFIG, &e.to_string()))
+}
+
+/// How often the node reports itself to the fleet: `TRADING_NODE_FLEET_HEARTBEAT_MS`, 2 s.
+fn fleet_heartbeat() -> Duration {
+    let ms = std::env::var("TRADING_NODE_FLEET_HEARTBEAT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    Duration::from_millis(ms)
+}
+
+/// One `fleet:` line each time the halts covering the node change.
+fn say_fleet(mut watch: tokio::sync::watch::Receiver<shutdown_redis::FleetState>) {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let why = watch.borrow_and_update().why();
+            if why != last {
+                match &why {
+                    Some(why) => say(&format!("fleet: halted: {why}")),
+                    None if last.is_some() => say("fleet: halt cleared"),
+                    None => {}
+                }
+                last = why;
+            }
+            if watch.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// What the start gate found, one `start gate:` line each.
@@ -274,19 +307,23 @@ async fn node(args: Vec<String>) {
             Err(e) => fail(exit_code::INVALID_CONFIG, &e.to_string()),
         }
     }
-    // The fleet kill switch: a `shutdownctl fleet` command reaches this node like a signal.
-    let _fleet = match &redis {
+    // The fleet kill switch: a halt in force halts the trading gate; `fleet shutdown` reaches this
+    // node like a signal.
+    let fleet = match &redis {
         Some(target) => match FleetSwitch::start(
             target,
-            &config.settings.trader_id,
+            FleetOptions::new(&config.settings.trader_id).heartbeat(fleet_heartbeat()),
             shutdown.handle(),
-            Duration::from_secs(2),
+            Some(gate.clone()),
         )
         .await
         {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                say_fleet(f.watch());
+                Some(f)
+            }
             Err(e) => {
-                say(&format!("fleet: not listening: {e}"));
+                say(&format!("fleet: not following: {e}"));
                 None
             }
         },
@@ -296,10 +333,11 @@ async fn node(args: Vec<String>) {
         .listen_signals()
         .unwrap_or_else(|e| fail(1, &format!("cannot install the signal handler: {e}")));
 
-    let report = Shutdown::new(start_pipeline, node.clone())
-        .with_extension(last)
-        .run_start_gate()
-        .await;
+    let mut start_gate = Shutdown::new(start_pipeline, node.clone()).with_extension(last);
+    if let Some(fleet) = &fleet {
+        start_gate = start_gate.with_extension(fleet.hold());
+    }
+    let report = start_gate.run_start_gate().await;
     say_start_gate(&report);
     let open = matches!(gate.is_halted().await, Ok(false));
     if !open || shutdown.handle().is_shutdown_requested() {

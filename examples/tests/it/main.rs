@@ -290,21 +290,67 @@ fn the_fleet_kill_switch_stops_the_node_like_a_signal() {
         .enable_all()
         .build()
         .unwrap();
-    let command = shutdown_redis::FleetCommand {
-        target: "trader-001".into(),
-        note: "test".into(),
-    };
-    let listening = rt
-        .block_on(shutdown_redis::fleet::send(
+    let issued = rt
+        .block_on(shutdown_redis::fleet::issue(
             &shutdown_redis::RedisTarget::parse(&redis.url).unwrap(),
-            &command,
+            shutdown_redis::fleet::Action::Shutdown,
+            shutdown_redis::fleet::Scope::Trader("trader-001".into()),
+            "ops",
+            "test",
             Duration::from_secs(2),
         ))
         .unwrap();
-    assert_eq!(listening, 1);
+    assert_eq!(issued.command.version, 1);
     let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0));
     assert_eq!(node.report()["reason"], "fleet");
+}
+
+#[test]
+fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_stops_it() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let target = shutdown_redis::RedisTarget::parse(&redis.url).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issue = |action| {
+        rt.block_on(shutdown_redis::fleet::issue(
+            &target,
+            action,
+            shutdown_redis::fleet::Scope::All,
+            "ops",
+            "venue incident",
+            Duration::from_secs(2),
+        ))
+        .unwrap()
+    };
+    issue(shutdown_redis::fleet::Action::Halt);
+    std::fs::write(dir.path().join("node.toml"), shipped_config()).unwrap();
+    let mut proc = Proc::spawn(command(dir.path(), Some(&redis.url), None));
+    let halted = proc.wait_line("fleet: halted:");
+    assert!(halted.contains("venue incident"), "{halted}");
+    let resume = proc.wait_line("start gate: resume");
+    assert!(resume.contains("fleet halt of every node"), "{resume}");
+    proc.wait_line("halted: not quoting");
+
+    let shutdown = issue(shutdown_redis::fleet::Action::Shutdown);
+    let (code, _) = proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{}", proc.stderr());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["reason"], "fleet");
+    let acks = rt
+        .block_on(shutdown_redis::fleet::acks(
+            &target,
+            &shutdown.command,
+            Duration::from_secs(2),
+        ))
+        .unwrap();
+    assert_eq!(acks.acked.len(), 1, "{acks:?}");
 }
 
 /// A TCP server that accepts connections and never answers: a stalled Pushgateway.

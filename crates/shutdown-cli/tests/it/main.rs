@@ -639,10 +639,16 @@ fn every_command_has_help_with_an_example() {
         "report",
         "restore",
         "fleet",
+        "fleet halt",
+        "fleet resume",
+        "fleet shutdown",
+        "fleet status",
         "completions",
         "man",
     ] {
-        let out = ctl(&[cmd, "--help"]);
+        let mut args: Vec<&str> = cmd.split(' ').collect();
+        args.push("--help");
+        let out = ctl(&args);
         assert_eq!(out.status.code(), Some(0));
         assert!(text(&out.stdout).contains("Example"), "{cmd}");
     }
@@ -770,43 +776,74 @@ mod fleet {
     use std::time::Duration;
 
     use shutdown_core::{Reason, ShutdownHandle};
-    use shutdown_redis::FleetSwitch;
+    use shutdown_redis::{FleetOptions, FleetSwitch};
     use shutdown_testkit::redis_server::RedisServer;
 
     use super::{ctl, text};
 
     #[test]
-    fn fleet_reaches_a_listening_node_and_says_when_nobody_listens() {
+    fn fleet_halt_waits_for_the_acknowledgements_and_names_a_node_that_gives_none() {
         let server = RedisServer::start();
-        let out = ctl(&["fleet", "--redis", &server.url, "--all"]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(text(&out.stderr).contains("no node is listening on shutdown:fleet"));
-
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let handle = ShutdownHandle::new();
-        let _switch = rt
+        let switch = rt
             .block_on(FleetSwitch::start(
                 &shutdown_redis::RedisTarget::parse(&server.url).unwrap(),
-                "trader-007",
+                FleetOptions::new("trader-007")
+                    .node_id("n1")
+                    .heartbeat(Duration::from_millis(500)),
                 handle.clone(),
-                Duration::from_secs(2),
+                None,
             ))
             .unwrap();
+        let url = server.url.as_str();
         let out = ctl(&[
             "fleet",
+            "halt",
             "--redis",
-            &server.url,
+            url,
             "--trader-id",
             "trader-007",
             "--note",
             "drill",
+            "--wait",
+            "10",
         ]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        assert!(text(&out.stdout).contains("asked trader-007 to shut down"));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("fleet halt of trader trader-007 written (version 1"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("n1: halted"), "{stdout}");
+        assert!(
+            stdout.contains("every live node covered acknowledged (1)"),
+            "{stdout}"
+        );
+        assert!(!switch.state().halts.is_empty());
+
+        let out = ctl(&["fleet", "status", "--redis", url, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["halts"][0]["note"], "drill");
+        assert_eq!(status["nodes"][0]["node"], "n1");
+        assert_eq!(status["nodes"][0]["live"], true);
+        assert_eq!(status["nodes"][0]["halted"], true);
+        let out = ctl(&["fleet", "status", "--redis", url]);
+        assert!(
+            text(&out.stdout).contains("HALT (halt) of trader trader-007"),
+            "{}",
+            text(&out.stdout)
+        );
+
+        let out = ctl(&[
+            "fleet", "shutdown", "--redis", url, "--all", "--yes", "--wait", "10",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let reason = rt
             .block_on(async {
                 tokio::time::timeout(Duration::from_secs(5), handle.requested()).await
@@ -814,8 +851,44 @@ mod fleet {
             .unwrap();
         assert_eq!(reason, Reason::Fleet);
 
-        let out = ctl(&["fleet", "--redis", &server.url]);
-        assert_eq!(out.status.code(), Some(2), "a target is required");
+        // A node that stops reading is named, and the exit code says so.
+        drop(switch);
+        let out = ctl(&[
+            "fleet", "resume", "--redis", url, "--all", "--yes", "--wait", "0.2", "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["acks"]["missing"][0], "n1");
+        assert_eq!(json["exit_code"], 1);
+    }
+
+    #[test]
+    fn fleet_commands_need_a_scope_and_a_redis() {
+        let out = ctl(&["fleet", "halt", "--redis", "redis://127.0.0.1:1/"]);
+        assert_eq!(out.status.code(), Some(2), "a scope is required");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
+            .args(["fleet", "status", "--json"])
+            .env_remove("REDIS_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["ok"], false);
+        assert!(json["error"].as_str().unwrap().contains("--redis"));
+        let out = ctl(&[
+            "fleet",
+            "halt",
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--all",
+            "--yes",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("cannot connect to redis://127.0.0.1:1/"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 

@@ -1,102 +1,266 @@
-//! The fleet kill switch over a real Redis.
+//! The fleet kill switch over a real Redis: persisted halts, the command stream, acknowledgements.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use shutdown_core::node::TradingGate;
 use shutdown_core::{Reason, ShutdownHandle};
-use shutdown_redis::fleet::{FleetCommand, FleetSwitch, send};
+use shutdown_paper::PaperNode;
+use shutdown_redis::RedisTarget;
+use shutdown_redis::fleet::{self, Action, FleetOptions, FleetState, FleetSwitch, Scope};
+use shutdown_testkit::redis_topology::Proxy;
 
-use crate::support::{RedisServer, target};
+use crate::support::{RedisServer, scenario, target};
 
-fn command(target: &str) -> FleetCommand {
-    FleetCommand {
-        target: target.into(),
-        note: "test".into(),
+const T: Duration = Duration::from_secs(2);
+
+/// A node of `trader` with a paper venue's trading gate, open.
+pub struct TestNode {
+    pub switch: FleetSwitch,
+    pub handle: ShutdownHandle,
+    pub gate: Arc<dyn TradingGate>,
+}
+
+pub async fn node(target: &RedisTarget, trader: &str, id: &str) -> TestNode {
+    let paper = PaperNode::new(&scenario(1, 0));
+    let gate = paper.node().gate().unwrap();
+    let handle = ShutdownHandle::new();
+    let switch = FleetSwitch::start(
+        target,
+        FleetOptions::new(trader)
+            .node_id(id)
+            .heartbeat(Duration::from_millis(300)),
+        handle.clone(),
+        Some(gate.clone()),
+    )
+    .await
+    .unwrap();
+    TestNode {
+        switch,
+        handle,
+        gate,
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fleet_command_reaches_the_named_trader_and_everyone_but_not_others() {
-    let server = RedisServer::start();
-    let t1 = ShutdownHandle::new();
-    let t2 = ShutdownHandle::new();
-    let timeout = Duration::from_secs(2);
-    let _s1 = FleetSwitch::start(&target(&server.url), "trader-001", t1.clone(), timeout)
-        .await
-        .unwrap();
-    let _s2 = FleetSwitch::start(&target(&server.url), "trader-002", t2.clone(), timeout)
-        .await
-        .unwrap();
-
-    assert_eq!(
-        send(&target(&server.url), &command("trader-001"), timeout)
-            .await
-            .unwrap(),
-        2,
-        "both nodes listen"
-    );
-    let reason = tokio::time::timeout(Duration::from_secs(5), t1.requested())
-        .await
-        .unwrap();
-    assert_eq!(reason, Reason::Fleet);
-    assert!(
-        !t2.is_shutdown_requested(),
-        "the other trader keeps trading"
-    );
-
-    send(&target(&server.url), &command("*"), timeout)
-        .await
-        .unwrap();
-    let reason = tokio::time::timeout(Duration::from_secs(5), t2.requested())
-        .await
-        .unwrap();
-    assert_eq!(reason, Reason::Fleet);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nobody_listening_is_visible_and_a_dead_redis_is_an_error() {
-    let mut server = RedisServer::start();
-    assert_eq!(
-        send(&target(&server.url), &command("*"), Duration::from_secs(2))
-            .await
-            .unwrap(),
-        0
-    );
-    let url = server.url.clone();
-    server.kill();
-    let err = FleetSwitch::start(
-        &target(&url),
-        "t",
-        ShutdownHandle::new(),
-        Duration::from_millis(500),
-    )
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("cannot subscribe at"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kill_switch_survives_a_redis_restart() {
-    let mut server = RedisServer::start();
-    let handle = ShutdownHandle::new();
-    let timeout = Duration::from_secs(2);
-    let _switch = FleetSwitch::start(&target(&server.url), "trader-001", handle.clone(), timeout)
-        .await
-        .unwrap();
-    server.restart();
-    // The switch resubscribes after its backoff (1 s): send until a subscriber takes the command.
-    let delivered = tokio::time::timeout(Duration::from_secs(15), async {
+/// Wait (at most 10 s) until the node's view of the fleet satisfies `check`.
+pub async fn until(node: &TestNode, check: impl Fn(&FleetState) -> bool) -> FleetState {
+    let mut watch = node.switch.watch();
+    tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(n @ 1..) = send(&target(&server.url), &command("trader-001"), timeout).await {
-                return n;
+            let state = watch.borrow_and_update().clone();
+            if check(&state) {
+                return state;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            watch.changed().await.unwrap();
         }
     })
     .await
-    .expect("the switch subscribed again after the restart");
-    assert_eq!(delivered, 1);
-    let reason = tokio::time::timeout(Duration::from_secs(5), handle.requested())
+    .expect("the node's fleet state changes in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_reaches_the_covered_nodes_which_acknowledge_it() {
+    let server = RedisServer::start();
+    let t = target(&server.url);
+    let a = node(&t, "trader-001", "a").await;
+    let b = node(&t, "trader-002", "b").await;
+    assert!(!a.gate.is_halted().await.unwrap());
+
+    let issued = fleet::issue(
+        &t,
+        Action::Halt,
+        Scope::Trader("trader-001".into()),
+        "ops@desk",
+        "venue incident",
+        T,
+    )
+    .await
+    .unwrap();
+    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(10), T)
         .await
         .unwrap();
+    assert!(acks.missing.is_empty(), "{acks:?}");
+    assert_eq!(acks.acked["a"].outcome, "halted");
+    assert!(!acks.acked.contains_key("b"), "b is not covered: {acks:?}");
+    let state = until(&a, |s| !s.halts.is_empty()).await;
+    assert!(state.why().unwrap().contains("venue incident"), "{state:?}");
+    assert!(
+        a.gate.is_halted().await.unwrap(),
+        "the trading gate is halted"
+    );
+    assert!(
+        !a.handle.is_shutdown_requested(),
+        "a halt is not a shutdown"
+    );
+    assert!(b.switch.state().halts.is_empty());
+    assert!(!b.gate.is_halted().await.unwrap());
+
+    // Status: both nodes live; the halt by whom and why.
+    let status = fleet::status(&t, T).await.unwrap();
+    assert_eq!(status.halts.len(), 1);
+    assert_eq!(status.halts[0].by, "ops@desk");
+    assert_eq!(status.nodes.len(), 2);
+    assert!(status.nodes.iter().all(|(_, live)| *live), "{status:?}");
+
+    // Shutdown of everyone: both pipelines triggered with reason fleet.
+    let issued = fleet::issue(
+        &t,
+        Action::Shutdown,
+        Scope::All,
+        "ops@desk",
+        "end of day",
+        T,
+    )
+    .await
+    .unwrap();
+    for n in [&a, &b] {
+        let reason = tokio::time::timeout(Duration::from_secs(10), n.handle.requested())
+            .await
+            .unwrap();
+        assert_eq!(reason, Reason::Fleet);
+    }
+    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert_eq!(acks.acked.len(), 2, "{acks:?}");
+    assert!(
+        acks.acked
+            .values()
+            .all(|a| a.outcome.ends_with("shutting down"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_after_the_halt_halts_at_once_and_stays_halted_until_every_halt_is_cleared()
+{
+    let server = RedisServer::start();
+    let t = target(&server.url);
+    let fleet_wide = fleet::issue(&t, Action::Halt, Scope::All, "ops", "fleet drill", T)
+        .await
+        .unwrap();
+    fleet::issue(
+        &t,
+        Action::Halt,
+        Scope::Trader("trader-001".into()),
+        "ops",
+        "risk",
+        T,
+    )
+    .await
+    .unwrap();
+
+    // Away when the halts were issued: halted before `start` returns, and it says so.
+    let a = node(&t, "trader-001", "a").await;
+    assert_eq!(a.switch.state().halts.len(), 2);
+    assert!(a.gate.is_halted().await.unwrap());
+    let hold = a.switch.hold();
+    assert!(
+        hold.why().unwrap().contains("fleet drill"),
+        "{:?}",
+        hold.why()
+    );
+    // It acknowledged the newest halt it found.
+    let acks = fleet::acks(&t, &fleet::status(&t, T).await.unwrap().halts[1], T)
+        .await
+        .unwrap();
+    assert!(acks.acked.contains_key("a"), "{acks:?}");
+
+    // Resuming the fleet leaves the trader's own halt: still halted, and the ack says so.
+    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert_eq!(acks.acked["a"].outcome, "still halted: trader trader-001");
+    assert!(hold.why().unwrap().contains("risk"), "{:?}", hold.why());
+    assert!(fleet_wide.command.version < resume.command.version);
+
+    // Resuming the trader clears it: the hold lets the start gate open; the gate itself stays
+    // as it is until the node opens it.
+    fleet::issue(
+        &t,
+        Action::Resume,
+        Scope::Trader("trader-001".into()),
+        "ops",
+        "",
+        T,
+    )
+    .await
+    .unwrap();
+    until(&a, |s| s.halts.is_empty()).await;
+    assert_eq!(hold.why(), None);
+    assert!(
+        a.gate.is_halted().await.unwrap(),
+        "resume never opens the gate by itself"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_when_the_halt_is_issued_halts_as_soon_as_it_is_back() {
+    let server = RedisServer::start_tcp(&[]);
+    let proxy = Proxy::start(server.port.unwrap());
+    let direct = target(&server.url);
+    let through_proxy = target(&format!("redis://127.0.0.1:{}/", proxy.port));
+    let a = node(&through_proxy, "trader-001", "a").await;
+
+    proxy.cut();
+    let issued = fleet::issue(&direct, Action::Shutdown, Scope::All, "ops", "incident", T)
+        .await
+        .unwrap();
+    let acks = fleet::acks(&direct, &issued.command, T).await.unwrap();
+    assert!(
+        acks.acked.is_empty(),
+        "the node cannot have seen it: {acks:?}"
+    );
+    assert!(!a.handle.is_shutdown_requested());
+
+    proxy.heal();
+    let reason = tokio::time::timeout(Duration::from_secs(15), a.handle.requested())
+        .await
+        .expect("the node halts once it is back");
     assert_eq!(reason, Reason::Fleet);
+    assert!(a.gate.is_halted().await.unwrap());
+    let acks = fleet::wait_for_acks(&direct, &issued.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert!(
+        acks.missing.is_empty() && acks.acked.contains_key("a"),
+        "{acks:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_acknowledges_is_named_and_a_dead_redis_is_an_error() {
+    let mut server = RedisServer::start();
+    let t = target(&server.url);
+    let a = node(&t, "trader-001", "a").await;
+    // The node is gone without a word (its task stops); its heartbeat is still fresh.
+    drop(a);
+    let issued = fleet::issue(&t, Action::Halt, Scope::All, "ops", "", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_millis(200), T)
+        .await
+        .unwrap();
+    assert_eq!(acks.missing, vec!["a".to_owned()]);
+    let status = fleet::status(&t, T).await.unwrap();
+    assert_eq!(status.nodes[0].0.node, "a");
+    assert!(status.nodes[0].1, "live until three heartbeats pass");
+
+    server.kill();
+    let err = fleet::issue(&t, Action::Halt, Scope::All, "ops", "", T)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    let paper = PaperNode::new(&scenario(1, 0));
+    let err = FleetSwitch::start(
+        &t,
+        FleetOptions::new("trader-001"),
+        ShutdownHandle::new(),
+        paper.node().gate().ok(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot"), "{err}");
 }
