@@ -161,11 +161,25 @@ impl RedisTarget {
                     .await
                     .map(|c| Connection::Cluster(Box::new(c))),
                 Mode::Sentinel { .. } => {
-                    let client = self.sentinel_client()?.async_get_client().await?;
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                        .map(Connection::Single)
+                    // Mid-failover, the sentinels may name no valid master for a moment: ask
+                    // again, for up to the connect timeout.
+                    let give_up = tokio::time::Instant::now() + connect_timeout;
+                    loop {
+                        let found = match self.sentinel_client() {
+                            Ok(mut s) => s.async_get_client().await,
+                            Err(e) => Err(e),
+                        };
+                        match found {
+                            Ok(client) => {
+                                break client
+                                    .get_multiplexed_async_connection_with_config(&config)
+                                    .await
+                                    .map(Connection::Single);
+                            }
+                            Err(e) if tokio::time::Instant::now() >= give_up => break Err(e),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
                 }
             }
         };

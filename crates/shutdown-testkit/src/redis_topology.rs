@@ -220,10 +220,10 @@ impl RedisSentinel {
         }
     }
 
-    /// The master's port as the first sentinel names it.
-    pub fn master_port(&self) -> Option<u16> {
+    /// The master's port as the sentinel `i` names it.
+    pub fn master_port(&self, i: usize) -> Option<u16> {
         let out = cli(
-            self.sentinels[0].port,
+            self.sentinels[i].port,
             &["sentinel", "get-master-addr-by-name", SERVICE],
         );
         out.lines().nth(1)?.trim().parse().ok()
@@ -236,12 +236,19 @@ impl RedisSentinel {
         self.wait_failed_over(old);
     }
 
-    /// Wait until the sentinels name a master other than the one at `old`.
+    /// Wait until every sentinel names a master other than the one at `old`, and it says it is one.
     pub fn wait_failed_over(&self, old: Option<u16>) {
         wait_until(
             "the sentinels promote the replica",
             Duration::from_secs(30),
-            || self.master_port().is_some() && self.master_port() != old,
+            || {
+                (0..self.sentinels.len()).all(|i| {
+                    let port = self.master_port(i);
+                    port.is_some() && port != old
+                }) && self
+                    .master_port(0)
+                    .is_some_and(|p| cli(p, &["role"]).starts_with("master"))
+            },
         );
     }
 }

@@ -9,3 +9,4 @@ mod fleet;
 mod flush;
 mod restore;
 mod support;
+mod topology;
