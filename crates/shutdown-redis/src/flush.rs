@@ -26,7 +26,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "url",
         ty: "string",
         default: "\"\"",
-        doc: "Redis URL (redis://, rediss://, redis+unix://). Prefer url_env for URLs with a password.",
+        doc: "Redis URL: one server (redis://, rediss://, redis+unix://), a Cluster (redis+cluster://HOST:PORT,HOST:PORT) or the master Sentinel names (redis+sentinel://HOST:PORT,HOST:PORT/SERVICE). Prefer url_env for URLs with a password.",
     },
     OptionDoc {
         name: "url_env",
@@ -38,7 +38,7 @@ pub const OPTIONS: &[OptionDoc] = &[
         name: "tls_ca_file",
         ty: "string",
         default: "none",
-        doc: "PEM file of the CA that signed the server's certificate, for rediss:// URLs; the system trust store otherwise.",
+        doc: "PEM file of the CA that signed the server's certificate, for a rediss:// URL to one server; the system trust store otherwise.",
     },
     OptionDoc {
         name: "key_prefix",

@@ -264,3 +264,35 @@ async fn a_node_that_never_acknowledges_is_named_and_a_dead_redis_is_an_error() 
     .unwrap_err();
     assert!(err.to_string().contains("cannot"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_nodes_each_with_its_own_connection_all_acknowledge_a_halt() {
+    let server = RedisServer::start();
+    let t = target(&server.url);
+    let mut nodes = Vec::new();
+    for i in 0..200 {
+        let trader = format!("trader-{i:03}");
+        nodes.push(node(&t, &trader, &format!("n{i:03}")).await);
+    }
+    let issued = fleet::issue(&t, Action::Halt, Scope::All, "ops", "scale", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(20), T)
+        .await
+        .unwrap();
+    assert!(acks.missing.is_empty(), "{:?}", acks.missing);
+    assert_eq!(acks.acked.len(), 200);
+    assert!(acks.acked.values().all(|a| a.outcome == "halted"));
+    for n in &nodes {
+        assert!(n.gate.is_halted().await.unwrap());
+    }
+    let status = fleet::status(&t, T).await.unwrap();
+    assert_eq!(
+        status
+            .nodes
+            .iter()
+            .filter(|(n, live)| *live && n.halted)
+            .count(),
+        200
+    );
+}
