@@ -69,6 +69,25 @@ async fn flush_restore_the_report_and_the_run_marker_work_on_a_cluster() {
     assert_eq!(target(&cluster.url).mode(), RedisMode::Cluster);
     let dir = tempfile::tempdir().unwrap();
     round_trip(&cluster.url, dir.path(), 5_000).await;
+    // One live node per trader id holds on a cluster too (two hosts: two lock-file directories).
+    let lease = |dir: &std::path::Path| shutdown_redis::LeaseOptions {
+        dir: dir.to_path_buf(),
+        trader_id: "trader-001".into(),
+        key_prefix: None,
+        redis: Some(target(&cluster.url)),
+        ttl: Duration::from_secs(10),
+        wait: Duration::from_millis(300),
+        timeout: T,
+    };
+    let other_host = tempfile::tempdir().unwrap();
+    let _held = shutdown_redis::Lease::acquire(&lease(dir.path()))
+        .await
+        .unwrap();
+    let second = shutdown_redis::Lease::acquire(&lease(other_host.path())).await;
+    assert!(
+        matches!(second, Err(shutdown_redis::LeaseError::Held { .. })),
+        "{second:?}"
+    );
     // Every key of the trader is on the master of its hash tag, none elsewhere.
     let home = cluster.port_of("{trader-001}");
     assert_eq!(cli(home, &["exists", "{trader-001}:snapshot"]).trim(), "1");
