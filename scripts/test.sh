@@ -11,6 +11,8 @@ for pair in "${needs[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# The Kubernetes manifest test reads YAML with python3-yaml.
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=("python3-yaml")
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "==> installing ${missing[*]}"

@@ -80,7 +80,7 @@ pub enum Command {
     },
     /// Show the ordered steps and the time budget against the orchestrator's grace period.
     #[command(
-        after_help = "Example:\n  shutdownctl plan examples/configs/pipeline.toml --grace-period 30\n\nExit codes: 0 fine, 1 warnings with --deny-warnings, 78 invalid config."
+        after_help = "Examples:\n  shutdownctl plan examples/configs/pipeline.toml --grace-period 30\n  shutdownctl plan examples/configs/node.toml --k8s > trading-node.yaml\n\nExit codes: 0 fine, 1 warnings with --deny-warnings, 78 invalid config."
     )]
     Plan {
         /// The pipeline config (TOML).
@@ -89,6 +89,13 @@ pub enum Command {
         /// docker stop --time, systemd TimeoutStopSec).
         #[arg(long, value_name = "SECS")]
         grace_period: Option<f64>,
+        /// Print the Kubernetes settings the budget needs (terminationGracePeriodSeconds, a preStop
+        /// hook) as a Deployment manifest; with --grace-period, warn when the pod's is too short.
+        #[arg(long)]
+        k8s: bool,
+        /// The preStop hook's sleep, in whole seconds, counted in the grace period (0: no hook).
+        #[arg(long, value_name = "SECS", default_value_t = 2, requires = "k8s")]
+        pre_stop: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -335,9 +342,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan {
             config,
             grace_period,
+            k8s,
+            pre_stop,
             json,
             deny_warnings,
-        } => cmd::plan::run(&config, grace_period, json, deny_warnings),
+        } => cmd::plan::run(
+            &config,
+            cmd::plan::Options {
+                grace_period,
+                k8s: k8s.then_some(pre_stop),
+                json,
+                deny_warnings,
+            },
+        ),
         Command::DryRun { run, redis } => cmd::dry_run::run(&run, redis.as_deref()),
         Command::Reconcile { run } => cmd::reconcile::run(&run),
         Command::Report {

@@ -867,6 +867,93 @@ fn under_systemd_the_node_says_ready_stopping_each_step_and_how_it_ended() {
     );
 }
 
+/// `trading_node plan examples/configs/node.toml ARGS...`
+fn plan(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trading_node"))
+        .args(["plan", "examples/configs/node.toml"])
+        .args(args)
+        .current_dir(root())
+        .env_remove("SHUTDOWN_TIMEOUT_SECS")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_shipped_kubernetes_manifest_is_what_plan_generates_and_its_grace_period_fits() {
+    let shipped =
+        std::fs::read_to_string(root().join("examples/kubernetes/trading-node.yaml")).unwrap();
+    let out = plan(&["--k8s"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        shipped,
+        "examples/kubernetes/trading-node.yaml is out of date: regenerate it with \
+         `trading_node plan examples/configs/node.toml --k8s > examples/kubernetes/trading-node.yaml`"
+    );
+    // What a YAML reader makes of it (python3-yaml, which scripts/test.sh installs).
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ])
+        .stdin(std::fs::File::open(root().join("examples/kubernetes/trading-node.yaml")).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let pod = &manifest["spec"]["template"]["spec"];
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["lifecycle"]["preStop"]["exec"]["command"],
+        serde_json::json!(["sleep", "2"])
+    );
+    assert_eq!(manifest["spec"]["strategy"]["type"], "Recreate");
+    // The budget it pins is the config's, and the grace period covers it and the preStop.
+    let json = plan(&["--k8s", "--json"]);
+    let budget: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        container["env"][0],
+        serde_json::json!({"name": "SHUTDOWN_TIMEOUT_SECS", "value": budget["timeout_secs"].as_f64().unwrap().to_string()})
+    );
+    assert_eq!(
+        budget["kubernetes"]["termination_grace_period_seconds"],
+        grace
+    );
+    assert!(grace as f64 >= 2.0 + budget["timeout_secs"].as_f64().unwrap() + 2.0);
+    let fits = plan(&[
+        "--k8s",
+        "--deny-warnings",
+        "--grace-period",
+        &grace.to_string(),
+    ]);
+    assert_eq!(
+        fits.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fits.stderr)
+    );
+    let short = plan(&[
+        "--k8s",
+        "--deny-warnings",
+        "--grace-period",
+        &(grace - 1).to_string(),
+    ]);
+    assert_eq!(short.status.code(), Some(1));
+    let warning = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        warning.contains(&format!(
+            "terminationGracePeriodSeconds {} is too short: the pod needs {grace}",
+            grace - 1
+        )),
+        "{warning}"
+    );
+}
+
 #[test]
 fn the_shipped_systemd_unit_is_valid_and_its_stop_timeout_fits_the_pipeline() {
     let unit =
@@ -877,14 +964,7 @@ fn the_shipped_systemd_unit_is_valid_and_its_stop_timeout_fits_the_pipeline() {
         .find_map(|l| l.strip_prefix("TimeoutStopSec="))
         .and_then(|v| v.parse().ok())
         .expect("TimeoutStopSec");
-    let out = Command::new(env!("CARGO_BIN_EXE_trading_node"))
-        .args(["plan", "examples/configs/node.toml", "--grace-period"])
-        .arg(stop.to_string())
-        .arg("--deny-warnings")
-        .current_dir(root())
-        .env_remove("SHUTDOWN_TIMEOUT_SECS")
-        .output()
-        .unwrap();
+    let out = plan(&["--grace-period", &stop.to_string(), "--deny-warnings"]);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -3,6 +3,7 @@
 pub(crate) mod docs;
 pub(crate) mod dry_run;
 pub(crate) mod fleet;
+pub(crate) mod k8s;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod report;

@@ -22,7 +22,23 @@ struct PlanStep {
     actions: Vec<String>,
 }
 
-pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bool) -> i32 {
+/// What `plan` was asked.
+pub(crate) struct Options {
+    /// The orchestrator's grace period.
+    pub grace_period: Option<f64>,
+    /// With `--k8s`: the preStop seconds.
+    pub k8s: Option<u64>,
+    pub json: bool,
+    pub deny_warnings: bool,
+}
+
+pub(crate) fn run(path: &Path, options: Options) -> i32 {
+    let Options {
+        grace_period: grace,
+        k8s,
+        json,
+        deny_warnings,
+    } = options;
     let config = match load(path, json) {
         Ok(c) => c,
         Err(code) => return code,
@@ -45,6 +61,32 @@ pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bo
     };
     let mut budget = config.budget(grace);
     budget.warnings.extend(pipeline.disabled_safety_steps());
+    let k8s = k8s.map(|pre_stop| super::k8s::plan(&config, &path.display().to_string(), pre_stop));
+    if let (Some(k), Some(g)) = (&k8s, budget.grace_period_secs)
+        && g < k.termination_grace_period_seconds as f64
+    {
+        budget.warnings.push(format!(
+            "terminationGracePeriodSeconds {g} is too short: the pod needs {} (preStop {}s + timeout {}s + headroom {}s); the kubelet kills the node before its shutdown ends",
+            k.termination_grace_period_seconds,
+            k.pre_stop_secs,
+            budget.timeout_secs,
+            budget.headroom_secs
+        ));
+    }
+    if let Some(k) = &k8s
+        && !json
+    {
+        // The manifest alone on stdout (redirect it to a file); the warnings on stderr.
+        outln!("{}", k.manifest.trim_end());
+        for w in &budget.warnings {
+            eprintln!("warning: {w}");
+        }
+        return if deny_warnings && !budget.warnings.is_empty() {
+            1
+        } else {
+            0
+        };
+    }
     let steps: Vec<PlanStep> = config
         .steps
         .iter()
@@ -64,6 +106,9 @@ pub(crate) fn run(path: &Path, grace: Option<f64>, json: bool, deny_warnings: bo
         let mut plan = serde_json::to_value(&budget).unwrap_or_default();
         plan["steps"] = serde_json::to_value(&steps).unwrap_or_default();
         plan["env_overrides"] = serde_json::to_value(&config.env_overrides).unwrap_or_default();
+        if let Some(k) = &k8s {
+            plan["kubernetes"] = serde_json::to_value(k).unwrap_or_default();
+        }
         print_json(&plan);
     } else {
         outln!(

@@ -162,6 +162,32 @@ fn plan_weighs_the_budget_against_the_grace_period() {
 }
 
 #[test]
+fn plan_k8s_gives_the_grace_period_the_budget_needs() {
+    let out = ctl(&["plan", PIPELINE, "--k8s", "--pre-stop", "0", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 20 s global + 2 s headroom, no preStop.
+    assert_eq!(v["kubernetes"]["termination_grace_period_seconds"], 22);
+    let manifest = v["kubernetes"]["manifest"].as_str().unwrap();
+    assert!(
+        manifest.contains("terminationGracePeriodSeconds: 22\n"),
+        "{manifest}"
+    );
+    assert!(
+        !manifest.contains("lifecycle:"),
+        "no hook asked: {manifest}"
+    );
+    let out = ctl(&["plan", PIPELINE, "--k8s", "--pre-stop", "5"]);
+    assert!(text(&out.stdout).contains("terminationGracePeriodSeconds: 27\n"));
+    assert!(text(&out.stdout).contains("command: [\"sleep\", \"5\"]"));
+    // Without --k8s, --pre-stop means nothing: refused.
+    assert_eq!(
+        ctl(&["plan", PIPELINE, "--pre-stop", "5"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
 fn plan_and_validate_name_the_environment_variables_in_effect_but_not_their_values() {
     let out = Command::new(env!("CARGO_BIN_EXE_shutdownctl"))
         .args(["validate", PIPELINE])
