@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::drive::{InPoll, drive, in_place};
+use super::exit::ExitHooks;
 use super::progress::{Shared, entry, forced_note};
 use super::sinks::Sinks;
 use crate::node::Node;
@@ -39,6 +40,8 @@ pub(super) struct Run {
     pub(super) extensions: Extensions,
     /// Where the service manager hears of the shutdown.
     pub(super) notifier: Option<Notifier>,
+    /// The node's flushes, run last.
+    pub(super) exit_hooks: ExitHooks,
     pub(super) reason: Reason,
     pub(super) shared: Arc<Shared>,
     pub(super) results: SharedResults,
@@ -238,7 +241,6 @@ impl Run {
         self.sinks.write_local(&mut report);
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.sinks.write_others(&mut report, left).await;
-        self.shared.written();
         let what = match self.reason {
             Reason::Start => "start gate",
             _ => "shutdown",
@@ -249,6 +251,9 @@ impl Run {
         ));
         tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code,
             duration = report.duration, "shutdown finished");
+        self.exit_hooks.run();
+        // Written and flushed: the force-exit thread, if one waits, may exit now.
+        self.shared.written();
         if self.exit_process {
             std::process::exit(report.exit_code);
         }

@@ -1,6 +1,7 @@
 //! The force-exit thread of a node that exits the process ([`crate::Shutdown::exit_process`]): on a
-//! force (third signal) or past the global deadline, the report is written and the process exits,
-//! even when the async runtime can no longer run the supervision.
+//! force (third signal) or past the global deadline, the report is written (the file and the log
+//! line, then the other sinks, bounded), the node's exit flushes run, and the process exits, even
+//! when the async runtime can no longer run the supervision.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +37,16 @@ pub(super) fn start(run: &Arc<Run>) {
                 && let Some(mut report) = run.shared.take(&run.pipeline, &run.handle) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
                     run.sinks.write_local(&mut report);
+                    run.sinks.write_others_blocking(&mut report, WRITE_GRACE);
+                    run.exit_hooks.run();
                     std::process::exit(report.exit_code);
                 }
             let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Written);
+            if p.stage < Stage::Written {
+                // The supervision is writing the report (or hangs doing so): flush what the node
+                // asked for before leaving.
+                run.exit_hooks.run();
+            }
             std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
         });
     if let Err(e) = spawned {

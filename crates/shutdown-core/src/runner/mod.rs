@@ -8,10 +8,12 @@
 //!   a pool thread, never a runtime worker nor the supervision;
 //! - `progress.rs`: the report so far, shared with the receipt and the force-exit thread;
 //! - `sinks.rs`: the report file and the log line first, the other sinks after, each bounded;
-//! - `force.rs`: the force-exit thread of a node that exits the process.
+//! - `force.rs`: the force-exit thread of a node that exits the process;
+//! - `exit.rs`: the node's exit flushes (log writer, metrics and trace exporters), bounded.
 
 mod drive;
 mod exec;
+mod exit;
 mod force;
 mod progress;
 mod sinks;
@@ -19,6 +21,7 @@ mod sinks;
 use std::sync::Arc;
 
 use self::exec::Run;
+use self::exit::ExitHooks;
 use self::progress::Shared;
 use self::sinks::Sinks;
 use crate::node::Node;
@@ -40,6 +43,7 @@ pub struct Shutdown {
     in_place: bool,
     extensions: Extensions,
     notifier: Option<Notifier>,
+    exit_hooks: ExitHooks,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -72,6 +76,7 @@ impl Shutdown {
             in_place: false,
             extensions: Extensions::default(),
             notifier: Notifier::from_env(),
+            exit_hooks: ExitHooks::default(),
         }
     }
 
@@ -118,6 +123,26 @@ impl Shutdown {
     /// (and the report file is rewritten to say so).
     pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
         self.sinks.others.push(sink);
+        self
+    }
+
+    /// Run `flush` last: after the report is written and before the process exits (a forced exit
+    /// too) or [`Shutdown::run`] returns. For what `std::process::exit` would lose: a non-blocking
+    /// log writer's buffer, a metrics or trace exporter's batch. Every flush runs on a thread of
+    /// its own, all at once, within [`Shutdown::exit_flush_timeout`] in all; one still running
+    /// then is named on stderr and left behind.
+    pub fn on_exit(
+        mut self,
+        name: impl Into<String>,
+        flush: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        self.exit_hooks.push(name.into(), Arc::new(flush));
+        self
+    }
+
+    /// How long the exit flushes may take together (default 1 s).
+    pub fn exit_flush_timeout(mut self, bound: std::time::Duration) -> Self {
+        self.exit_hooks.bound = bound;
         self
     }
 
@@ -190,6 +215,7 @@ impl Shutdown {
             in_place: self.in_place,
             extensions: self.extensions,
             notifier: self.notifier,
+            exit_hooks: self.exit_hooks,
             reason,
             shared,
             results: SharedResults::default(),

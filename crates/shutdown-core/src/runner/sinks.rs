@@ -76,6 +76,50 @@ impl Sinks {
     }
 }
 
+impl Sinks {
+    /// [`Sinks::write_others`] without a runtime (the force-exit thread): each sink on a thread of
+    /// its own, within its timeout and `left`; the ones that fail or do not answer are named in
+    /// `report.sink_errors`, and the report file is rewritten to say so.
+    pub(super) fn write_others_blocking(&self, report: &mut Report, left: Duration) {
+        if self.others.is_empty() {
+            return;
+        }
+        let shared = Arc::new(report.clone());
+        let started = std::time::Instant::now();
+        let waits: Vec<_> = (self.others.iter())
+            .map(|sink| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (s, shared) = (sink.clone(), shared.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("shutdown-sink".into())
+                    .spawn(move || {
+                        let _ = tx.send(s.write(&shared));
+                    });
+                (sink.name(), sink.timeout().min(left), spawned.map(|_| rx))
+            })
+            .collect();
+        for (name, bound, rx) in waits {
+            let wait = bound.saturating_sub(started.elapsed());
+            let error = match rx.map(|rx| rx.recv_timeout(wait)) {
+                Ok(Ok(Ok(()))) => continue,
+                Ok(Ok(Err(e))) => format!("{name}: {e}"),
+                Ok(Err(_)) => format!(
+                    "{name}: no answer within {}s (its timeout, capped by the force-exit grace)",
+                    bound.as_secs_f64()
+                ),
+                Err(e) => format!("{name}: no thread to write it: {e}"),
+            };
+            tracing::error!(error = %error, "report sink failed");
+            report.sink_errors.push(error);
+        }
+        if !report.sink_errors.is_empty()
+            && let Some(file) = &self.file
+        {
+            let _ = file.write(report);
+        }
+    }
+}
+
 /// Keep a report whose file could not be written: a fallback file, and stderr; the last of its
 /// `sink_errors` (the file's) says where it went.
 fn keep_elsewhere(report: &mut Report) {

@@ -1,6 +1,8 @@
 //! A node with no venue that runs the pipeline of `CONFIG` on signals: `testnode CONFIG`.
 //!
-//! Prints `ready` once its signal handler is installed; exits with the shutdown's exit code.
+//! Prints `ready` once its signal handler is installed; exits with the shutdown's exit code. With
+//! `TESTNODE_EXIT_FLUSH=PATH`, an exit flush writes `flushed` to PATH (a trace exporter's batch,
+//! say); with `TESTNODE_EXIT_STALL=1` too, a second exit flush never returns.
 
 // Link the crate whose steps register themselves.
 extern crate shutdown_testkit as _;
@@ -28,7 +30,19 @@ async fn main() {
             std::process::exit(exit_code::INVALID_CONFIG);
         }
     };
-    let shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    if let Ok(path) = std::env::var("TESTNODE_EXIT_FLUSH") {
+        shutdown = shutdown.on_exit("exporter", move || {
+            let _ = std::fs::write(&path, "flushed");
+        });
+        if std::env::var("TESTNODE_EXIT_STALL").is_ok_and(|v| v == "1") {
+            shutdown = shutdown.on_exit("stalled-exporter", || {
+                loop {
+                    std::thread::park();
+                }
+            });
+        }
+    }
     let _signals = match shutdown.listen_signals() {
         Ok(s) => s,
         Err(e) => {

@@ -126,6 +126,36 @@ fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
 }
 
 #[test]
+fn a_forced_exit_runs_the_exit_flushes_and_a_stalled_one_costs_one_second_not_the_exit() {
+    let mut node = TestNode::start_with_env(
+        "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n",
+        &[
+            ("TESTNODE_EXIT_FLUSH", "{dir}/flushed"),
+            ("TESTNODE_EXIT_STALL", "1"),
+        ],
+    );
+    node.signal(Signal::SIGTERM);
+    node.wait_line("step-started stuck");
+    node.signal(Signal::SIGTERM);
+    node.wait_line("level Hurry");
+    node.signal(Signal::SIGTERM);
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 12);
+    assert!(waited < Duration::from_secs(10));
+    let flushed = std::fs::read_to_string(node.dir().join("flushed"));
+    assert_eq!(
+        flushed.as_deref().ok(),
+        Some("flushed"),
+        "the exporter's flush ran before the exit"
+    );
+    let log = node.stderr();
+    assert!(
+        log.contains("exit flush not finished within 1s: stalled-exporter (left behind)"),
+        "{log}"
+    );
+}
+
+#[test]
 fn the_global_deadline_forces_exit_12_while_a_step_blocks_its_thread() {
     let node = TestNode::start(
         "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\n",

@@ -16,12 +16,21 @@ pub struct TestNode {
 impl TestNode {
     /// Start `testnode` with `config` (TOML text); waits for its ready line.
     pub fn start(config: &str) -> TestNode {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`TestNode::start`] with extra environment variables (`{dir}` in a value is the node's temp
+    /// dir).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("node.toml");
         std::fs::write(&config_path, config).expect("write config");
         let report = dir.path().join("report.json");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_testnode"));
         cmd.arg(&config_path).env("SHUTDOWN_REPORT_PATH", &report);
+        for (k, v) in env {
+            cmd.env(k, v.replace("{dir}", &dir.path().display().to_string()));
+        }
         let mut proc = Proc::spawn(cmd);
         proc.wait_line("ready");
         TestNode {
@@ -47,6 +56,11 @@ impl TestNode {
     /// What it wrote to stderr (its log) so far.
     pub fn stderr(&mut self) -> String {
         self.proc.stderr()
+    }
+
+    /// The node's temp dir.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn report(&self) -> serde_json::Value {
