@@ -3,6 +3,7 @@
 //! Each step prints `step-started NAME` and `step-finished NAME` on stdout, so a test can wait for a
 //! step to be running before it sends the next signal.
 
+pub mod otlp;
 pub mod process;
 pub mod pushgateway;
 pub mod redis_server;

@@ -22,7 +22,8 @@
 //! pipeline with reason `fleet`. A node halted while quoting stays halted until restarted (its start
 //! gate then opens the gate once the halt is cleared). On SIGTERM or SIGINT (at any time, during the start gate too) runs the pipeline
 //! of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the report to
-//! `report_path`, Redis and the log.
+//! `report_path`, Redis and the log; with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set (and the default
+//! feature `otel`), the shutdown's spans to that OTLP/HTTP endpoint.
 
 // Link the crates whose steps register themselves (the built-in ones and this crate's `notify`).
 extern crate shutdown_examples as _;
@@ -294,6 +295,19 @@ async fn node(args: Vec<String>) {
     }
     if let Some(sink) = MetricsSink::new(&config.settings.metrics, &config.settings.trader_id) {
         shutdown = shutdown.with_sink(Arc::new(sink));
+    }
+    // Traces of the shutdown (feature `otel`): one span for it, one per step, exported before exit.
+    #[cfg(feature = "otel")]
+    if let Some(endpoint) = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        match shutdown_otel::otlp_provider(&endpoint) {
+            Ok(provider) => {
+                shutdown = shutdown.with_sink(Arc::new(shutdown_otel::TraceSink::new(provider)));
+            }
+            Err(e) => say(&format!("traces: not exported: {e}")),
+        }
     }
     if let Some(target) = &redis {
         match RedisReportSink::new(

@@ -353,6 +353,54 @@ fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_s
     assert_eq!(acks.acked.len(), 1, "{acks:?}");
 }
 
+#[test]
+fn a_shutdown_forced_at_its_deadline_still_exports_its_spans_over_otlp() {
+    let receiver = shutdown_testkit::otlp::OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A critical notify that takes 30 s in a 4 s budget: the deadline forces the exit.
+    let config = shipped_config().replace("timeout_secs = 15.0", "timeout_secs = 4.0").replace(
+        "message = \"trader-001 is stopping\"\ntimeout_secs = 2.0",
+        "message = \"trader-001 is stopping\"\ntimeout_secs = 10.0\ndelay_secs = 30\ncritical = true",
+    );
+    std::fs::write(dir.path().join("node.toml"), &config).unwrap();
+    let mut cmd = command(dir.path(), None, None);
+    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.url);
+    let mut proc = Proc::spawn(cmd);
+    proc.wait_line("ready");
+    proc.signal(Signal::SIGTERM);
+    let (code, _) = proc.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(12), "{}", proc.stderr());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["outcome"], "forced");
+    assert!(
+        report["sink_errors"].as_array().is_none_or(Vec::is_empty),
+        "the trace sink had its moment: {}",
+        report["sink_errors"]
+    );
+    // Everything the exporter sent before the process exited.
+    let sent: Vec<u8> = receiver.bodies.try_iter().flatten().collect();
+    let sent = String::from_utf8_lossy(&sent);
+    for name in [
+        "shutdown",
+        "step halt",
+        "step cancel",
+        "step verify",
+        "step notify",
+        "step flush",
+        "step close",
+    ] {
+        assert!(sent.contains(name), "{name} exported: {sent:?}");
+    }
+    assert!(sent.contains("forced"), "the shutdown's status: {sent:?}");
+    assert!(
+        sent.contains("count.orders_cancelled"),
+        "the counts: {sent:?}"
+    );
+}
+
 /// A TCP server that accepts connections and never answers: a stalled Pushgateway.
 fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

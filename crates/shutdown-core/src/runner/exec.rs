@@ -21,6 +21,10 @@ use crate::step::{
 use crate::systemd::Notifier;
 use crate::trigger::{Level, Reason, ShutdownHandle};
 
+/// The least the other report sinks are given, even past the global deadline (inside the 2 s
+/// headroom `plan` keeps between the budget and the grace period).
+const SINK_GRACE: Duration = Duration::from_secs(1);
+
 /// Why a non-critical step did not run, or stopped, after the second signal.
 const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
 
@@ -239,8 +243,12 @@ impl Run {
             return std::future::pending().await;
         };
         self.sinks.write_local(&mut report);
+        // What is left of the budget, and never less than a moment inside the headroom: a
+        // shutdown that hit its deadline still owes its sinks the report.
         let left = self.deadline.saturating_duration_since(Instant::now());
-        self.sinks.write_others(&mut report, left).await;
+        self.sinks
+            .write_others(&mut report, left.max(SINK_GRACE))
+            .await;
         let what = match self.reason {
             Reason::Start => "start gate",
             _ => "shutdown",

@@ -119,8 +119,9 @@ impl Shutdown {
 
     /// Add a report sink. It is written after the report file and the log line, at the same time as
     /// the other added sinks, within its [`ReportSink::timeout`] and what is left of the global
-    /// budget; a sink that fails or does not answer in time is named in the report's `sink_errors`
-    /// (and the report file is rewritten to say so).
+    /// budget (1 s at least, taken from the headroom, when the deadline has passed); a sink that
+    /// fails or does not answer in time is named in the report's `sink_errors` (and the report file
+    /// is rewritten to say so).
     pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
         self.sinks.others.push(sink);
         self

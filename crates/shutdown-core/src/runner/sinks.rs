@@ -51,7 +51,7 @@ impl Sinks {
                     Ok(Ok(Err(e))) => Some(format!("{name}: {e}")),
                     Ok(Err(e)) => Some(format!("{name}: the sink failed: {e}")),
                     Err(_) => Some(format!(
-                        "{name}: no answer within {}s (its timeout, capped by what was left of the global budget)",
+                        "{name}: no answer within {}s (its timeout, capped by what was left of the global budget, 1s at least)",
                         bound.as_secs_f64()
                     )),
                 }
