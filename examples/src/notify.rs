@@ -86,6 +86,14 @@ impl ShutdownStep for Notify {
             "notify: {} (reason {}, trader {})",
             self.0.message, ctx.reason, ctx.trader_id
         );
+        if ctx.dry_run {
+            // Nothing leaves the process in a dry run: not a line on the node's stdout (which a
+            // `--json` caller parses), not a line in the file.
+            return Ok(StepOutput::new()
+                .detail("message", &self.0.message)
+                .detail("dry_run", true)
+                .summary(format!("would post {:?}", self.0.message)));
+        }
         println!("{line}");
         let _ = std::io::stdout().flush();
         if self.0.delay_secs > 0.0 {

@@ -849,6 +849,23 @@ fn the_node_binary_offers_the_operator_commands_with_its_own_step_kinds() {
     );
     let out = node(&["plan", "examples/configs/node.toml", "--grace-period", "30"]);
     assert_eq!(out.status.code(), Some(0));
+    // A dry run of its own pipeline: its custom step says nothing on stdout, which is JSON alone.
+    let out = node(&[
+        "dry-run",
+        "examples/configs/node.toml",
+        "--scenario",
+        "examples/scenarios/basic.toml",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notify = step_of_kind(&report, "notify");
+    assert_eq!(notify["summary"], "would post \"trader-001 is stopping\"");
     // Anything else is the node itself, with its own usage.
     let out = node(&["only-one-argument"]);
     assert_eq!(out.status.code(), Some(2));
