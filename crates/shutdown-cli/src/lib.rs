@@ -4,8 +4,13 @@
 //! commands with its kinds by calling [`main`].
 //!
 //! One module per command under `cmd/`; `output.rs` writes to the terminal.
+//!
+//! Cargo feature `redis` (default): the `flush` step, `restore`, `fleet` and reading reports from
+//! Redis. Without it (`default-features = false`), a node that only wants its own steps and the
+//! built-in ones gets the commands without building a Redis client, TLS or HTTP.
 
 // Link the crates whose steps register themselves.
+#[cfg(feature = "redis")]
 extern crate shutdown_redis as _;
 extern crate shutdown_steps as _;
 
@@ -17,6 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "redis")]
 use shutdown_redis::RedisTarget;
 
 /// Validate, plan and dry-run graceful-shutdown pipelines for trading nodes.
@@ -161,12 +167,14 @@ pub enum Command {
     #[command(after_help = "Example:\n  shutdownctl man > shutdownctl.1 && man ./shutdownctl.1")]
     Man,
     /// The fleet kill switch: halt, resume or shut down running nodes through Redis, and see who acknowledged.
+    #[cfg(feature = "redis")]
     #[command(
         subcommand,
         after_help = "Examples:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl fleet halt --all --note \"venue incident\" --wait 10\n  shutdownctl fleet status --redis redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/main"
     )]
     Fleet(FleetCommand),
     /// Say whether the previous shutdown was clean and what its last snapshot holds (reads only).
+    #[cfg(feature = "redis")]
     #[command(
         after_help = "Example:\n  REDIS_URL=redis://:pw@cache:6379 shutdownctl restore --trader-id trader-001 --fallback-dir /var/lib/trader/fallback\n\nExit codes: 0 clean or no previous run, 10 not clean (reconcile with the venue), 1 error."
     )]
@@ -200,6 +208,7 @@ pub struct PaperRun {
 }
 
 /// `shutdownctl fleet ...`: the fleet kill switch.
+#[cfg(feature = "redis")]
 #[derive(clap::Subcommand)]
 pub enum FleetCommand {
     /// Halt trading on every node (--all) or one trader's nodes; persisted until `resume`.
@@ -232,6 +241,7 @@ pub enum FleetCommand {
 }
 
 /// Who a fleet command covers, and how to wait for it.
+#[cfg(feature = "redis")]
 #[derive(clap::Args)]
 pub struct FleetArgs {
     /// Redis URL (default: the REDIS_URL environment variable).
@@ -271,6 +281,7 @@ pub struct RedisArgs {
     key_prefix: Option<String>,
 }
 
+#[cfg(feature = "redis")]
 impl RedisArgs {
     /// Where Redis is: `--redis`, else `REDIS_URL`; `None` when neither is given.
     pub(crate) fn target(&self) -> Result<Option<RedisTarget>, String> {
@@ -279,6 +290,7 @@ impl RedisArgs {
 }
 
 /// `url`, else `REDIS_URL`, parsed; `None` when neither is given. The error never shows a password.
+#[cfg(feature = "redis")]
 pub(crate) fn redis_target(url: Option<&str>) -> Result<Option<RedisTarget>, String> {
     let env = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     url.map(str::to_owned)
@@ -374,7 +386,9 @@ pub fn run(cli: Cli) -> i32 {
                 svg,
             },
         ),
+        #[cfg(feature = "redis")]
         Command::Fleet(command) => cmd::fleet::run(command),
+        #[cfg(feature = "redis")]
         Command::Restore {
             redis,
             fallback_dir,

@@ -10,6 +10,8 @@ use shutdown_testkit::process::Proc;
 use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
 use shutdown_testkit::redis_server::RedisServer;
 
+mod outside;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -63,16 +63,24 @@ pub(crate) fn run(run: &PaperRun, redis: Option<&str>) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut shutdown = Shutdown::new(pipeline, node)
         .dry_run(true)
         .poll_in_place(simulated);
     if let Some(url) = redis {
+        #[cfg(feature = "redis")]
         match shutdown_redis::RedisTarget::parse(url) {
             Ok(target) => shutdown = shutdown.with_extension(target),
             Err(e) => {
                 return fail(json, exit_code::INVALID_CONFIG, format!("--redis: {e}"));
             }
         }
+        #[cfg(not(feature = "redis"))]
+        return fail(
+            json,
+            2,
+            format!("--redis {url}: this build has no Redis support (feature `redis` is off)"),
+        );
     }
     let wall = std::time::Instant::now();
     let report: Report = runtime.block_on(shutdown.run());

@@ -2,22 +2,29 @@
 
 pub(crate) mod docs;
 pub(crate) mod dry_run;
+#[cfg(feature = "redis")]
 pub(crate) mod fleet;
 pub(crate) mod k8s;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod report;
+#[cfg(feature = "redis")]
 pub(crate) mod restore;
 pub(crate) mod steps;
 pub(crate) mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(feature = "redis")]
+use std::path::PathBuf;
+#[cfg(feature = "redis")]
 use std::time::Duration;
 
 use shutdown_core::{PipelineConfig, exit_code};
 use shutdown_paper::Scenario;
+#[cfg(feature = "redis")]
 use shutdown_redis::RestoreOptions;
 
+#[cfg(feature = "redis")]
 use crate::RedisArgs;
 use crate::output::print_json;
 
@@ -40,6 +47,7 @@ pub(crate) fn empty_scenario() -> Scenario {
         .unwrap_or_else(|e| unreachable!("the empty scenario is valid: {e}"))
 }
 
+#[cfg(feature = "redis")]
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -51,6 +59,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 }
 
 /// Where to look for the last snapshot and report; exit code 2 when the Redis URL is invalid.
+#[cfg(feature = "redis")]
 pub(crate) fn restore_options(
     redis: &RedisArgs,
     fallback_dir: PathBuf,
