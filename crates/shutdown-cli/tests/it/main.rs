@@ -888,6 +888,60 @@ mod fleet {
         assert_eq!(json["exit_code"], 1);
     }
 
+    /// `shutdownctl ARGS` on a terminal (`script` gives it a pseudo-terminal), typing `typed`.
+    fn on_a_terminal(args: &str, typed: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} {args}", env!("CARGO_BIN_EXE_shutdownctl")),
+                "/dev/null",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) is installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn on_a_terminal_a_command_for_every_node_waits_for_yes() {
+        let server = RedisServer::start();
+        let target = shutdown_redis::RedisTarget::parse(&server.url).unwrap();
+        let version = || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(shutdown_redis::fleet::status(
+                &target,
+                Duration::from_secs(2),
+            ))
+            .unwrap()
+            .version
+        };
+        let args = format!("fleet halt --redis {} --all", server.url);
+        let out = on_a_terminal(&args, "no\n");
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("halt EVERY node of the fleet? type yes:"),
+            "{said}"
+        );
+        assert!(said.contains("not confirmed; nothing sent"), "{said}");
+        assert_eq!(version(), 0, "nothing written");
+        let out = on_a_terminal(&args, "yes\n");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert_eq!(version(), 1);
+    }
+
     #[test]
     fn fleet_commands_need_a_scope_and_a_redis() {
         let out = ctl(&["fleet", "halt", "--redis", "redis://127.0.0.1:1/"]);
