@@ -435,6 +435,12 @@ impl FleetOptions {
         self.heartbeat = every;
         self
     }
+
+    /// Another connect and response timeout (also the bound on halting the trading gate).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
 }
 
 /// A node's view of the fleet: the halts covering it.
@@ -674,9 +680,15 @@ impl Follower {
         let halted = !covering.is_empty();
         let mut outcome = if halted {
             match &self.gate {
-                Some(gate) => match gate.halt().await {
-                    Ok(()) => "halted".to_owned(),
-                    Err(e) => format!("halt failed: {e}"),
+                // Bounded: a venue that does not answer must not stop the node from following
+                // (and reporting itself to) the fleet.
+                Some(gate) => match tokio::time::timeout(self.options.timeout, gate.halt()).await {
+                    Ok(Ok(())) => "halted".to_owned(),
+                    Ok(Err(e)) => format!("halt failed: {e}"),
+                    Err(_) => format!(
+                        "halt failed: the trading gate did not answer within {:?}",
+                        self.options.timeout
+                    ),
                 },
                 None => "halted".to_owned(),
             }

@@ -296,3 +296,55 @@ async fn two_hundred_nodes_each_with_its_own_connection_all_acknowledge_a_halt()
         200
     );
 }
+
+/// A trading gate whose venue never answers.
+struct Unanswered;
+
+#[async_trait::async_trait]
+impl TradingGate for Unanswered {
+    async fn halt(&self) -> shutdown_core::node::RoleResult<()> {
+        std::future::pending().await
+    }
+    async fn resume(&self) -> shutdown_core::node::RoleResult<()> {
+        std::future::pending().await
+    }
+    async fn is_halted(&self) -> shutdown_core::node::RoleResult<bool> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_never_answers_is_acknowledged_as_a_failed_halt_and_the_node_keeps_following() {
+    let server = RedisServer::start();
+    let t = target(&server.url);
+    let switch = FleetSwitch::start(
+        &t,
+        FleetOptions::new("trader-001")
+            .node_id("a")
+            .heartbeat(Duration::from_millis(200))
+            .timeout(Duration::from_millis(300)),
+        ShutdownHandle::new(),
+        Some(Arc::new(Unanswered)),
+    )
+    .await
+    .unwrap();
+    let halt = fleet::issue(&t, Action::Halt, Scope::All, "ops", "", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &halt.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert_eq!(
+        acks.acked["a"].outcome,
+        "halt failed: the trading gate did not answer within 300ms"
+    );
+    // Still following: the next command is acknowledged too.
+    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert_eq!(acks.acked["a"].outcome, "halt cleared");
+    assert!(switch.state().halts.is_empty());
+}
