@@ -148,6 +148,26 @@ pub struct Command {
 /// A halt in force: the command that set it.
 pub type Halt = Command;
 
+/// `halt of trader trader-007 by ops@desk at 2026-11-26T23:40:00Z (version 7): venue incident`
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} by {} at {} (version {}): {}",
+            self.action.as_str(),
+            self.scope,
+            self.by,
+            self.at,
+            self.version,
+            if self.note.is_empty() {
+                "no note"
+            } else {
+                &self.note
+            }
+        )
+    }
+}
+
 /// A node's acknowledgement of one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -455,20 +475,7 @@ pub struct FleetState {
 impl FleetState {
     /// Why the node may not trade, if a halt covers it.
     pub fn why(&self) -> Option<String> {
-        let h = self.halts.first()?;
-        Some(format!(
-            "fleet {} of {} by {} at {} (version {}): {}",
-            h.action.as_str(),
-            h.scope,
-            h.by,
-            h.at,
-            h.version,
-            if h.note.is_empty() {
-                "no note"
-            } else {
-                &h.note
-            }
-        ))
+        self.halts.first().map(|h| format!("fleet {h}"))
     }
 }
 

@@ -186,19 +186,7 @@ fn say_status(status: &FleetStatus) {
         );
     }
     for h in &status.halts {
-        outln_wrapped(&format!(
-            "HALT ({}) of {} by {} at {}, version {}: {}",
-            h.action.as_str(),
-            h.scope,
-            h.by,
-            h.at,
-            h.version,
-            if h.note.is_empty() {
-                "no note"
-            } else {
-                &h.note
-            }
-        ));
+        outln_wrapped(&format!("HALT: {h}"));
     }
     let live = status.nodes.iter().filter(|(_, l)| *l).count();
     outln!("{} node(s) seen, {live} live", status.nodes.len());

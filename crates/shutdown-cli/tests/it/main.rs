@@ -861,7 +861,7 @@ mod fleet {
         assert_eq!(status["nodes"][0]["halted"], true);
         let out = ctl(&["fleet", "status", "--redis", url]);
         assert!(
-            text(&out.stdout).contains("HALT (halt) of trader trader-007"),
+            text(&out.stdout).contains("HALT: halt of trader trader-007 by "),
             "{}",
             text(&out.stdout)
         );
