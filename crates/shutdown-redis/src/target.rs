@@ -25,17 +25,62 @@ pub struct RedisTarget {
 #[derive(Clone)]
 enum Mode {
     Single(redis::Client),
-    Cluster {
-        nodes: Vec<redis::ConnectionInfo>,
-        tls: bool,
-    },
-    Sentinel {
-        sentinels: Vec<redis::ConnectionAddr>,
-        service: String,
-        username: Option<String>,
-        password: Option<String>,
-        db: i64,
-    },
+    Cluster(Cluster),
+    Sentinel(Sentinel),
+}
+
+/// A Redis Cluster's seed nodes.
+#[derive(Clone)]
+struct Cluster {
+    nodes: Vec<redis::ConnectionInfo>,
+    tls: bool,
+}
+
+impl Cluster {
+    fn client(
+        &self,
+        connect: Duration,
+        response: Duration,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(self.nodes.clone())
+            .connection_timeout(connect)
+            .response_timeout(response)
+            .retries(2);
+        if self.tls {
+            builder = builder.tls(redis::TlsMode::Secure);
+        }
+        builder.build()
+    }
+}
+
+/// The sentinels, and the master they watch.
+#[derive(Clone)]
+struct Sentinel {
+    sentinels: Vec<redis::ConnectionAddr>,
+    service: String,
+    username: Option<String>,
+    password: Option<String>,
+    db: i64,
+}
+
+impl Sentinel {
+    /// A fresh sentinel client, so that every connection asks the sentinels again (a failover is
+    /// followed at the next connect).
+    fn client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+        let mut builder = SentinelClientBuilder::new(
+            self.sentinels.clone(),
+            &self.service,
+            SentinelServerType::Master,
+        )?
+        .set_client_to_redis_db(self.db);
+        if let Some(user) = &self.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        builder.build()
+    }
 }
 
 /// What kind of deployment a [`RedisTarget`] points at.
@@ -81,10 +126,8 @@ impl RedisTarget {
             let mode =
                 multi_node(base, scheme.ends_with("+cluster"), rest).map_err(|e| fail(&e))?;
             let password = match &mode {
-                Mode::Cluster { nodes, .. } => {
-                    nodes[0].redis_settings().password().map(str::to_owned)
-                }
-                Mode::Sentinel { password, .. } => password.clone(),
+                Mode::Cluster(c) => c.nodes[0].redis_settings().password().map(str::to_owned),
+                Mode::Sentinel(s) => s.password.clone(),
                 Mode::Single(_) => None,
             };
             return Ok(Self {
@@ -117,8 +160,8 @@ impl RedisTarget {
     pub fn mode(&self) -> RedisMode {
         match self.mode {
             Mode::Single(_) => RedisMode::Standalone,
-            Mode::Cluster { .. } => RedisMode::Cluster,
-            Mode::Sentinel { .. } => RedisMode::Sentinel,
+            Mode::Cluster(_) => RedisMode::Cluster,
+            Mode::Sentinel(_) => RedisMode::Sentinel,
         }
     }
 
@@ -155,17 +198,17 @@ impl RedisTarget {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map(Connection::Single),
-                Mode::Cluster { .. } => self
-                    .cluster_client(connect_timeout, response_timeout)?
+                Mode::Cluster(cluster) => cluster
+                    .client(connect_timeout, response_timeout)?
                     .get_async_connection()
                     .await
                     .map(|c| Connection::Cluster(Box::new(c))),
-                Mode::Sentinel { .. } => {
+                Mode::Sentinel(sentinel) => {
                     // Mid-failover, the sentinels may name no valid master for a moment: ask
                     // again, for up to the connect timeout.
                     let give_up = tokio::time::Instant::now() + connect_timeout;
                     loop {
-                        let found = match self.sentinel_client() {
+                        let found = match sentinel.client() {
                             Ok(mut s) => s.async_get_client().await,
                             Err(e) => Err(e),
                         };
@@ -204,60 +247,17 @@ impl RedisTarget {
         };
         match &self.mode {
             Mode::Single(client) => single(client).map(BlockingConnection::Single),
-            Mode::Cluster { .. } => self
-                .cluster_client(timeout, timeout)
+            Mode::Cluster(cluster) => cluster
+                .client(timeout, timeout)
                 .and_then(|c| c.get_connection())
                 .map(|c| BlockingConnection::Cluster(Box::new(c))),
-            Mode::Sentinel { .. } => self
-                .sentinel_client()
+            Mode::Sentinel(sentinel) => sentinel
+                .client()
                 .and_then(|mut s| s.get_client())
                 .and_then(|c| single(&c))
                 .map(BlockingConnection::Single),
         }
         .map_err(|e| self.error("cannot connect to", &e))
-    }
-
-    fn cluster_client(
-        &self,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
-        let Mode::Cluster { nodes, tls } = &self.mode else {
-            unreachable!("cluster_client is only called for a cluster target")
-        };
-        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-            .connection_timeout(connect_timeout)
-            .response_timeout(response_timeout)
-            .retries(2);
-        if *tls {
-            builder = builder.tls(redis::TlsMode::Secure);
-        }
-        builder.build()
-    }
-
-    /// A fresh sentinel client, so that every connection asks the sentinels again (a failover is
-    /// followed at the next connect).
-    fn sentinel_client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
-        let Mode::Sentinel {
-            sentinels,
-            service,
-            username,
-            password,
-            db,
-        } = &self.mode
-        else {
-            unreachable!("sentinel_client is only called for a sentinel target")
-        };
-        let mut builder =
-            SentinelClientBuilder::new(sentinels.clone(), service, SentinelServerType::Master)?
-                .set_client_to_redis_db(*db);
-        if let Some(user) = username {
-            builder = builder.set_client_to_redis_username(user);
-        }
-        if let Some(password) = password {
-            builder = builder.set_client_to_redis_password(password);
-        }
-        builder.build()
     }
 }
 
@@ -325,7 +325,7 @@ fn multi_node(base: &str, cluster: bool, rest: &str) -> Result<Mode, String> {
             })
             .collect::<redis::RedisResult<Vec<_>>>()
             .map_err(|e| e.to_string())?;
-        return Ok(Mode::Cluster { nodes, tls });
+        return Ok(Mode::Cluster(Cluster { nodes, tls }));
     }
     if tls {
         return Err("TLS to sentinels is not supported; use redis+sentinel://".into());
@@ -341,7 +341,7 @@ fn multi_node(base: &str, cluster: bool, rest: &str) -> Result<Mode, String> {
             .map_err(|_| format!("database {db:?} is not a number"))?,
         None => 0,
     };
-    Ok(Mode::Sentinel {
+    Ok(Mode::Sentinel(Sentinel {
         sentinels: addrs
             .into_iter()
             .map(|(host, port)| redis::ConnectionAddr::Tcp(host, port))
@@ -350,7 +350,7 @@ fn multi_node(base: &str, cluster: bool, rest: &str) -> Result<Mode, String> {
         username,
         password,
         db,
-    })
+    }))
 }
 
 /// An async connection to a [`RedisTarget`]: one server's, or a cluster's (commands routed by slot).
