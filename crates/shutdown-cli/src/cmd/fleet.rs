@@ -134,7 +134,9 @@ fn say_issued(issued: &Issued, acks: Option<&Acks>) {
     for (node, ack) in &acks.acked {
         outln_wrapped(&format!("  {node}: {}", ack.outcome));
     }
-    if acks.missing.is_empty() {
+    if acks.missing.is_empty() && acks.acked.is_empty() {
+        outln!("no live node is covered: nobody to acknowledge (see `shutdownctl fleet status`)");
+    } else if acks.missing.is_empty() {
         outln!(
             "every live node covered acknowledged ({})",
             acks.acked.len()

@@ -943,6 +943,27 @@ mod fleet {
     }
 
     #[test]
+    fn waiting_with_no_live_node_says_nobody_was_there_to_acknowledge() {
+        let server = RedisServer::start();
+        let out = ctl(&[
+            "fleet",
+            "halt",
+            "--redis",
+            &server.url,
+            "--trader-id",
+            "nobody",
+            "--wait",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            text(&out.stdout).contains("no live node is covered"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+
+    #[test]
     fn fleet_commands_need_a_scope_and_a_redis() {
         let out = ctl(&["fleet", "halt", "--redis", "redis://127.0.0.1:1/"]);
         assert_eq!(out.status.code(), Some(2), "a scope is required");
