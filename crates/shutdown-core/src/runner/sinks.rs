@@ -32,35 +32,32 @@ impl Sinks {
         let _ = LogSink.write(report);
     }
 
-    /// Write to every other sink at once, each on the blocking pool, within its own timeout and
+    /// Write to every other sink at once, each on a thread of its own, within its own timeout and
     /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
-    /// the report file is rewritten to say so.
+    /// the report file is rewritten to say so. A sink that never answers keeps its thread, not the
+    /// runtime: dropping the runtime afterwards does not wait for it.
     pub(super) async fn write_others(&self, report: &mut Report, left: Duration) {
         if self.others.is_empty() {
             return;
         }
-        let shared = Arc::new(report.clone());
-        let writes = self.others.iter().map(|sink| {
-            let (sink, shared) = (sink.clone(), shared.clone());
-            let bound = sink.timeout().min(left);
-            async move {
-                let name = sink.name();
-                let write = tokio::task::spawn_blocking(move || sink.write(&shared));
-                match tokio::time::timeout(bound, write).await {
-                    Ok(Ok(Ok(()))) => None,
-                    Ok(Ok(Err(e))) => Some(format!("{name}: {e}")),
-                    Ok(Err(e)) => Some(format!("{name}: the sink failed: {e}")),
-                    Err(_) => Some(format!(
-                        "{name}: no answer within {}s (its timeout, capped by what was left of the global budget, 1s at least)",
-                        bound.as_secs_f64()
-                    )),
-                }
-            }
-        });
-        let errors: Vec<String> = (futures_util::future::join_all(writes).await)
-            .into_iter()
-            .flatten()
-            .collect();
+        let (others, shared) = (self.others.clone(), Arc::new(report.clone()));
+        let errors = tokio::task::spawn_blocking(move || write_all(&others, &shared, left))
+            .await
+            .unwrap_or_else(|e| vec![format!("the report sinks could not be written: {e}")]);
+        self.record(report, errors);
+    }
+
+    /// [`Sinks::write_others`] without a runtime (the force-exit thread).
+    pub(super) fn write_others_blocking(&self, report: &mut Report, left: Duration) {
+        if self.others.is_empty() {
+            return;
+        }
+        let errors = write_all(&self.others, &Arc::new(report.clone()), left);
+        self.record(report, errors);
+    }
+
+    /// Name each failed sink in the report, and rewrite the report file to say so.
+    fn record(&self, report: &mut Report, errors: Vec<String>) {
         if errors.is_empty() {
             return;
         }
@@ -76,48 +73,39 @@ impl Sinks {
     }
 }
 
-impl Sinks {
-    /// [`Sinks::write_others`] without a runtime (the force-exit thread): each sink on a thread of
-    /// its own, within its timeout and `left`; the ones that fail or do not answer are named in
-    /// `report.sink_errors`, and the report file is rewritten to say so.
-    pub(super) fn write_others_blocking(&self, report: &mut Report, left: Duration) {
-        if self.others.is_empty() {
-            return;
-        }
-        let shared = Arc::new(report.clone());
-        let started = std::time::Instant::now();
-        let waits: Vec<_> = (self.others.iter())
-            .map(|sink| {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let (s, shared) = (sink.clone(), shared.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("shutdown-sink".into())
-                    .spawn(move || {
-                        let _ = tx.send(s.write(&shared));
-                    });
-                (sink.name(), sink.timeout().min(left), spawned.map(|_| rx))
-            })
-            .collect();
-        for (name, bound, rx) in waits {
-            let wait = bound.saturating_sub(started.elapsed());
-            let error = match rx.map(|rx| rx.recv_timeout(wait)) {
-                Ok(Ok(Ok(()))) => continue,
-                Ok(Ok(Err(e))) => format!("{name}: {e}"),
-                Ok(Err(_)) => format!(
-                    "{name}: no answer within {}s (its timeout, capped by the force-exit grace)",
-                    bound.as_secs_f64()
-                ),
-                Err(e) => format!("{name}: no thread to write it: {e}"),
-            };
-            tracing::error!(error = %error, "report sink failed");
-            report.sink_errors.push(error);
-        }
-        if !report.sink_errors.is_empty()
-            && let Some(file) = &self.file
-        {
-            let _ = file.write(report);
+/// Write `report` to every sink at once, each on a thread of its own, each within its timeout and
+/// `left` (counted from the start); the errors, one per sink that failed or did not answer.
+fn write_all(sinks: &[Arc<dyn ReportSink>], report: &Arc<Report>, left: Duration) -> Vec<String> {
+    let started = std::time::Instant::now();
+    let waits: Vec<_> = (sinks.iter())
+        .map(|sink| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (s, report) = (sink.clone(), report.clone());
+            let spawned = std::thread::Builder::new()
+                .name("shutdown-sink".into())
+                .spawn(move || {
+                    let _ = tx.send(s.write(&report));
+                });
+            (sink.name(), sink.timeout().min(left), spawned.map(|_| rx))
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (name, bound, rx) in waits {
+        let wait = bound.saturating_sub(started.elapsed());
+        match rx.map(|rx| rx.recv_timeout(wait)) {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => errors.push(format!("{name}: {e}")),
+            Ok(Err(std::sync::mpsc::RecvTimeoutError::Timeout)) => errors.push(format!(
+                "{name}: no answer within {}s (its timeout, capped by what was left of the global budget, 1s at least)",
+                bound.as_secs_f64()
+            )),
+            Ok(Err(std::sync::mpsc::RecvTimeoutError::Disconnected)) => {
+                errors.push(format!("{name}: the sink failed (it panicked)"));
+            }
+            Err(e) => errors.push(format!("{name}: no thread to write it: {e}")),
         }
     }
+    errors
 }
 
 /// Keep a report whose file could not be written: a fallback file, and stderr; the last of its
