@@ -316,13 +316,17 @@ impl Run {
     }
 
     /// The supervision was cancelled (its runtime is shutting down): the report from what is known,
-    /// written where it cannot hang.
+    /// written where it cannot hang, then to the other sinks within a second, then the exit
+    /// flushes.
     pub(super) fn lost(&self) -> Report {
         tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
         self.handle.force(Reason::Api);
         let mut report = self.shared.take(&self.pipeline, &self.handle);
         if let Some(report) = report.as_mut() {
             self.sinks.write_local(report);
+            // No runtime to lean on: the other sinks on threads of their own, briefly.
+            self.sinks.write_others_blocking(report, SINK_GRACE);
+            self.exit_hooks.run();
             self.shared.written();
         }
         report.unwrap_or_else(|| self.shared.report(&self.pipeline, &self.handle))

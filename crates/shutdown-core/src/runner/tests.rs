@@ -987,3 +987,46 @@ fn a_service_manager_that_never_reads_never_holds_up_the_shutdown() {
         .expect("the shutdown finished though nobody read its notifications");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_runtime_shut_down_under_a_running_shutdown_still_leaves_its_report_in_every_sink() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let log = Log::default();
+    let pipeline = Pipeline::new(secs(60))
+        .push(PipelineStep::new(step("slow", Behaviour::Sleep(secs(60)), &log)).name("slow"));
+    let (sink, reports) = std_channel_sink();
+    let flushed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flushed.clone();
+    let shutdown = Shutdown::new(pipeline, Node::new())
+        .with_sink(sink)
+        .on_exit("flag", move || {
+            f.store(true, std::sync::atomic::Ordering::SeqCst)
+        });
+    let handle = rt.handle().clone();
+    let caller = std::thread::spawn(move || handle.block_on(shutdown.run()));
+    let deadline = std::time::Instant::now() + secs(10);
+    while !log.lines().iter().any(|l| l.starts_with("slow:start")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::yield_now();
+    }
+    // The node's runtime goes away mid-step (its owner dropped it).
+    drop(rt);
+    let report = caller.join().unwrap();
+    assert_eq!(report.outcome, Outcome::Forced);
+    let sent = reports
+        .recv_timeout(secs(5))
+        .expect("the other sink has the report");
+    assert_eq!(sent.outcome, Outcome::Forced);
+    assert_eq!(outcomes(&sent), vec![pair("slow", StepOutcome::TimedOut)]);
+    assert!(
+        flushed.load(std::sync::atomic::Ordering::SeqCst),
+        "the exit flushes ran"
+    );
+}
