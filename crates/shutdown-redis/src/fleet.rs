@@ -595,7 +595,7 @@ impl Follower {
             .filter(|h| h.scope.covers(&self.options.trader_id))
             .collect();
         if let Some(newest) = covering.iter().max_by_key(|h| h.version).cloned() {
-            self.apply(&newest, covering, &mut con).await;
+            self.apply(&newest, covering, &mut con).await?;
         } else {
             self.publish(covering);
         }
@@ -676,12 +676,18 @@ impl Follower {
             .into_values()
             .filter(|h| h.scope.covers(&self.options.trader_id))
             .collect();
-        self.apply(cmd, covering, con).await;
-        Ok(())
+        self.apply(cmd, covering, con).await
     }
 
-    /// Act on `cmd` given the halts covering the node now, then acknowledge it.
-    async fn apply(&mut self, cmd: &Command, covering: Vec<Halt>, con: &mut Connection) {
+    /// Act on `cmd` given the halts covering the node now, then acknowledge it. An acknowledgement
+    /// that cannot be written is an error: the command is read and acknowledged again after the
+    /// reconnect (acting on it again is harmless: every action is idempotent).
+    async fn apply(
+        &mut self,
+        cmd: &Command,
+        covering: Vec<Halt>,
+        con: &mut Connection,
+    ) -> Result<(), redis::RedisError> {
         let shutdown =
             cmd.action == Action::Shutdown || covering.iter().any(|h| h.action == Action::Shutdown);
         let halted = !covering.is_empty();
@@ -717,10 +723,9 @@ impl Follower {
         };
         tracing::warn!(version = ack.version, outcome = %ack.outcome, "fleet: acknowledged");
         self.last_ack = Some(ack.clone());
-        let Ok(json) = serde_json::to_string(&ack) else {
-            return;
-        };
-        let written = redis::pipe()
+        let json = serde_json::to_string(&ack)
+            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "json", e.to_string())))?;
+        redis::pipe()
             .atomic()
             .cmd("HSET")
             .arg(keys::acks(cmd.version))
@@ -732,10 +737,7 @@ impl Follower {
             .arg(ACK_TTL_SECS)
             .ignore()
             .query_async::<()>(con)
-            .await;
-        if let Err(e) = written {
-            tracing::warn!(error = %self.target.scrub(&e.to_string()), "fleet: cannot write the acknowledgement");
-        }
+            .await
     }
 
     fn publish(&mut self, covering: Vec<Halt>) {
