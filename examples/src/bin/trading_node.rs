@@ -16,15 +16,15 @@
 //! the venue's book is taken as the node's own), every difference handled, every position
 //! protected; it prints what it found (`start gate:` lines). Only when the gate opens does it quote
 //! continuously and print `ready` once it has orders resting; a gate left halted prints
-//! `halted: not quoting` and the node waits, trading nothing. It follows the fleet kill switch (with
-//! Redis): a halt in force (found at start, after a reconnect, or as a command) halts the trading
-//! gate and keeps the start gate from opening it (`fleet:` lines; it reports itself every
-//! `TRADING_NODE_FLEET_HEARTBEAT_MS`, 2 s); `fleet shutdown` runs the
-//! pipeline with reason `fleet`. A node halted while quoting stays halted until restarted (its start
-//! gate then opens the gate once the halt is cleared). On SIGTERM or SIGINT (at any time, during the start gate too) runs the pipeline
-//! of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the report to
-//! `report_path`, Redis and the log; with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set (and the default
-//! feature `otel`), the shutdown's spans to that OTLP/HTTP endpoint.
+//! `halted: not quoting` and the node waits, trading nothing. It follows the fleet kill switch
+//! (with Redis): a halt in force (found at start, after a reconnect, or as a command) halts the
+//! trading gate and keeps the start gate from opening it (`fleet:` lines; it reports itself every
+//! `TRADING_NODE_FLEET_HEARTBEAT_MS`, 2 s); `fleet shutdown` runs the pipeline with reason `fleet`.
+//! A node halted while quoting stays halted until restarted (its start gate then opens the gate
+//! once the halt is cleared). On SIGTERM or SIGINT (at any time, during the start gate too) it runs
+//! the pipeline of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the
+//! report to `report_path`, Redis and the log; with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set (and
+//! the default feature `otel`), the shutdown's spans to that OTLP/HTTP endpoint.
 
 // Link the crates whose steps register themselves (the built-in ones and this crate's `notify`).
 extern crate shutdown_examples as _;
