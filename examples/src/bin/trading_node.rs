@@ -20,8 +20,8 @@
 //! (with Redis): a halt in force (found at start, after a reconnect, or as a command) halts the
 //! trading gate and keeps the start gate from opening it (`fleet:` lines; it reports itself every
 //! `TRADING_NODE_FLEET_HEARTBEAT_MS`, 2 s); `fleet shutdown` runs the pipeline with reason `fleet`.
-//! A node halted while quoting stays halted until restarted (its start gate then opens the gate
-//! once the halt is cleared). On SIGTERM or SIGINT (at any time, during the start gate too) it runs
+//! Once every halt covering it is cleared, it runs its start gate again and trades only if that
+//! opens the gate. On SIGTERM or SIGINT (at any time, during the start gate too) it runs
 //! the pipeline of CONFIG and exits with its exit code. Metrics go where `[metrics]` says; the
 //! report to `report_path`, Redis and the log; with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` set (and
 //! the default feature `otel`), the shutdown's spans to that OTLP/HTTP endpoint.
@@ -348,39 +348,127 @@ async fn node(args: Vec<String>) {
         .listen_signals()
         .unwrap_or_else(|e| fail(1, &format!("cannot install the signal handler: {e}")));
 
-    let mut start_gate = Shutdown::new(start_pipeline, node.clone()).with_extension(last);
-    if let Some(fleet) = &fleet {
-        start_gate = start_gate.with_extension(fleet.hold());
-    }
-    let report = start_gate.run_start_gate().await;
-    say_start_gate(&report);
-    let open = matches!(gate.is_halted().await, Ok(false));
-    if !open || shutdown.handle().is_shutdown_requested() {
-        say("halted: not quoting");
+    let start = StartGate {
+        pipeline: Arc::new(start_pipeline),
+        node: node.clone(),
+        hold: fleet.as_ref().map(FleetSwitch::hold),
+        gate: gate.clone(),
+    };
+    let quoting = Quoting {
+        paper: paper.clone(),
+        handle: shutdown.handle(),
+        instruments: scenario.instruments.clone(),
+        started: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let open = start.run(last).await;
+    if shutdown.handle().is_shutdown_requested() {
         shutdown.run_when_requested().await;
         return;
     }
-    let mut quoting = Vec::new();
-    for inst in &scenario.instruments {
-        let first = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(shutdown_examples::strategy::make_markets(
+    if open {
+        quoting.start().await;
+    } else {
+        say("halted: not quoting");
+    }
+    // After a fleet halt is cleared, the start gate runs again (against the book the node holds
+    // now) and opens the trading gate only if all is well.
+    if let Some(fleet) = &fleet {
+        tokio::spawn(resume_after_fleet(
+            fleet.watch(),
+            start,
+            quoting,
             paper.clone(),
             shutdown.handle(),
-            inst.symbol.clone(),
-            inst.mark_price,
-            Duration::from_millis(10),
-            first.clone(),
         ));
-        quoting.push(first);
-    }
-    // Ready means trading: every strategy has an order resting (bounded, in case the venue refuses).
-    for first in quoting {
-        let _ = tokio::time::timeout(Duration::from_secs(5), first.notified()).await;
-    }
-    say("ready");
-    // Under systemd (Type=notify), the unit is up now.
-    if let Err(e) = shutdown_core::systemd::ready() {
-        say(&format!("systemd: cannot say ready: {e}"));
     }
     shutdown.run_when_requested().await;
+}
+
+/// The start gate: its pipeline, run whenever the node would open its trading gate.
+struct StartGate {
+    pipeline: Arc<shutdown_core::Pipeline>,
+    node: shutdown_core::Node,
+    hold: Option<shutdown_core::TradingHold>,
+    gate: Arc<dyn shutdown_core::node::TradingGate>,
+}
+
+impl StartGate {
+    /// Run it against what the node last knew; whether the trading gate is open after it.
+    async fn run(&self, last: LastKnown) -> bool {
+        let mut gate = Shutdown::new(self.pipeline.clone(), self.node.clone()).with_extension(last);
+        if let Some(hold) = &self.hold {
+            gate = gate.with_extension(hold.clone());
+        }
+        let report = gate.run_start_gate().await;
+        say_start_gate(&report);
+        matches!(self.gate.is_halted().await, Ok(false))
+    }
+}
+
+/// The strategies, started once.
+struct Quoting {
+    paper: PaperNode,
+    handle: shutdown_core::ShutdownHandle,
+    instruments: Vec<shutdown_paper::scenario::InstrumentSpec>,
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Quoting {
+    /// Start quoting (once), wait until every strategy has an order resting, say `ready`.
+    async fn start(&self) {
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut quoting = Vec::new();
+        for inst in &self.instruments {
+            let first = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(shutdown_examples::strategy::make_markets(
+                self.paper.clone(),
+                self.handle.clone(),
+                inst.symbol.clone(),
+                inst.mark_price,
+                Duration::from_millis(10),
+                first.clone(),
+            ));
+            quoting.push(first);
+        }
+        // Ready means trading: every strategy has an order resting (bounded, in case the venue
+        // refuses).
+        for first in quoting {
+            let _ = tokio::time::timeout(Duration::from_secs(5), first.notified()).await;
+        }
+        say("ready");
+        // Under systemd (Type=notify), the unit is up now.
+        if let Err(e) = shutdown_core::systemd::ready() {
+            say(&format!("systemd: cannot say ready: {e}"));
+        }
+    }
+}
+
+/// Each time the fleet halts covering the node are all cleared (and no shutdown is under way),
+/// run the start gate again and, if it opens the trading gate, trade.
+async fn resume_after_fleet(
+    mut watch: tokio::sync::watch::Receiver<shutdown_redis::FleetState>,
+    start: StartGate,
+    quoting: Quoting,
+    paper: PaperNode,
+    handle: shutdown_core::ShutdownHandle,
+) {
+    let mut halted = !watch.borrow_and_update().halts.is_empty();
+    while watch.changed().await.is_ok() {
+        let (now, shutdown) = {
+            let state = watch.borrow_and_update();
+            (!state.halts.is_empty(), state.shutdown)
+        };
+        if halted && !now && !shutdown && !handle.is_shutdown_requested() {
+            say("fleet: running the start gate again");
+            if start.run(paper.last_known()).await {
+                quoting.start().await;
+                say("fleet: trading resumed");
+            } else {
+                say("fleet: the start gate keeps the trading gate halted");
+            }
+        }
+        halted = now;
+    }
 }

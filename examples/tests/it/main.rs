@@ -284,25 +284,33 @@ fn the_embedded_example_runs_its_pipeline_and_exits_clean() {
 }
 
 #[test]
-fn the_fleet_kill_switch_stops_the_node_like_a_signal() {
+fn a_fleet_halt_stops_the_trading_a_resume_restarts_it_through_the_start_gate_and_a_shutdown_stops_the_node()
+ {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let node = start(dir.path(), &shipped_config(), Some(&redis.url), None);
+    let mut node = start(dir.path(), &shipped_config(), Some(&redis.url), None);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let issued = rt
-        .block_on(shutdown_redis::fleet::issue(
+    let issue = |action| {
+        rt.block_on(shutdown_redis::fleet::issue(
             &shutdown_redis::RedisTarget::parse(&redis.url).unwrap(),
-            shutdown_redis::fleet::Action::Shutdown,
+            action,
             shutdown_redis::fleet::Scope::Trader("trader-001".into()),
             "ops",
             "test",
             Duration::from_secs(2),
         ))
-        .unwrap();
-    assert_eq!(issued.command.version, 1);
+        .unwrap()
+    };
+    issue(shutdown_redis::fleet::Action::Halt);
+    node.proc.wait_line("fleet: halted:");
+    issue(shutdown_redis::fleet::Action::Resume);
+    node.proc.wait_line("fleet: running the start gate again");
+    node.proc.wait_line("fleet: trading resumed");
+    let issued = issue(shutdown_redis::fleet::Action::Shutdown);
+    assert_eq!(issued.command.version, 3);
     let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0));
     assert_eq!(node.report()["reason"], "fleet");
@@ -336,6 +344,11 @@ fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_s
     let resume = proc.wait_line("start gate: resume");
     assert!(resume.contains("fleet halt of every node"), "{resume}");
     proc.wait_line("halted: not quoting");
+    // Cleared: the start gate runs again, opens the gate, and the node starts trading.
+    issue(shutdown_redis::fleet::Action::Resume);
+    proc.wait_line("fleet: running the start gate again");
+    proc.wait_line("ready");
+    proc.wait_line("fleet: trading resumed");
 
     let shutdown = issue(shutdown_redis::fleet::Action::Shutdown);
     let (code, _) = proc.wait_exit(Duration::from_secs(20));
