@@ -23,7 +23,7 @@ use crate::trigger::{Level, Reason, ShutdownHandle};
 
 /// The least the other report sinks are given, even past the global deadline (inside the 2 s
 /// headroom `plan` keeps between the budget and the grace period).
-const SINK_GRACE: Duration = Duration::from_secs(1);
+pub(super) const SINK_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a non-critical step did not run, or stopped, after the second signal.
 const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";

@@ -6,14 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::exec::Run;
+use super::exec::{Run, SINK_GRACE};
 use super::progress::Stage;
 use crate::report::exit_code;
 use crate::trigger::{Level, Reason};
 
 /// How long the supervision may take to notice a force before this thread writes the report itself.
 const TAKE_OVER_GRACE: Duration = Duration::from_millis(100);
-/// How long this thread waits for a report the supervision is writing before it exits anyway.
+/// How long this thread waits for a report the supervision is writing before it exits anyway: the
+/// other sinks' least time past the deadline, and a little more.
 const WRITE_GRACE: Duration = Duration::from_secs(2);
 
 /// Start the thread. It waits for a force, or for the global deadline and a little more.
@@ -41,7 +42,9 @@ pub(super) fn start(run: &Arc<Run>) {
                     run.exit_hooks.run();
                     std::process::exit(report.exit_code);
                 }
-            let p = run.shared.wait_while(WRITE_GRACE, |p| p.stage < Stage::Written);
+            // The supervision writes the sinks, then runs the exit flushes: wait for both.
+            let grace = WRITE_GRACE.max(SINK_GRACE + run.exit_hooks.bound + TAKE_OVER_GRACE);
+            let p = run.shared.wait_while(grace, |p| p.stage < Stage::Written);
             if p.stage < Stage::Written {
                 // The supervision is writing the report (or hangs doing so): flush what the node
                 // asked for before leaving.
