@@ -14,7 +14,7 @@
 //! failover right after does not lose it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -484,7 +484,6 @@ impl FleetState {
 pub struct FleetSwitch {
     task: JoinHandle<()>,
     state: watch::Receiver<FleetState>,
-    hold: Arc<Mutex<FleetState>>,
 }
 
 impl Drop for FleetSwitch {
@@ -504,7 +503,6 @@ struct Follower {
     handle: ShutdownHandle,
     gate: Option<Arc<dyn TradingGate>>,
     state: watch::Sender<FleetState>,
-    hold: Arc<Mutex<FleetState>>,
     /// The last stream entry seen.
     last_id: String,
     last_ack: Option<Ack>,
@@ -525,14 +523,12 @@ impl FleetSwitch {
         gate: Option<Arc<dyn TradingGate>>,
     ) -> Result<FleetSwitch, RedisError> {
         let (tx, rx) = watch::channel(FleetState::default());
-        let hold = Arc::new(Mutex::new(FleetState::default()));
         let mut follower = Follower {
             target: target.clone(),
             options,
             handle,
             gate,
             state: tx,
-            hold: hold.clone(),
             last_id: String::new(),
             last_ack: None,
         };
@@ -541,11 +537,7 @@ impl FleetSwitch {
             .await
             .map_err(|e| target.error("cannot follow the fleet at", &e))?;
         let task = tokio::spawn(async move { follower.follow(Some(con)).await });
-        Ok(FleetSwitch {
-            task,
-            state: rx,
-            hold,
-        })
+        Ok(FleetSwitch { task, state: rx })
     }
 
     /// The halts covering this node now.
@@ -560,8 +552,8 @@ impl FleetSwitch {
 
     /// A hold for the start gate: while a halt covers the node, `resume` keeps the gate halted.
     pub fn hold(&self) -> TradingHold {
-        let hold = self.hold.clone();
-        TradingHold::new(move || hold.lock().map(|s| s.why()).unwrap_or(None))
+        let state = self.state.clone();
+        TradingHold::new(move || state.borrow().why())
     }
 }
 
@@ -751,9 +743,6 @@ impl Follower {
             halts: covering,
             shutdown: shutdown || self.state.borrow().shutdown,
         };
-        if let Ok(mut hold) = self.hold.lock() {
-            *hold = state.clone();
-        }
         self.state.send_replace(state);
     }
 
