@@ -416,6 +416,15 @@ pub async fn wait_for_acks(
     }
 }
 
+/// This host's name (`localhost` when it cannot be read): in node ids, and in who issued a command.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// How a node follows the fleet.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -433,12 +442,9 @@ pub struct FleetOptions {
 impl FleetOptions {
     /// Defaults for a node of `trader_id`.
     pub fn new(trader_id: &str) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".into());
         Self {
             trader_id: trader_id.to_owned(),
-            node_id: format!("{trader_id}@{host}:{}", std::process::id()),
+            node_id: format!("{trader_id}@{}:{}", host_name(), std::process::id()),
             heartbeat: Duration::from_secs(2),
             timeout: Duration::from_secs(2),
         }

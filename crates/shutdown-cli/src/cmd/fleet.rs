@@ -25,10 +25,7 @@ fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host}")
+    format!("{user}@{}", fleet::host_name())
 }
 
 fn target(redis: Option<&str>, json: bool) -> Result<shutdown_redis::RedisTarget, i32> {
