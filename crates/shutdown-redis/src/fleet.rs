@@ -587,11 +587,7 @@ impl Follower {
                 .first()
                 .map_or_else(|| "0-0".into(), |(id, _)| id.clone());
         }
-        let halts = halts(&mut con).await?;
-        let covering: Vec<Halt> = halts
-            .into_values()
-            .filter(|h| h.scope.covers(&self.options.trader_id))
-            .collect();
+        let covering = self.covering(&mut con, None).await?;
         if let Some(newest) = covering.iter().max_by_key(|h| h.version).cloned() {
             self.apply(&newest, covering, &mut con).await?;
         } else {
@@ -669,12 +665,33 @@ impl Follower {
         con: &mut Connection,
     ) -> Result<(), redis::RedisError> {
         tracing::warn!(action = cmd.action.as_str(), scope = %cmd.scope, by = %cmd.by, note = %cmd.note, version = cmd.version, "fleet command");
-        let covering: Vec<Halt> = halts(con)
+        let resumed = (cmd.action == Action::Resume).then_some(&cmd.scope);
+        let covering = self.covering(con, resumed).await?;
+        self.apply(cmd, covering, con).await
+    }
+
+    /// The halts covering this node: those in Redis, and those the node holds that Redis no longer
+    /// has, unless `resumed` is their scope. A halt is cleared only by a `resume` the node reads:
+    /// one that vanished with Redis's data (a restart without persistence, a failover to a replica
+    /// that never had it) stays until an operator resumes.
+    async fn covering(
+        &self,
+        con: &mut Connection,
+        resumed: Option<&Scope>,
+    ) -> Result<Vec<Halt>, redis::RedisError> {
+        let mut covering: Vec<Halt> = halts(con)
             .await?
             .into_values()
             .filter(|h| h.scope.covers(&self.options.trader_id))
             .collect();
-        self.apply(cmd, covering, con).await
+        for held in &self.state.borrow().halts {
+            if resumed != Some(&held.scope) && !covering.iter().any(|h| h.scope == held.scope) {
+                tracing::error!(scope = %held.scope, version = held.version,
+                    "fleet: a halt this node holds is gone from Redis without a resume; it stays until an operator resumes");
+                covering.push(held.clone());
+            }
+        }
+        Ok(covering)
     }
 
     /// Act on `cmd` given the halts covering the node now, then acknowledge it. An acknowledgement

@@ -348,3 +348,41 @@ async fn a_gate_that_never_answers_is_acknowledged_as_a_failed_halt_and_the_node
     assert_eq!(acks.acked["a"].outcome, "halt cleared");
     assert!(switch.state().halts.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_lost_with_redis_data_stays_until_an_operator_resumes() {
+    let mut server = RedisServer::start_tcp(&[]);
+    let t = target(&server.url);
+    let a = node(&t, "trader-001", "a").await;
+    fleet::issue(&t, Action::Halt, Scope::All, "ops", "incident", T)
+        .await
+        .unwrap();
+    until(&a, |s| !s.halts.is_empty()).await;
+    // Redis comes back empty (no persistence): the halt is gone from it, not from the node.
+    server.restart();
+    let status = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(s) = fleet::status(&t, T).await
+                && s.nodes.iter().any(|(n, _)| n.node == "a")
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the node reports itself to the new Redis");
+    assert!(status.halts.is_empty(), "Redis lost the halt");
+    let record = &status.nodes.iter().find(|(n, _)| n.node == "a").unwrap().0;
+    assert!(record.halted, "the node still holds it: {record:?}");
+    assert!(a.switch.hold().why().unwrap().contains("incident"));
+    // Only a resume clears it.
+    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
+        .await
+        .unwrap();
+    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
+        .await
+        .unwrap();
+    assert_eq!(acks.acked["a"].outcome, "halt cleared");
+    assert_eq!(a.switch.hold().why(), None);
+}
