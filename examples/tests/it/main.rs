@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use shutdown_redis::fleet::{Action, Scope};
 use shutdown_testkit::process::Proc;
 use shutdown_testkit::pushgateway::{Pushgateway, promtool_check_metrics};
 use shutdown_testkit::redis_server::RedisServer;
@@ -283,33 +284,47 @@ fn the_embedded_example_runs_its_pipeline_and_exits_clean() {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `action` for `scope` on the fleet of the Redis at `url`, by `ops`.
+fn fleet(url: &str, action: Action, scope: Scope, note: &str) -> shutdown_redis::fleet::Issued {
+    runtime()
+        .block_on(shutdown_redis::fleet::issue(
+            &shutdown_redis::RedisTarget::parse(url).unwrap(),
+            action,
+            scope,
+            "ops",
+            note,
+            Duration::from_secs(2),
+        ))
+        .unwrap()
+}
+
 #[test]
 fn a_fleet_halt_stops_the_trading_a_resume_restarts_it_through_the_start_gate_and_a_shutdown_stops_the_node()
  {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut node = start(dir.path(), &shipped_config(), Some(&redis.url), None);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let issue = |action| {
-        rt.block_on(shutdown_redis::fleet::issue(
-            &shutdown_redis::RedisTarget::parse(&redis.url).unwrap(),
+        fleet(
+            &redis.url,
             action,
-            shutdown_redis::fleet::Scope::Trader("trader-001".into()),
-            "ops",
+            Scope::Trader("trader-001".into()),
             "test",
-            Duration::from_secs(2),
-        ))
-        .unwrap()
+        )
     };
-    issue(shutdown_redis::fleet::Action::Halt);
+    issue(Action::Halt);
     node.proc.wait_line("fleet: halted:");
-    issue(shutdown_redis::fleet::Action::Resume);
+    issue(Action::Resume);
     node.proc.wait_line("fleet: running the start gate again");
     node.proc.wait_line("fleet: trading resumed");
-    let issued = issue(shutdown_redis::fleet::Action::Shutdown);
+    let issued = issue(Action::Shutdown);
     assert_eq!(issued.command.version, 3);
     let (code, _) = node.proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0));
@@ -320,23 +335,8 @@ fn a_fleet_halt_stops_the_trading_a_resume_restarts_it_through_the_start_gate_an
 fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_stops_it() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let target = shutdown_redis::RedisTarget::parse(&redis.url).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let issue = |action| {
-        rt.block_on(shutdown_redis::fleet::issue(
-            &target,
-            action,
-            shutdown_redis::fleet::Scope::All,
-            "ops",
-            "venue incident",
-            Duration::from_secs(2),
-        ))
-        .unwrap()
-    };
-    issue(shutdown_redis::fleet::Action::Halt);
+    let issue = |action| fleet(&redis.url, action, Scope::All, "venue incident");
+    issue(Action::Halt);
     std::fs::write(dir.path().join("node.toml"), shipped_config()).unwrap();
     let mut proc = Proc::spawn(command(dir.path(), Some(&redis.url), None));
     let halted = proc.wait_line("fleet: halted:");
@@ -345,12 +345,12 @@ fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_s
     assert!(resume.contains("fleet halt of every node"), "{resume}");
     proc.wait_line("halted: not quoting");
     // Cleared: the start gate runs again, opens the gate, and the node starts trading.
-    issue(shutdown_redis::fleet::Action::Resume);
+    issue(Action::Resume);
     proc.wait_line("fleet: running the start gate again");
     proc.wait_line("ready");
     proc.wait_line("fleet: trading resumed");
 
-    let shutdown = issue(shutdown_redis::fleet::Action::Shutdown);
+    let shutdown = issue(Action::Shutdown);
     let (code, _) = proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{}", proc.stderr());
     let report: serde_json::Value = serde_json::from_str(
@@ -358,7 +358,8 @@ fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_s
     )
     .unwrap();
     assert_eq!(report["reason"], "fleet");
-    let acks = rt
+    let target = shutdown_redis::RedisTarget::parse(&redis.url).unwrap();
+    let acks = runtime()
         .block_on(shutdown_redis::fleet::acks(
             &target,
             &shutdown.command,

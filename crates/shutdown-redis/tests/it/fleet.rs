@@ -42,6 +42,20 @@ pub async fn node(target: &RedisTarget, trader: &str, id: &str) -> TestNode {
     }
 }
 
+/// `action` for `scope`, issued by `ops@desk` with `note`.
+pub async fn issue(t: &RedisTarget, action: Action, scope: Scope, note: &str) -> fleet::Issued {
+    fleet::issue(t, action, scope, "ops@desk", note, T)
+        .await
+        .unwrap()
+}
+
+/// The acknowledgements of `issued`, once every live node it covers gave one (10 s at most).
+pub async fn acked(t: &RedisTarget, issued: &fleet::Issued) -> fleet::Acks {
+    fleet::wait_for_acks(t, &issued.command, Duration::from_secs(10), T)
+        .await
+        .unwrap()
+}
+
 /// Wait (at most 10 s) until the node's view of the fleet satisfies `check`.
 pub async fn until(node: &TestNode, check: impl Fn(&FleetState) -> bool) -> FleetState {
     let mut watch = node.switch.watch();
@@ -66,19 +80,14 @@ async fn a_halt_reaches_the_covered_nodes_which_acknowledge_it() {
     let b = node(&t, "trader-002", "b").await;
     assert!(!a.gate.is_halted().await.unwrap());
 
-    let issued = fleet::issue(
+    let issued = issue(
         &t,
         Action::Halt,
         Scope::Trader("trader-001".into()),
-        "ops@desk",
         "venue incident",
-        T,
     )
-    .await
-    .unwrap();
-    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    .await;
+    let acks = acked(&t, &issued).await;
     assert!(acks.missing.is_empty(), "{acks:?}");
     assert_eq!(acks.acked["a"].outcome, "halted");
     assert!(!acks.acked.contains_key("b"), "b is not covered: {acks:?}");
@@ -103,25 +112,14 @@ async fn a_halt_reaches_the_covered_nodes_which_acknowledge_it() {
     assert!(status.nodes.iter().all(|(_, live)| *live), "{status:?}");
 
     // Shutdown of everyone: both pipelines triggered with reason fleet.
-    let issued = fleet::issue(
-        &t,
-        Action::Shutdown,
-        Scope::All,
-        "ops@desk",
-        "end of day",
-        T,
-    )
-    .await
-    .unwrap();
+    let issued = issue(&t, Action::Shutdown, Scope::All, "end of day").await;
     for n in [&a, &b] {
         let reason = tokio::time::timeout(Duration::from_secs(10), n.handle.requested())
             .await
             .unwrap();
         assert_eq!(reason, Reason::Fleet);
     }
-    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let acks = acked(&t, &issued).await;
     assert_eq!(acks.acked.len(), 2, "{acks:?}");
     assert!(
         acks.acked
@@ -135,19 +133,8 @@ async fn a_node_started_after_the_halt_halts_at_once_and_stays_halted_until_ever
 {
     let server = RedisServer::start();
     let t = target(&server.url);
-    let fleet_wide = fleet::issue(&t, Action::Halt, Scope::All, "ops", "fleet drill", T)
-        .await
-        .unwrap();
-    fleet::issue(
-        &t,
-        Action::Halt,
-        Scope::Trader("trader-001".into()),
-        "ops",
-        "risk",
-        T,
-    )
-    .await
-    .unwrap();
+    let fleet_wide = issue(&t, Action::Halt, Scope::All, "fleet drill").await;
+    issue(&t, Action::Halt, Scope::Trader("trader-001".into()), "risk").await;
 
     // Away when the halts were issued: halted before `start` returns, and it says so.
     let a = node(&t, "trader-001", "a").await;
@@ -166,28 +153,15 @@ async fn a_node_started_after_the_halt_halts_at_once_and_stays_halted_until_ever
     assert!(acks.acked.contains_key("a"), "{acks:?}");
 
     // Resuming the fleet leaves the trader's own halt: still halted, and the ack says so.
-    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
-        .await
-        .unwrap();
-    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let resume = issue(&t, Action::Resume, Scope::All, "").await;
+    let acks = acked(&t, &resume).await;
     assert_eq!(acks.acked["a"].outcome, "still halted: trader trader-001");
     assert!(hold.why().unwrap().contains("risk"), "{:?}", hold.why());
     assert!(fleet_wide.command.version < resume.command.version);
 
     // Resuming the trader clears it: the hold lets the start gate open; the gate itself stays
     // as it is until the node opens it.
-    fleet::issue(
-        &t,
-        Action::Resume,
-        Scope::Trader("trader-001".into()),
-        "ops",
-        "",
-        T,
-    )
-    .await
-    .unwrap();
+    issue(&t, Action::Resume, Scope::Trader("trader-001".into()), "").await;
     until(&a, |s| s.halts.is_empty()).await;
     assert_eq!(hold.why(), None);
     assert!(
@@ -205,9 +179,7 @@ async fn a_node_cut_off_when_the_halt_is_issued_halts_as_soon_as_it_is_back() {
     let a = node(&through_proxy, "trader-001", "a").await;
 
     proxy.cut();
-    let issued = fleet::issue(&direct, Action::Shutdown, Scope::All, "ops", "incident", T)
-        .await
-        .unwrap();
+    let issued = issue(&direct, Action::Shutdown, Scope::All, "incident").await;
     let acks = fleet::acks(&direct, &issued.command, T).await.unwrap();
     assert!(
         acks.acked.is_empty(),
@@ -221,9 +193,7 @@ async fn a_node_cut_off_when_the_halt_is_issued_halts_as_soon_as_it_is_back() {
         .expect("the node halts once it is back");
     assert_eq!(reason, Reason::Fleet);
     assert!(a.gate.is_halted().await.unwrap());
-    let acks = fleet::wait_for_acks(&direct, &issued.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let acks = acked(&direct, &issued).await;
     assert!(
         acks.missing.is_empty() && acks.acked.contains_key("a"),
         "{acks:?}"
@@ -237,9 +207,7 @@ async fn a_node_that_never_acknowledges_is_named_and_a_dead_redis_is_an_error() 
     let a = node(&t, "trader-001", "a").await;
     // The node is gone without a word (its task stops); its heartbeat is still fresh.
     drop(a);
-    let issued = fleet::issue(&t, Action::Halt, Scope::All, "ops", "", T)
-        .await
-        .unwrap();
+    let issued = issue(&t, Action::Halt, Scope::All, "").await;
     let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_millis(200), T)
         .await
         .unwrap();
@@ -274,9 +242,7 @@ async fn two_hundred_nodes_each_with_its_own_connection_all_acknowledge_a_halt()
         let trader = format!("trader-{i:03}");
         nodes.push(node(&t, &trader, &format!("n{i:03}")).await);
     }
-    let issued = fleet::issue(&t, Action::Halt, Scope::All, "ops", "scale", T)
-        .await
-        .unwrap();
+    let issued = issue(&t, Action::Halt, Scope::All, "scale").await;
     let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(20), T)
         .await
         .unwrap();
@@ -328,23 +294,15 @@ async fn a_gate_that_never_answers_is_acknowledged_as_a_failed_halt_and_the_node
     )
     .await
     .unwrap();
-    let halt = fleet::issue(&t, Action::Halt, Scope::All, "ops", "", T)
-        .await
-        .unwrap();
-    let acks = fleet::wait_for_acks(&t, &halt.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let halt = issue(&t, Action::Halt, Scope::All, "").await;
+    let acks = acked(&t, &halt).await;
     assert_eq!(
         acks.acked["a"].outcome,
         "halt failed: the trading gate did not answer within 300ms"
     );
     // Still following: the next command is acknowledged too.
-    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
-        .await
-        .unwrap();
-    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let resume = issue(&t, Action::Resume, Scope::All, "").await;
+    let acks = acked(&t, &resume).await;
     assert_eq!(acks.acked["a"].outcome, "halt cleared");
     assert!(switch.state().halts.is_empty());
 }
@@ -354,9 +312,7 @@ async fn a_halt_lost_with_redis_data_stays_until_an_operator_resumes() {
     let mut server = RedisServer::start_tcp(&[]);
     let t = target(&server.url);
     let a = node(&t, "trader-001", "a").await;
-    fleet::issue(&t, Action::Halt, Scope::All, "ops", "incident", T)
-        .await
-        .unwrap();
+    issue(&t, Action::Halt, Scope::All, "incident").await;
     until(&a, |s| !s.halts.is_empty()).await;
     // Redis comes back empty (no persistence): the halt is gone from it, not from the node.
     server.restart();
@@ -377,12 +333,8 @@ async fn a_halt_lost_with_redis_data_stays_until_an_operator_resumes() {
     assert!(record.halted, "the node still holds it: {record:?}");
     assert!(a.switch.hold().why().unwrap().contains("incident"));
     // Only a resume clears it.
-    let resume = fleet::issue(&t, Action::Resume, Scope::All, "ops", "", T)
-        .await
-        .unwrap();
-    let acks = fleet::wait_for_acks(&t, &resume.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let resume = issue(&t, Action::Resume, Scope::All, "").await;
+    let acks = acked(&t, &resume).await;
     assert_eq!(acks.acked["a"].outcome, "halt cleared");
     assert_eq!(a.switch.hold().why(), None);
 }

@@ -12,7 +12,7 @@ use shutdown_redis::restore::{PreviousShutdown, SnapshotSource};
 use shutdown_redis::{RedisMode, RedisReportSink, restore, restore_and_mark_running};
 use shutdown_testkit::redis_topology::{RedisCluster, RedisSentinel, cli, wait_until};
 
-use crate::fleet::node;
+use crate::fleet::{acked, issue, node};
 use crate::support::{flush_config, scenario, target};
 
 const T: Duration = Duration::from_secs(2);
@@ -120,9 +120,7 @@ async fn a_fleet_halt_on_a_cluster_reaches_traders_whose_keys_live_on_every_mast
     for (_, id) in &traders {
         nodes.push(node(&t, id, id).await);
     }
-    let issued = fleet::issue(&t, Action::Shutdown, Scope::All, "ops", "cluster drill", T)
-        .await
-        .unwrap();
+    let issued = issue(&t, Action::Shutdown, Scope::All, "cluster drill").await;
     for n in &nodes {
         let reason = tokio::time::timeout(Duration::from_secs(10), n.handle.requested())
             .await
@@ -130,9 +128,7 @@ async fn a_fleet_halt_on_a_cluster_reaches_traders_whose_keys_live_on_every_mast
         assert_eq!(reason, Reason::Fleet);
         assert!(n.gate.is_halted().await.unwrap());
     }
-    let acks = fleet::wait_for_acks(&t, &issued.command, Duration::from_secs(10), T)
-        .await
-        .unwrap();
+    let acks = acked(&t, &issued).await;
     assert!(acks.missing.is_empty(), "{acks:?}");
     assert_eq!(acks.acked.len(), 3);
 }
@@ -144,16 +140,7 @@ async fn on_sentinel_a_fleet_halt_outlives_its_master_and_nodes_follow_the_new_o
     assert_eq!(t.mode(), RedisMode::Sentinel);
     let a = node(&t, "trader-001", "a").await;
 
-    let halt = fleet::issue(
-        &t,
-        Action::Halt,
-        Scope::All,
-        "ops",
-        "before the failover",
-        T,
-    )
-    .await
-    .unwrap();
+    let halt = issue(&t, Action::Halt, Scope::All, "before the failover").await;
     assert_eq!(
         halt.replicas, 1,
         "the replica has the halt before the operator returns"
@@ -173,9 +160,7 @@ async fn on_sentinel_a_fleet_halt_outlives_its_master_and_nodes_follow_the_new_o
     assert!(b.gate.is_halted().await.unwrap());
 
     // The running node follows the new master: a shutdown issued there reaches it.
-    let shutdown = fleet::issue(&t, Action::Shutdown, Scope::All, "ops", "after", T)
-        .await
-        .unwrap();
+    let shutdown = issue(&t, Action::Shutdown, Scope::All, "after").await;
     for n in [&a, &b] {
         let reason = tokio::time::timeout(Duration::from_secs(20), n.handle.requested())
             .await
