@@ -184,7 +184,20 @@ impl RedisSentinel {
         }
     }
 
+    /// A sentinel on a port it probed; when another process took that port before the sentinel
+    /// bound it, another port (four tries).
     fn sentinel(master_port: &str) -> SentinelProc {
+        let mut failures = Vec::new();
+        loop {
+            match Self::try_sentinel(master_port) {
+                Ok(s) => return s,
+                Err(e) if failures.len() < 4 => failures.push(e),
+                Err(e) => panic!("sentinel did not start: {failures:?} {e}"),
+            }
+        }
+    }
+
+    fn try_sentinel(master_port: &str) -> Result<SentinelProc, String> {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -212,12 +225,12 @@ impl RedisSentinel {
             .expect("redis-server is installed");
         let out = child.stdout.take().unwrap();
         let child = crate::wait_ready(child, out, "+monitor master")
-            .unwrap_or_else(|e| panic!("sentinel on {port} did not start: {e}"));
-        SentinelProc {
+            .map_err(|e| format!("port {port}: {e}"))?;
+        Ok(SentinelProc {
             child,
             port,
             _dir: dir,
-        }
+        })
     }
 
     /// The master's port as the sentinel `i` names it.
