@@ -228,12 +228,15 @@ pub enum FleetCommand {
     Shutdown(FleetArgs),
     /// The halts in force and every node seen: live or not, halted or not, its last acknowledgement.
     #[command(
-        after_help = "Example:\n  shutdownctl fleet status --json\n\nExit codes: 0 read, 1 cannot read."
+        after_help = "Examples:\n  shutdownctl fleet status --json\n  shutdownctl fleet status --trader-id trader-007\n\nExit codes: 0 read, 1 cannot read, 2 no Redis given."
     )]
     Status {
         /// Redis URL (default: the REDIS_URL environment variable).
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
+        /// Only this trader's nodes, and the halts that cover them.
+        #[arg(long)]
+        trader_id: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -16,7 +16,11 @@ pub(crate) fn run(command: FleetCommand) -> i32 {
         FleetCommand::Halt(args) => send(Action::Halt, args),
         FleetCommand::Resume(args) => send(Action::Resume, args),
         FleetCommand::Shutdown(args) => send(Action::Shutdown, args),
-        FleetCommand::Status { redis, json } => status(redis.as_deref(), json),
+        FleetCommand::Status {
+            redis,
+            trader_id,
+            json,
+        } => status(redis.as_deref(), trader_id.as_deref(), json),
     }
 }
 
@@ -147,7 +151,7 @@ fn say_issued(issued: &Issued, acks: Option<&Acks>) {
     }
 }
 
-fn status(redis: Option<&str>, json: bool) -> i32 {
+fn status(redis: Option<&str>, trader_id: Option<&str>, json: bool) -> i32 {
     let target = match target(redis, json) {
         Ok(t) => t,
         Err(code) => return code,
@@ -156,10 +160,14 @@ fn status(redis: Option<&str>, json: bool) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let status = match rt.block_on(fleet::status(&target, TIMEOUT)) {
+    let mut status = match rt.block_on(fleet::status(&target, TIMEOUT)) {
         Ok(s) => s,
         Err(e) => return fail(json, 1, e),
     };
+    if let Some(id) = trader_id {
+        status.halts.retain(|h| h.scope.covers(id));
+        status.nodes.retain(|(n, _)| n.trader_id == id);
+    }
     if json {
         print_json(&serde_json::json!({
             "ok": true,

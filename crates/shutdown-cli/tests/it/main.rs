@@ -859,6 +859,22 @@ mod fleet {
         assert_eq!(status["nodes"][0]["node"], "n1");
         assert_eq!(status["nodes"][0]["live"], true);
         assert_eq!(status["nodes"][0]["halted"], true);
+        let out = ctl(&[
+            "fleet",
+            "status",
+            "--redis",
+            url,
+            "--trader-id",
+            "trader-008",
+            "--json",
+        ]);
+        let other: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            other["nodes"],
+            serde_json::json!([]),
+            "not that trader's node"
+        );
+        assert_eq!(other["halts"], serde_json::json!([]), "nor its halt");
         let out = ctl(&["fleet", "status", "--redis", url]);
         assert!(
             text(&out.stdout).contains("HALT: halt of trader trader-007 by "),
