@@ -498,6 +498,25 @@ impl Drop for FleetSwitch {
     }
 }
 
+/// Halt `gate` and read it back, within `timeout` (a venue that does not answer must not stop the
+/// node from following, and reporting itself to, the fleet): `halted` only when the gate says so.
+async fn halt_confirmed(gate: &dyn TradingGate, timeout: Duration) -> String {
+    let halting = async {
+        gate.halt().await.map_err(|e| format!("halt failed: {e}"))?;
+        match gate.is_halted().await {
+            Ok(true) => Ok("halted".to_owned()),
+            Ok(false) => Err("halt failed: the trading gate still reports open".to_owned()),
+            Err(e) => Ok(format!(
+                "halted (not confirmed: cannot read the gate back: {e})"
+            )),
+        }
+    };
+    match tokio::time::timeout(timeout, halting).await {
+        Ok(Ok(said)) | Ok(Err(said)) => said,
+        Err(_) => format!("halt failed: the trading gate did not answer within {timeout:?}"),
+    }
+}
+
 /// A stream entry: its id and its fields and values, flat.
 type Entry = (String, Vec<String>);
 /// One stream's part of an `XREAD` reply: its key and its entries.
@@ -708,17 +727,8 @@ impl Follower {
         let halted = !covering.is_empty();
         let mut outcome = if halted {
             match &self.gate {
-                // Bounded: a venue that does not answer must not stop the node from following
-                // (and reporting itself to) the fleet.
-                Some(gate) => match tokio::time::timeout(self.options.timeout, gate.halt()).await {
-                    Ok(Ok(())) => "halted".to_owned(),
-                    Ok(Err(e)) => format!("halt failed: {e}"),
-                    Err(_) => format!(
-                        "halt failed: the trading gate did not answer within {:?}",
-                        self.options.timeout
-                    ),
-                },
-                None => "halted".to_owned(),
+                Some(gate) => halt_confirmed(&**gate, self.options.timeout).await,
+                None => "halt held (no trading gate to halt: the node's own code stops)".to_owned(),
             }
         } else {
             "halt cleared".to_owned()

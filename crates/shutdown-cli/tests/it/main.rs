@@ -845,7 +845,10 @@ mod fleet {
             stdout.contains("fleet halt of trader trader-007 written (version 1"),
             "{stdout}"
         );
-        assert!(stdout.contains("n1: halted"), "{stdout}");
+        assert!(
+            stdout.contains("n1: halt held (no trading gate to halt"),
+            "{stdout}"
+        );
         assert!(
             stdout.contains("every live node covered acknowledged (1)"),
             "{stdout}"

@@ -338,3 +338,38 @@ async fn a_halt_lost_with_redis_data_stays_until_an_operator_resumes() {
     assert_eq!(acks.acked["a"].outcome, "halt cleared");
     assert_eq!(a.switch.hold().why(), None);
 }
+
+/// A trading gate that says it halted, and reads back open.
+struct StillOpen;
+
+#[async_trait::async_trait]
+impl TradingGate for StillOpen {
+    async fn halt(&self) -> shutdown_core::node::RoleResult<()> {
+        Ok(())
+    }
+    async fn resume(&self) -> shutdown_core::node::RoleResult<()> {
+        Ok(())
+    }
+    async fn is_halted(&self) -> shutdown_core::node::RoleResult<bool> {
+        Ok(false)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halt_the_gate_does_not_confirm_is_acknowledged_as_failed_not_as_halted() {
+    let server = RedisServer::start();
+    let t = target(&server.url);
+    let _switch = FleetSwitch::start(
+        &t,
+        FleetOptions::new("trader-001").node_id("a"),
+        ShutdownHandle::new(),
+        Some(Arc::new(StillOpen)),
+    )
+    .await
+    .unwrap();
+    let halt = issue(&t, Action::Halt, Scope::All, "").await;
+    assert_eq!(
+        acked(&t, &halt).await.acked["a"].outcome,
+        "halt failed: the trading gate still reports open"
+    );
+}
