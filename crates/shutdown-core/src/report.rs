@@ -436,6 +436,14 @@ pub trait ReportSink: Send + Sync {
     fn name(&self) -> String;
     /// Take the report.
     fn write(&self, report: &Report) -> Result<(), SinkError>;
+    /// Take the report with its JSON encoding ([`Report::to_json_line`]), made once for every sink
+    /// (a report with long id lists is a megabyte: encoding it once per sink, each on its own
+    /// thread, costs memory at the worst moment). The runner calls this; by default it is
+    /// [`ReportSink::write`].
+    fn write_encoded(&self, report: &Report, json: &str) -> Result<(), SinkError> {
+        let _ = json;
+        self.write(report)
+    }
     /// How long the runner waits for [`ReportSink::write`] (also capped by what is left of the
     /// global budget); past it, the sink is named in the report's `sink_errors`.
     fn timeout(&self) -> Duration {
@@ -453,7 +461,11 @@ impl ReportSink for LogSink {
     }
 
     fn write(&self, report: &Report) -> Result<(), SinkError> {
-        tracing::info!(target: "shutdown::report", report = %report.to_json_line(), "shutdown report");
+        self.write_encoded(report, &report.to_json_line())
+    }
+
+    fn write_encoded(&self, _: &Report, json: &str) -> Result<(), SinkError> {
+        tracing::info!(target: "shutdown::report", report = %json, "shutdown report");
         Ok(())
     }
 }

@@ -748,6 +748,9 @@ impl Follower {
         };
         tracing::warn!(version = ack.version, outcome = %ack.outcome, "fleet: acknowledged");
         self.last_ack = Some(ack.clone());
+        // The node's record first: once its acknowledgement is there, `fleet status` says what
+        // the node now holds.
+        self.heartbeat(con).await?;
         let json = serde_json::to_string(&ack)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "json", e.to_string())))?;
         redis::pipe()

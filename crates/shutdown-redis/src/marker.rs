@@ -101,9 +101,17 @@ impl ReportSink for RunMarker {
 
     /// The report is final: keep it beside the marker, and clear the marker.
     fn write(&self, report: &Report) -> Result<(), SinkError> {
+        self.write_encoded(report, &report.to_json_line())
+    }
+
+    /// As `write`, keeping the report's one JSON encoding as it is.
+    fn write_encoded(&self, _: &Report, json: &str) -> Result<(), SinkError> {
         let mut errors = Vec::new();
-        if let Err(e) = shutdown_core::report::FileSink::new(&self.report).write(report) {
-            errors.push(e.to_string());
+        if let Err(e) = shutdown_core::report::write_atomic(&self.report, json.as_bytes()) {
+            errors.push(format!(
+                "cannot write report to {}: {e}",
+                self.report.display()
+            ));
         }
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound

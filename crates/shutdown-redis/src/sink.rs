@@ -40,8 +40,7 @@ impl RedisReportSink {
         })
     }
 
-    fn to_redis(&self, report: &Report) -> Result<(), String> {
-        let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
+    fn to_redis(&self, json: &str) -> Result<(), String> {
         let mut con = self
             .target
             .connect_blocking(self.timeout)
@@ -51,11 +50,11 @@ impl RedisReportSink {
             .atomic()
             .cmd("SET")
             .arg(self.keys.last_report())
-            .arg(&json)
+            .arg(json)
             .ignore()
             .cmd("LPUSH")
             .arg(self.keys.history())
-            .arg(&json)
+            .arg(json)
             .ignore()
             .cmd("LTRIM")
             .arg(self.keys.history())
@@ -78,7 +77,12 @@ impl ReportSink for RedisReportSink {
     }
 
     fn write(&self, report: &Report) -> Result<(), SinkError> {
-        match self.to_redis(report) {
+        self.write_encoded(report, &report.to_json_line())
+    }
+
+    /// The report's one JSON encoding goes to Redis as it is (no copy of its own).
+    fn write_encoded(&self, report: &Report, json: &str) -> Result<(), SinkError> {
+        match self.to_redis(json) {
             Ok(()) => Ok(()),
             Err(redis_error) => {
                 let path = fallback::report_path(&self.fallback_dir, &report.trader_id);

@@ -242,12 +242,12 @@ impl Run {
         let Some(mut report) = self.shared.take(&self.pipeline, &self.handle) else {
             return std::future::pending().await;
         };
-        self.sinks.write_local(&mut report);
+        let json = self.sinks.write_local(&mut report);
         // What is left of the budget, and never less than a moment inside the headroom: a
         // shutdown that hit its deadline still owes its sinks the report.
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.sinks
-            .write_others(&mut report, left.max(SINK_GRACE))
+            .write_others(&mut report, json, left.max(SINK_GRACE))
             .await;
         let what = match self.reason {
             Reason::Start => "start gate",
@@ -323,9 +323,9 @@ impl Run {
         self.handle.force(Reason::Api);
         let mut report = self.shared.take(&self.pipeline, &self.handle);
         if let Some(report) = report.as_mut() {
-            self.sinks.write_local(report);
+            let json = self.sinks.write_local(report);
             // No runtime to lean on: the other sinks on threads of their own, briefly.
-            self.sinks.write_others_blocking(report, SINK_GRACE);
+            self.sinks.write_others_blocking(report, json, SINK_GRACE);
             self.exit_hooks.run();
             self.shared.written();
         }

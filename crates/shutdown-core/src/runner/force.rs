@@ -37,8 +37,8 @@ pub(super) fn start(run: &Arc<Run>) {
             if still_running
                 && let Some(mut report) = run.shared.take(&run.pipeline, &run.handle) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
-                    run.sinks.write_local(&mut report);
-                    run.sinks.write_others_blocking(&mut report, WRITE_GRACE);
+                    let json = run.sinks.write_local(&mut report);
+                    run.sinks.write_others_blocking(&mut report, json, WRITE_GRACE);
                     run.exit_hooks.run();
                     std::process::exit(report.exit_code);
                 }

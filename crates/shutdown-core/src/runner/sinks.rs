@@ -20,7 +20,9 @@ pub(super) struct Sinks {
 impl Sinks {
     /// Write the report file and the log line. When the file cannot be written, the report goes to
     /// a fallback file in the temporary directory and, whatever the log level, to stderr.
-    pub(super) fn write_local(&self, report: &mut Report) {
+    ///
+    /// Returns the report's JSON line, encoded once here for the log and every other sink.
+    pub(super) fn write_local(&self, report: &mut Report) -> Arc<str> {
         if let Some(file) = &self.file
             && let Err(e) = file.write(report)
         {
@@ -29,30 +31,37 @@ impl Sinks {
             let error = report.sink_errors.last().cloned().unwrap_or_default();
             tracing::error!(sink = %file.name(), error = %error, "report file not written");
         }
-        let _ = LogSink.write(report);
+        let json: Arc<str> = report.to_json_line().into();
+        let _ = LogSink.write_encoded(report, &json);
+        json
     }
 
     /// Write to every other sink at once, each on a thread of its own, within its own timeout and
     /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
     /// the report file is rewritten to say so. A sink that never answers keeps its thread, not the
     /// runtime: dropping the runtime afterwards does not wait for it.
-    pub(super) async fn write_others(&self, report: &mut Report, left: Duration) {
+    pub(super) async fn write_others(&self, report: &mut Report, json: Arc<str>, left: Duration) {
         if self.others.is_empty() {
             return;
         }
         let (others, shared) = (self.others.clone(), Arc::new(report.clone()));
-        let errors = tokio::task::spawn_blocking(move || write_all(&others, &shared, left))
+        let errors = tokio::task::spawn_blocking(move || write_all(&others, &shared, &json, left))
             .await
             .unwrap_or_else(|e| vec![format!("the report sinks could not be written: {e}")]);
         self.record(report, errors);
     }
 
     /// [`Sinks::write_others`] without a runtime (the force-exit thread).
-    pub(super) fn write_others_blocking(&self, report: &mut Report, left: Duration) {
+    pub(super) fn write_others_blocking(
+        &self,
+        report: &mut Report,
+        json: Arc<str>,
+        left: Duration,
+    ) {
         if self.others.is_empty() {
             return;
         }
-        let errors = write_all(&self.others, &Arc::new(report.clone()), left);
+        let errors = write_all(&self.others, &Arc::new(report.clone()), &json, left);
         self.record(report, errors);
     }
 
@@ -75,16 +84,21 @@ impl Sinks {
 
 /// Write `report` to every sink at once, each on a thread of its own, each within its timeout and
 /// `left` (counted from the start); the errors, one per sink that failed or did not answer.
-fn write_all(sinks: &[Arc<dyn ReportSink>], report: &Arc<Report>, left: Duration) -> Vec<String> {
+fn write_all(
+    sinks: &[Arc<dyn ReportSink>],
+    report: &Arc<Report>,
+    json: &Arc<str>,
+    left: Duration,
+) -> Vec<String> {
     let started = std::time::Instant::now();
     let waits: Vec<_> = (sinks.iter())
         .map(|sink| {
             let (tx, rx) = std::sync::mpsc::channel();
-            let (s, report) = (sink.clone(), report.clone());
+            let (s, report, json) = (sink.clone(), report.clone(), json.clone());
             let spawned = std::thread::Builder::new()
                 .name("shutdown-sink".into())
                 .spawn(move || {
-                    let _ = tx.send(s.write(&report));
+                    let _ = tx.send(s.write_encoded(&report, &json));
                 });
             (sink.name(), sink.timeout().min(left), spawned.map(|_| rx))
         })
