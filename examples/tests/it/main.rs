@@ -67,10 +67,7 @@ fn step_of_kind<'a>(report: &'a serde_json::Value, kind: &str) -> &'a serde_json
 
 impl Node {
     fn report(&self) -> serde_json::Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(self.dir.join("shutdown-report.json")).unwrap(),
-        )
-        .unwrap()
+        report_in(&self.dir)
     }
 }
 
@@ -284,6 +281,12 @@ fn the_embedded_example_runs_its_pipeline_and_exits_clean() {
     }
 }
 
+/// The report a node wrote in `dir`.
+fn report_in(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("shutdown-report.json")).unwrap())
+        .unwrap()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -353,10 +356,7 @@ fn a_node_started_under_a_fleet_halt_never_opens_its_gate_and_a_fleet_shutdown_s
     let shutdown = issue(Action::Shutdown);
     let (code, _) = proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{}", proc.stderr());
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap(),
-    )
-    .unwrap();
+    let report = report_in(dir.path());
     assert_eq!(report["reason"], "fleet");
     let target = shutdown_redis::RedisTarget::parse(&redis.url).unwrap();
     let acks = runtime()
@@ -386,10 +386,7 @@ fn a_shutdown_forced_at_its_deadline_still_exports_its_spans_over_otlp() {
     proc.signal(Signal::SIGTERM);
     let (code, _) = proc.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(12), "{}", proc.stderr());
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("shutdown-report.json")).unwrap(),
-    )
-    .unwrap();
+    let report = report_in(dir.path());
     assert_eq!(report["outcome"], "forced");
     assert!(
         report["sink_errors"].as_array().is_none_or(Vec::is_empty),

@@ -91,11 +91,7 @@ fn a_third_signal_forces_exit_12_while_a_step_blocks_its_thread() {
     let mut node = TestNode::start(
         "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n[[steps]]\nkind = \"sleep\"\nname = \"flush\"\ncritical = true\n",
     );
-    node.signal(Signal::SIGTERM);
-    node.wait_line("step-started stuck");
-    node.signal(Signal::SIGTERM);
-    node.wait_line("level Hurry");
-    node.signal(Signal::SIGTERM);
+    node.force_during("stuck");
     let (code, waited) = node.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 12);
     assert!(waited < Duration::from_secs(10));
@@ -134,11 +130,7 @@ fn a_forced_exit_runs_the_exit_flushes_and_a_stalled_one_costs_one_second_not_th
             ("TESTNODE_EXIT_STALL", "1"),
         ],
     );
-    node.signal(Signal::SIGTERM);
-    node.wait_line("step-started stuck");
-    node.signal(Signal::SIGTERM);
-    node.wait_line("level Hurry");
-    node.signal(Signal::SIGTERM);
+    node.force_during("stuck");
     let (code, waited) = node.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 12);
     assert!(waited < Duration::from_secs(10));

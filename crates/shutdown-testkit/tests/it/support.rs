@@ -58,6 +58,16 @@ impl TestNode {
         self.proc.stderr()
     }
 
+    /// Three SIGTERMs while the step `step` runs: the request, the hurry (waited for, so that the
+    /// signals do not merge in the kernel), the force.
+    pub fn force_during(&mut self, step: &str) {
+        self.signal(Signal::SIGTERM);
+        self.wait_line(&format!("step-started {step}"));
+        self.signal(Signal::SIGTERM);
+        self.wait_line("level Hurry");
+        self.signal(Signal::SIGTERM);
+    }
+
     /// The node's temp dir.
     pub fn dir(&self) -> &Path {
         self._dir.path()
