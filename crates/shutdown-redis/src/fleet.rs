@@ -332,17 +332,21 @@ pub struct FleetStatus {
 /// Read the halt state and every node seen.
 pub async fn status(target: &RedisTarget, timeout: Duration) -> Result<FleetStatus, RedisError> {
     let mut con = target.connect(timeout, timeout).await?;
-    let fail = |e: redis::RedisError| target.error("cannot read the fleet from", &e);
-    let halts = halts(&mut con).await.map_err(fail)?.into_values().collect();
+    read_status(&mut con)
+        .await
+        .map_err(|e| target.error("cannot read the fleet from", &e))
+}
+
+async fn read_status(con: &mut Connection) -> Result<FleetStatus, redis::RedisError> {
+    let halts = halts(con).await?.into_values().collect();
     let (version, raw, now): (Option<u64>, BTreeMap<String, String>, (u64, u64)) = redis::pipe()
         .cmd("GET")
         .arg(keys::VERSION)
         .cmd("HGETALL")
         .arg(keys::NODES)
         .cmd("TIME")
-        .query_async(&mut con)
-        .await
-        .map_err(fail)?;
+        .query_async(con)
+        .await?;
     let now_ms = now.0 * 1000 + now.1 / 1000;
     let mut nodes: Vec<(NodeRecord, bool)> = raw
         .values()
@@ -375,13 +379,18 @@ pub async fn acks(
     command: &Command,
     timeout: Duration,
 ) -> Result<Acks, RedisError> {
-    let status = status(target, timeout).await?;
     let mut con = target.connect(timeout, timeout).await?;
+    read_acks(&mut con, command)
+        .await
+        .map_err(|e| target.error("cannot read the fleet from", &e))
+}
+
+async fn read_acks(con: &mut Connection, command: &Command) -> Result<Acks, redis::RedisError> {
+    let status = read_status(con).await?;
     let raw: BTreeMap<String, String> = redis::cmd("HGETALL")
         .arg(keys::acks(command.version))
-        .query_async(&mut con)
-        .await
-        .map_err(|e| target.error("cannot read the fleet from", &e))?;
+        .query_async(con)
+        .await?;
     let acked: BTreeMap<String, Ack> = raw
         .into_iter()
         .filter_map(|(node, json)| Some((node, serde_json::from_str(&json).ok()?)))
@@ -404,8 +413,11 @@ pub async fn wait_for_acks(
     timeout: Duration,
 ) -> Result<Acks, RedisError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut con = target.connect(timeout, timeout).await?;
     loop {
-        let acks = acks(target, command, timeout).await?;
+        let acks = read_acks(&mut con, command)
+            .await
+            .map_err(|e| target.error("cannot read the fleet from", &e))?;
         if acks.missing.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(acks);
         }
@@ -610,7 +622,7 @@ impl Follower {
         if let Some(newest) = covering.iter().max_by_key(|h| h.version).cloned() {
             self.apply(&newest, covering, &mut con).await?;
         } else {
-            self.publish(covering);
+            self.publish_with(covering, false);
         }
         self.heartbeat(&mut con).await?;
         Ok(con)
@@ -768,11 +780,7 @@ impl Follower {
             .await
     }
 
-    fn publish(&mut self, covering: Vec<Halt>) {
-        let shutdown = self.state.borrow().shutdown;
-        self.publish_with(covering, shutdown);
-    }
-
+    /// Tell the node the halts covering it now; once a shutdown reached it, it stays said.
     fn publish_with(&mut self, mut covering: Vec<Halt>, shutdown: bool) {
         covering.sort_by_key(|h| (h.scope != Scope::All, h.version));
         let state = FleetState {
