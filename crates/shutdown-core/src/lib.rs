@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod domain;
+mod exit_hooks;
 pub mod node;
 mod pipeline;
 mod plan;
@@ -28,6 +29,7 @@ pub mod registry;
 pub mod report;
 pub mod retry;
 mod runner;
+mod shutdown;
 mod signals;
 mod step;
 pub mod systemd;
@@ -53,7 +55,7 @@ pub use crate::report::{
     Count, Counter, EscalationReport, Outcome, Report, ReportSink, StepOutcome, StepReport,
     exit_code,
 };
-pub use crate::runner::Shutdown;
+pub use crate::shutdown::Shutdown;
 pub use crate::signals::{Signal, SignalListener};
 pub use crate::step::{
     DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,

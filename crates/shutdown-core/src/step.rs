@@ -437,6 +437,26 @@ impl StepError {
         self.counts.extend(output.counts);
         self
     }
+
+    /// The message, and what the step gathered before it failed.
+    pub(crate) fn into_parts(self) -> (String, StepOutput) {
+        let Self {
+            message,
+            details,
+            attempts,
+            problems,
+            counts,
+            summary,
+        } = self;
+        let output = StepOutput {
+            details,
+            attempts,
+            problems,
+            counts,
+            summary,
+        };
+        (message, output)
+    }
 }
 
 impl fmt::Display for StepError {

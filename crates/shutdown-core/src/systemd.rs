@@ -76,6 +76,35 @@ pub fn ready() -> io::Result<bool> {
     }
 }
 
+/// While a step runs: every `every`, its status (`STATUS=step 2/5 cancel: <summary or running>`),
+/// and for a critical step whose counts or summary moved since the last look, more time from the
+/// service manager. A stalled step gets none, so the unit's own stop timeout still bounds it.
+/// Never returns (nor says anything without a notifier); the step's end ends it.
+pub(crate) async fn step_progress(
+    notifier: Option<&Notifier>,
+    label: &str,
+    every: std::time::Duration,
+    critical: bool,
+    partial: &crate::step::Partial,
+) -> std::convert::Infallible {
+    let Some(notifier) = notifier else {
+        return std::future::pending().await;
+    };
+    let mut seen = partial.progress();
+    loop {
+        tokio::time::sleep(every).await;
+        let now = partial.progress();
+        let what = now.1.as_deref().unwrap_or("running");
+        let mut state = format!("STATUS={label}: {what}");
+        if critical && now != seen {
+            let more = (every * 2).as_micros();
+            state.push_str(&format!("\nEXTEND_TIMEOUT_USEC={more}"));
+        }
+        notifier.tell(&state);
+        seen = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,25 +1,22 @@
 //! The supervision of one shutdown: each step admitted or skipped, then guarded, in order; then the
-//! report.
+//! report, to its sinks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::Run;
 use super::drive::{InPoll, drive, in_place};
-use super::exit::ExitHooks;
-use super::progress::{Shared, entry, forced_note};
-use super::sinks::Sinks;
-use crate::node::Node;
-use crate::pipeline::{Pipeline, PipelineStep};
+use crate::pipeline::PipelineStep;
+use crate::report::assemble::{entry, forced_note};
 use crate::report::{Report, StepOutcome, StepReport};
-use crate::step::{
-    Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepOutput,
-};
-use crate::systemd::Notifier;
-use crate::trigger::{Level, Reason, ShutdownHandle};
+use crate::step::{Partial, Receipt, ShutdownStep, StepContext, StepOutput};
+use crate::systemd;
+use crate::trigger::{Level, Reason};
 
 /// The least the other report sinks are given, even past the global deadline (inside the 2 s
 /// headroom `plan` keeps between the budget and the grace period).
@@ -31,51 +28,26 @@ const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
 /// What a step that held its thread when the runner walked away from it adds to its error.
 const HELD_ITS_THREAD: &str = "it held its thread (a blocking call or a long computation) and was abandoned: its effects after what it published are unknown";
 
-/// One run of a pipeline: what the supervision, the steps and the force-exit thread share.
-pub(super) struct Run {
-    pub(super) pipeline: Arc<Pipeline>,
-    pub(super) node: Node,
-    pub(super) handle: ShutdownHandle,
-    pub(super) sinks: Sinks,
-    pub(super) exit_process: bool,
-    pub(super) dry_run: bool,
-    /// Poll steps on the supervising task rather than the blocking pool.
-    pub(super) in_place: bool,
-    pub(super) extensions: Extensions,
-    /// Where the service manager hears of the shutdown.
-    pub(super) notifier: Option<Notifier>,
-    /// The node's flushes, run last.
-    pub(super) exit_hooks: ExitHooks,
-    pub(super) reason: Reason,
-    pub(super) shared: Arc<Shared>,
-    pub(super) results: SharedResults,
-    /// When the global budget ends.
-    pub(super) deadline: Instant,
-    pub(super) span: tracing::Span,
-}
-
 impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
-        tracing::info!(parent: &self.span, steps = self.pipeline.steps.len(), "shutdown started");
+        let steps = &self.shutdown.pipeline.steps;
+        tracing::info!(parent: &self.span, steps = steps.len(), "shutdown started");
+        let (reason, n) = (&self.reason, steps.len());
         // A start gate is no stop: the unit hears its progress, not STOPPING.
-        let steps = self.pipeline.steps.len();
-        self.tell(&match self.reason {
-            Reason::Start => format!("STATUS=start gate: {steps} steps"),
-            _ => format!(
-                "STOPPING=1\nSTATUS=shutting down ({}): {steps} steps",
-                self.reason
-            ),
+        self.tell(&match reason {
+            Reason::Start => format!("STATUS=start gate: {n} steps"),
+            _ => format!("STOPPING=1\nSTATUS=shutting down ({reason}): {n} steps"),
         });
-        for (index, ps) in self.pipeline.steps.iter().enumerate() {
+        for (index, ps) in steps.iter().enumerate() {
             let report = match self.admit(ps) {
-                Ok(step) => self.guard(index, ps, step).await,
+                Ok(step) => self.run_step(index, ps, step).await,
                 Err((outcome, note)) => StepReport {
-                    offset: self.shared.started().elapsed().as_secs_f64(),
+                    offset: self.started.elapsed().as_secs_f64(),
                     ..entry(ps, outcome, Some(note))
                 },
             };
-            self.shared.record(ps, report);
+            self.shared.lock().so_far.record(ps, report);
         }
         self.finish().await
     }
@@ -84,14 +56,15 @@ impl Run {
     /// after an `on_error = "abort"` failure; a disabled step is skipped; after a second signal only
     /// critical steps run. A step that may run is returned; for one that may not, its outcome and why.
     fn admit(&self, ps: &PipelineStep) -> Result<Arc<dyn ShutdownStep>, (StepOutcome, String)> {
+        let handle = &self.shutdown.handle;
         if Instant::now() >= self.deadline {
-            self.handle.force(Reason::Deadline);
+            handle.force(Reason::Deadline);
         }
-        let level = self.handle.level();
+        let level = handle.level();
         if level == Level::Force {
             return Err((StepOutcome::NotRun, self.forced_note()));
         }
-        if let Some(by) = self.shared.aborted_by() {
+        if let Some(by) = self.shared.lock().so_far.aborted_by() {
             let note = format!("not run: step `{by}` failed with on_error = \"abort\"");
             return Err((StepOutcome::NotRun, note));
         }
@@ -104,98 +77,112 @@ impl Run {
         Ok(step)
     }
 
-    /// Run one step under its budget: its end against its deadline, a force and (when it is not
-    /// critical) a second signal. Giving up on a step is walking away from it.
-    async fn guard(
+    /// Run one step and make its report entry; a step that ran into the global deadline forces the
+    /// shutdown.
+    async fn run_step(
         &self,
         index: usize,
         ps: &PipelineStep,
         step: Arc<dyn ShutdownStep>,
     ) -> StepReport {
+        let settings = &ps.settings;
         let started = Instant::now();
         let left = self.deadline.saturating_duration_since(started);
-        let budget = ps.settings.timeout.min(left);
-        let span = tracing::info_span!(parent: &self.span, "step", step = %ps.settings.name,
-            kind = ps.settings.kind, index = index + 1, budget_secs = budget.as_secs_f64(),
-            critical = ps.settings.critical);
-        let cancel = CancellationToken::new();
-        let partial = Partial::default();
-        let ctx = self.context(ps, started + budget, cancel.clone(), partial.clone());
-        self.shared.start_step(index, started);
+        let (budget, global) = (settings.timeout.min(left), settings.timeout >= left);
+        let span = tracing::info_span!(parent: &self.span, "step", step = %settings.name,
+            kind = settings.kind, index = index + 1, budget_secs = budget.as_secs_f64(),
+            critical = settings.critical);
+        self.shared.lock().so_far.start_step(index, started);
         tracing::info!(parent: &span, "step started");
-        self.tell(&self.status(index, ps, "started"));
-        let in_poll = InPoll::default();
-        let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
-        let hurried = async {
-            match ps.settings.critical {
-                true => std::future::pending().await,
-                false => self.handle.reached(Level::Hurry).await,
-            }
+        let (outcome, error, out) = self.guard(index, ps, step, budget, global, &span).await;
+        let report = StepReport {
+            attempts: out.attempts,
+            details: out.details,
+            problems: out.problems,
+            summary: out.summary,
+            counts: (out.counts.into_iter())
+                .map(|(c, n)| (c, Some(n)))
+                .collect(),
+            offset: (started.saturating_duration_since(self.started)).as_secs_f64(),
+            budget: budget.as_secs_f64(),
+            duration: started.elapsed().as_secs_f64(),
+            ..entry(ps, outcome, error)
         };
-        let global = ps.settings.timeout >= left;
-        // Ok: the step returned (its output or its error); Err: how it was cut short, and why.
-        let driven = match self.in_place {
-            true => futures_util::future::Either::Left(in_place(future)),
-            false => futures_util::future::Either::Right(drive(future, in_poll.clone())),
-        };
-        let ended = tokio::select! {
-            biased;
-            out = driven => out.map_err(|panic| {
-                (StepOutcome::Panicked, format!("panicked: {panic}"))
-            }),
-            _ = self.handle.reached(Level::Force) => {
-                Err((StepOutcome::TimedOut, format!("interrupted: {}", self.forced_note())))
-            }
-            () = tokio::time::sleep_until(started + budget) => {
-                Err((StepOutcome::TimedOut, self.timed_out_note(global, budget)))
-            }
-            _ = hurried => Err((StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))),
-            never = self.progress(index, ps, &partial) => match never {},
-        };
-        let (mut report, out) = match ended {
-            Ok(Ok(out)) => (entry(ps, StepOutcome::Succeeded, None), out),
-            Ok(Err(e)) => {
-                let out = StepOutput {
-                    details: e.details,
-                    attempts: e.attempts,
-                    problems: e.problems,
-                    counts: e.counts,
-                    summary: e.summary,
-                };
-                (entry(ps, StepOutcome::Failed, Some(e.message)), out)
-            }
-            Err((outcome, mut why)) => {
-                cancel.cancel();
-                if in_poll.get() {
-                    why = format!("{why}; {HELD_ITS_THREAD}");
-                }
-                // Cut short: what the step published as it went is what the report can say. Its
-                // counts may have moved since (requests were in flight): they are unknown.
-                let out = StepOutput {
-                    attempts: 1,
-                    counts: Default::default(),
-                    ..partial.take()
-                };
-                (entry(ps, outcome, Some(why)), out)
-            }
-        };
-        report.attempts = out.attempts;
-        report.details = out.details;
-        report.problems = out.problems;
-        report.summary = out.summary;
-        report.offset = started
-            .saturating_duration_since(self.shared.started())
-            .as_secs_f64();
-        report.budget = budget.as_secs_f64();
-        report.counts = (out.counts.into_iter())
-            .map(|(c, n)| (c, Some(n)))
-            .collect();
-        report.duration = started.elapsed().as_secs_f64();
         if global && report.outcome == StepOutcome::TimedOut {
-            self.handle.force(Reason::Deadline);
+            self.shutdown.handle.force(Reason::Deadline);
         }
         log_step(&span, &report);
         report
+    }
+
+    /// Run one step within `budget`: its end against its deadline, a force and (when it is not
+    /// critical) a second signal; a panic comes back as a value. Giving up on a step is walking away
+    /// from it; what it published until then is what it reports.
+    async fn guard(
+        &self,
+        index: usize,
+        ps: &PipelineStep,
+        step: Arc<dyn ShutdownStep>,
+        budget: Duration,
+        global: bool,
+        span: &tracing::Span,
+    ) -> (StepOutcome, Option<String>, StepOutput) {
+        let (settings, handle) = (&ps.settings, &self.shutdown.handle);
+        let deadline = Instant::now() + budget;
+        let (cancel, partial) = (CancellationToken::new(), Partial::default());
+        let ctx = self.context(ps, deadline, cancel.clone(), partial.clone());
+        let n = self.shutdown.pipeline.steps.len();
+        let label = format!("step {}/{n} {}", index + 1, settings.name);
+        self.tell(&format!("STATUS={label}: started"));
+        let in_poll = InPoll::default();
+        let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
+        let driven = match self.shutdown.in_place {
+            true => Either::Left(in_place(future)),
+            false => Either::Right(drive(future, in_poll.clone())),
+        };
+        let hurried = async {
+            match settings.critical {
+                true => std::future::pending().await,
+                false => handle.reached(Level::Hurry).await,
+            }
+        };
+        let every = self.shutdown.pipeline.settings.systemd.progress_interval;
+        let notifier = self.shutdown.notifier.as_ref();
+        let ended = tokio::select! {
+            biased;
+            out = driven => match out {
+                Ok(Ok(out)) => return (StepOutcome::Succeeded, None, out),
+                Ok(Err(e)) => {
+                    let (message, out) = e.into_parts();
+                    return (StepOutcome::Failed, Some(message), out);
+                }
+                Err(panic) => (StepOutcome::Panicked, format!("panicked: {panic}")),
+            },
+            _ = handle.reached(Level::Force) => {
+                (StepOutcome::TimedOut, format!("interrupted: {}", self.forced_note()))
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                (StepOutcome::TimedOut, self.timed_out_note(global, budget))
+            }
+            _ = hurried => (StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}")),
+            never = systemd::step_progress(notifier, &label, every, settings.critical, &partial) => {
+                match never {}
+            }
+        };
+        // Cut short (or panicked): what the step published as it went is what the report can say.
+        // Its counts may have moved since (requests were in flight): they are unknown.
+        let (outcome, mut why) = ended;
+        cancel.cancel();
+        if in_poll.get() {
+            why = format!("{why}; {HELD_ITS_THREAD}");
+        }
+        let counts = Default::default();
+        let out = StepOutput {
+            attempts: 1,
+            counts,
+            ..partial.take()
+        };
+        (outcome, Some(why), out)
     }
 
     fn context(
@@ -205,31 +192,31 @@ impl Run {
         cancel: CancellationToken,
         partial: Partial,
     ) -> StepContext {
-        let shared = self.shared.clone();
+        let (s, shared) = (&self.shutdown, self.shared.clone());
         StepContext {
             reason: self.reason.clone(),
             name: ps.settings.name.clone(),
             deadline,
             cancel,
-            node: self.node.clone(),
+            node: s.node.clone(),
             results: self.results.clone(),
-            trader_id: self.pipeline.settings.trader_id.clone(),
-            receipt: Receipt::new(move || shared.receipt()),
-            dry_run: self.dry_run,
-            extensions: self.extensions.clone(),
+            trader_id: s.pipeline.settings.trader_id.clone(),
+            receipt: Receipt::new(move || shared.lock().so_far.receipt()),
+            dry_run: s.dry_run,
+            extensions: s.extensions.clone(),
             partial,
         }
     }
 
     fn forced_note(&self) -> String {
-        forced_note(self.handle.forced_by().as_ref())
+        forced_note(self.shutdown.handle.forced_by().as_ref())
     }
 
     fn timed_out_note(&self, global: bool, budget: Duration) -> String {
         match global {
             true => format!(
                 "global deadline of {}s reached while the step ran",
-                self.pipeline.settings.timeout.as_secs_f64()
+                self.shutdown.pipeline.settings.timeout.as_secs_f64()
             ),
             false => format!("timed out after {}s", budget.as_secs_f64()),
         }
@@ -239,79 +226,37 @@ impl Run {
     /// exit the process with its code. When the force-exit thread has taken the report, it exits the
     /// process: this waits for that.
     async fn finish(&self) -> Report {
-        let Some(mut report) = self.shared.take(&self.pipeline, &self.handle) else {
+        let s = &self.shutdown;
+        let Some(mut report) = self.shared.take(&s.pipeline, &s.handle) else {
             return std::future::pending().await;
         };
-        let json = self.sinks.write_local(&mut report);
+        let json = s.sinks.write_local(&mut report);
         // What is left of the budget, and never less than a moment inside the headroom: a
         // shutdown that hit its deadline still owes its sinks the report.
         let left = self.deadline.saturating_duration_since(Instant::now());
-        self.sinks
-            .write_others(&mut report, json, left.max(SINK_GRACE))
-            .await;
+        let grace = left.max(SINK_GRACE);
+        s.sinks.write_others(&mut report, json, grace).await;
         let what = match self.reason {
             Reason::Start => "start gate",
             _ => "shutdown",
         };
-        self.tell(&format!(
-            "STATUS={what} {} (exit {})",
-            report.outcome, report.exit_code
-        ));
-        tracing::info!(parent: &self.span, outcome = %report.outcome, exit_code = report.exit_code,
-            duration = report.duration, "shutdown finished");
-        self.exit_hooks.run();
+        let (outcome, code) = (report.outcome, report.exit_code);
+        self.tell(&format!("STATUS={what} {outcome} (exit {code})"));
+        tracing::info!(parent: &self.span, %outcome, exit_code = code, duration = report.duration,
+            "shutdown finished");
+        s.exit_hooks.run();
         // Written and flushed: the force-exit thread, if one waits, may exit now.
         self.shared.written();
-        if self.exit_process {
-            std::process::exit(report.exit_code);
+        if s.exit_process {
+            std::process::exit(code);
         }
         report
     }
 
     /// Tell the service manager, if one listens.
     fn tell(&self, state: &str) {
-        if let Some(n) = &self.notifier {
+        if let Some(n) = &self.shutdown.notifier {
             n.tell(state);
-        }
-    }
-
-    /// `STATUS=step 2/5 cancel: ...`.
-    fn status(&self, index: usize, ps: &PipelineStep, what: &str) -> String {
-        let total = self.pipeline.steps.len();
-        format!(
-            "STATUS=step {}/{total} {}: {what}",
-            index + 1,
-            ps.settings.name
-        )
-    }
-
-    /// While a step runs: every interval, its status, and for a critical step whose counts or
-    /// summary moved since the last look, more time from the service manager. A stalled step gets
-    /// none, so the unit's own stop timeout still bounds it. Never returns; the step's end ends it.
-    async fn progress(
-        &self,
-        index: usize,
-        ps: &PipelineStep,
-        partial: &Partial,
-    ) -> std::convert::Infallible {
-        let Some(notifier) = &self.notifier else {
-            return std::future::pending().await;
-        };
-        let every = self.pipeline.settings.systemd.progress_interval;
-        let mut seen = partial.progress();
-        loop {
-            tokio::time::sleep(every).await;
-            let now = partial.progress();
-            let what = now.1.clone().unwrap_or_else(|| "running".into());
-            let mut state = self.status(index, ps, &what);
-            if ps.settings.critical && now != seen {
-                state.push_str(&format!(
-                    "\nEXTEND_TIMEOUT_USEC={}",
-                    (every * 2).as_micros()
-                ));
-            }
-            notifier.tell(&state);
-            seen = now;
         }
     }
 
@@ -319,17 +264,24 @@ impl Run {
     /// written where it cannot hang, then to the other sinks within a second, then the exit
     /// flushes.
     pub(super) fn lost(&self) -> Report {
+        let s = &self.shutdown;
         tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
-        self.handle.force(Reason::Api);
-        let mut report = self.shared.take(&self.pipeline, &self.handle);
-        if let Some(report) = report.as_mut() {
-            let json = self.sinks.write_local(report);
-            // No runtime to lean on: the other sinks on threads of their own, briefly.
-            self.sinks.write_others_blocking(report, json, SINK_GRACE);
-            self.exit_hooks.run();
-            self.shared.written();
-        }
-        report.unwrap_or_else(|| self.shared.report(&self.pipeline, &self.handle))
+        s.handle.force(Reason::Api);
+        let Some(mut report) = self.shared.take(&s.pipeline, &s.handle) else {
+            return self.shared.lock().so_far.report(&s.pipeline, &s.handle);
+        };
+        self.write_blocking(&mut report, SINK_GRACE);
+        report
+    }
+
+    /// Write `report` without leaning on the runtime: the file and the log line, then the other
+    /// sinks on threads of their own within `grace`, then the exit flushes.
+    pub(super) fn write_blocking(&self, report: &mut Report, grace: Duration) {
+        let s = &self.shutdown;
+        let json = s.sinks.write_local(report);
+        s.sinks.write_others_blocking(report, json, grace);
+        s.exit_hooks.run();
+        self.shared.written();
     }
 }
 

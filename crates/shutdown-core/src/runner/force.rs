@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::exec::{Run, SINK_GRACE};
+use super::Run;
+use super::exec::SINK_GRACE;
 use super::progress::Stage;
 use crate::report::exit_code;
 use crate::trigger::{Level, Reason};
@@ -27,28 +28,26 @@ pub(super) fn start(run: &Arc<Run>) {
     let spawned = std::thread::Builder::new()
         .name("shutdown-force".into())
         .spawn(move || {
-            if run.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
-                run.handle.force(Reason::Deadline);
+            if run.shutdown.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
+                run.shutdown.handle.force(Reason::Deadline);
             }
             // The supervision wakes on the force at once; give it a moment to take the report.
             let still_running =
                 run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
                     == Stage::Running;
             if still_running
-                && let Some(mut report) = run.shared.take(&run.pipeline, &run.handle) {
+                && let Some(mut report) = run.shared.take(&run.shutdown.pipeline, &run.shutdown.handle) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
-                    let json = run.sinks.write_local(&mut report);
-                    run.sinks.write_others_blocking(&mut report, json, WRITE_GRACE);
-                    run.exit_hooks.run();
+                    run.write_blocking(&mut report, WRITE_GRACE);
                     std::process::exit(report.exit_code);
                 }
             // The supervision writes the sinks, then runs the exit flushes: wait for both.
-            let grace = WRITE_GRACE.max(SINK_GRACE + run.exit_hooks.bound + TAKE_OVER_GRACE);
+            let grace = WRITE_GRACE.max(SINK_GRACE + run.shutdown.exit_hooks.bound + TAKE_OVER_GRACE);
             let p = run.shared.wait_while(grace, |p| p.stage < Stage::Written);
             if p.stage < Stage::Written {
                 // The supervision is writing the report (or hangs doing so): flush what the node
                 // asked for before leaving.
-                run.exit_hooks.run();
+                run.shutdown.exit_hooks.run();
             }
             std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
         });

@@ -1,234 +1,73 @@
-//! The runner: [`Shutdown`] runs a [`Pipeline`] once, when asked, and reports.
-//!
-//! One job per file:
+//! The runner: what [`Shutdown::run`] does. One job per file:
+//! - `mod.rs`: one run's shared state, and the start of its supervision on a task of its own;
 //! - `exec.rs`: the supervision, one step at a time: admit (the skip rules), guard (a `select!` of
 //!   the step against its deadline, a force and, for a step that is not critical, a hurry) and the
-//!   step's report entry; then the report;
+//!   step's report entry; then the report, handed to its sinks;
 //! - `drive.rs`: polls a step's future on the blocking pool, so a step that blocks its thread holds
 //!   a pool thread, never a runtime worker nor the supervision;
-//! - `progress.rs`: the report so far, shared with the receipt and the force-exit thread;
-//! - `sinks.rs`: the report file and the log line first, the other sinks after, each bounded;
-//! - `force.rs`: the force-exit thread of a node that exits the process;
-//! - `exit.rs`: the node's exit flushes (log writer, metrics and trace exporters), bounded.
+//! - `progress.rs`: who has the report, the supervision or the force-exit thread;
+//! - `force.rs`: the force-exit thread of a node that exits the process.
+//!
+//! What the report says is `report/assemble.rs`; where it goes, `report/deliver.rs`; what the
+//! service manager hears, `systemd.rs`; the exit flushes, `exit_hooks.rs`.
 
 mod drive;
 mod exec;
-mod exit;
 mod force;
 mod progress;
-mod sinks;
 
 use std::sync::Arc;
 
-use self::exec::Run;
-use self::exit::ExitHooks;
+use tokio::time::Instant;
+
 use self::progress::Shared;
-use self::sinks::Sinks;
-use crate::node::Node;
-use crate::pipeline::Pipeline;
-use crate::report::{FileSink, Report, ReportSink};
-use crate::signals::SignalListener;
-use crate::step::{Extensions, SharedResults};
-use crate::systemd::Notifier;
-use crate::trigger::{Reason, ShutdownHandle};
+use crate::report::Report;
+use crate::report::assemble::SoFar;
+use crate::shutdown::Shutdown;
+use crate::step::SharedResults;
+use crate::trigger::Reason;
 
-/// Runs a pipeline once, when asked, and reports.
-pub struct Shutdown {
-    pipeline: Arc<Pipeline>,
-    node: Node,
-    handle: ShutdownHandle,
-    sinks: Sinks,
-    exit_process: bool,
-    dry_run: bool,
-    in_place: bool,
-    extensions: Extensions,
-    notifier: Option<Notifier>,
-    exit_hooks: ExitHooks,
+/// One run of a pipeline: what the supervision, the steps and the force-exit thread share.
+pub(super) struct Run {
+    /// What to run, and how.
+    shutdown: Shutdown,
+    reason: Reason,
+    shared: Arc<Shared>,
+    results: SharedResults,
+    started: Instant,
+    /// When the global budget ends.
+    deadline: Instant,
+    span: tracing::Span,
 }
 
-impl std::fmt::Debug for Shutdown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shutdown")
-            .field("pipeline", &self.pipeline)
-            .field("exit_process", &self.exit_process)
-            .finish_non_exhaustive()
+/// Run `shutdown` now (requesting it with reason `api` if nobody has), its supervision on a task of
+/// its own; see [`Shutdown::run`].
+pub(crate) async fn run(shutdown: Shutdown) -> Report {
+    shutdown.handle.trigger(Reason::Api);
+    let reason = shutdown.handle.reason().unwrap_or(Reason::Api);
+    let started = Instant::now();
+    let settings = &shutdown.pipeline.settings;
+    let span = tracing::info_span!("shutdown", reason = %reason, trader_id = %settings.trader_id,
+        timeout_secs = settings.timeout.as_secs_f64());
+    let run = Arc::new(Run {
+        shared: Arc::new(Shared::new(SoFar::new(
+            &shutdown.pipeline,
+            &reason,
+            started,
+        ))),
+        deadline: started + settings.timeout,
+        started,
+        reason,
+        results: SharedResults::default(),
+        span,
+        shutdown,
+    });
+    if run.shutdown.exit_process {
+        force::start(&run);
     }
-}
-
-impl Shutdown {
-    /// A shutdown of `pipeline` for `node`. The report goes to the log and, when the pipeline has a
-    /// `report_path`, to that file. By default [`Shutdown::run`] returns the report; see
-    /// [`Shutdown::exit_process`]. Pass an `Arc<Pipeline>` to run one pipeline many times without
-    /// copying it.
-    pub fn new(pipeline: impl Into<Arc<Pipeline>>, node: Node) -> Self {
-        let pipeline = pipeline.into();
-        let sinks = Sinks {
-            file: pipeline.settings.report_path.as_ref().map(FileSink::new),
-            others: Vec::new(),
-        };
-        Self {
-            pipeline,
-            node,
-            handle: ShutdownHandle::new(),
-            sinks,
-            exit_process: false,
-            dry_run: false,
-            in_place: false,
-            extensions: Extensions::default(),
-            notifier: Notifier::from_env(),
-            exit_hooks: ExitHooks::default(),
-        }
-    }
-
-    /// Where the service manager hears of the shutdown (`STOPPING=1`, a status per step,
-    /// `EXTEND_TIMEOUT_USEC` while a critical step progresses; see [`crate::systemd`]). By default
-    /// the socket `NOTIFY_SOCKET` names, if it names one; `None` to say nothing.
-    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Self {
-        self.notifier = notifier;
-        self
-    }
-
-    /// A dry run: steps are told not to write outside the process (see [`crate::StepContext::dry_run`]).
-    pub fn dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    /// Poll each step on the task that supervises it instead of the runtime's blocking pool. For a
-    /// simulation (a dry run on the paper venue) on a current-thread runtime with a paused clock:
-    /// everything then runs on one thread in a fixed order, and the same seed gives the same run.
-    /// A step that blocks its thread then blocks the whole runtime: never for a live node.
-    pub fn poll_in_place(mut self, in_place: bool) -> Self {
-        self.in_place = in_place;
-        self
-    }
-
-    /// Hand a value to the steps (one per type): a step reads it with
-    /// [`crate::StepContext::extension`]. The node or the operator's tool passes run-time things
-    /// this way: where Redis is, a client of its own.
-    pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
-        self
-    }
-
-    /// Use this handle (share one with code that must trigger or observe the shutdown).
-    pub fn with_handle(mut self, handle: ShutdownHandle) -> Self {
-        self.handle = handle;
-        self
-    }
-
-    /// Add a report sink. It is written after the report file and the log line, at the same time as
-    /// the other added sinks, within its [`ReportSink::timeout`] and what is left of the global
-    /// budget (1 s at least, taken from the headroom, when the deadline has passed); a sink that
-    /// fails or does not answer in time is named in the report's `sink_errors` (and the report file
-    /// is rewritten to say so).
-    pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
-        self.sinks.others.push(sink);
-        self
-    }
-
-    /// Run `flush` last: after the report is written and before the process exits (a forced exit
-    /// too) or [`Shutdown::run`] returns. For what `std::process::exit` would lose: a non-blocking
-    /// log writer's buffer, a metrics or trace exporter's batch. Every flush runs on a thread of
-    /// its own, all at once, within [`Shutdown::exit_flush_timeout`] in all; one still running
-    /// then is named on stderr and left behind.
-    pub fn on_exit(
-        mut self,
-        name: impl Into<String>,
-        flush: impl Fn() + Send + Sync + 'static,
-    ) -> Self {
-        self.exit_hooks.push(name.into(), Arc::new(flush));
-        self
-    }
-
-    /// How long the exit flushes may take together (default 1 s).
-    pub fn exit_flush_timeout(mut self, bound: std::time::Duration) -> Self {
-        self.exit_hooks.bound = bound;
-        self
-    }
-
-    /// Exit the process with the outcome's code once the report is written; and on force (third
-    /// signal, global deadline), write the report and exit with 12 from a dedicated thread, even
-    /// while the async runtime cannot run.
-    pub fn exit_process(mut self, exit: bool) -> Self {
-        self.exit_process = exit;
-        self
-    }
-
-    /// The handle that requests, escalates and observes this shutdown.
-    pub fn handle(&self) -> ShutdownHandle {
-        self.handle.clone()
-    }
-
-    /// The pipeline.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
-    }
-
-    /// Listen for the pipeline's signals until the returned listener is dropped.
-    pub fn listen_signals(&self) -> std::io::Result<SignalListener> {
-        SignalListener::start(&self.pipeline.settings.signals, self.handle.clone())
-    }
-
-    /// Wait for a request (signal, [`ShutdownHandle::trigger`]), then run.
-    pub async fn run_when_requested(self) -> Report {
-        self.handle.requested().await;
-        self.run().await
-    }
-
-    /// Run the pipeline as a start gate: reason `start`, before the node trades. The same runner,
-    /// budgets, report and exit codes; the steps (`reconcile`, `verify`, `resume`, say) compare the
-    /// venue with what the node last knew ([`crate::domain::LastKnown`], handed over with
-    /// [`Shutdown::with_extension`]) and open the trading gate only when nothing is left outstanding.
-    /// A signal during the gate escalates it as it would a shutdown.
-    pub async fn run_start_gate(self) -> Report {
-        self.handle.trigger(Reason::Start);
-        self.run().await
-    }
-
-    /// Run the pipeline now (requesting the shutdown with reason `api` if nobody has).
-    ///
-    /// The supervision runs on a task of its own: dropping this future does not stop the shutdown
-    /// half way (orders half cancelled, no snapshot); the steps are still supervised, and the report
-    /// still reaches every sink.
-    ///
-    /// A step that blocks its thread past its budget is walked away from; it keeps a thread of the
-    /// runtime's blocking pool until its call returns, so a runtime dropped afterwards waits for that
-    /// call (a node that exits the process, [`Shutdown::exit_process`], does not wait).
-    pub async fn run(self) -> Report {
-        self.handle.trigger(Reason::Api);
-        let reason = self.handle.reason().unwrap_or(Reason::Api);
-        let shared = Arc::new(Shared::new(&self.pipeline, &reason));
-        let span = tracing::info_span!(
-            "shutdown",
-            reason = %reason,
-            trader_id = %self.pipeline.settings.trader_id,
-            timeout_secs = self.pipeline.settings.timeout.as_secs_f64()
-        );
-        let run = Arc::new(Run {
-            deadline: shared.started() + self.pipeline.settings.timeout,
-            pipeline: self.pipeline,
-            node: self.node,
-            handle: self.handle,
-            sinks: self.sinks,
-            exit_process: self.exit_process,
-            dry_run: self.dry_run,
-            in_place: self.in_place,
-            extensions: self.extensions,
-            notifier: self.notifier,
-            exit_hooks: self.exit_hooks,
-            reason,
-            shared,
-            results: SharedResults::default(),
-            span,
-        });
-        if run.exit_process {
-            force::start(&run);
-        }
-        match tokio::spawn(run.clone().supervise()).await {
-            Ok(report) => report,
-            Err(_) => run.lost(),
-        }
+    match tokio::spawn(run.clone().supervise()).await {
+        Ok(report) => report,
+        Err(_) => run.lost(),
     }
 }
 

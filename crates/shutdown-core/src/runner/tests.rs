@@ -5,12 +5,17 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::node::Node;
+use crate::pipeline::Pipeline;
+use crate::report::{FileSink, ReportSink};
+
 use crate::ShutdownStep;
 use crate::pipeline::{OnError, PipelineStep};
 use crate::report::{Counter, Outcome, StepOutcome};
 use crate::signals::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
 use crate::trigger::Level;
+use crate::trigger::ShutdownHandle;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)

@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::report::{FileSink, LogSink, Report, ReportSink};
+use super::{FileSink, LogSink, Report, ReportSink};
 
 /// Every place a report goes.
 #[derive(Clone, Default)]
-pub(super) struct Sinks {
+pub(crate) struct Sinks {
     /// The pipeline's `report_path`.
-    pub(super) file: Option<FileSink>,
+    pub(crate) file: Option<FileSink>,
     /// Sinks added with [`crate::Shutdown::with_sink`], written after the file and the log.
-    pub(super) others: Vec<Arc<dyn ReportSink>>,
+    pub(crate) others: Vec<Arc<dyn ReportSink>>,
 }
 
 impl Sinks {
@@ -22,7 +22,7 @@ impl Sinks {
     /// a fallback file in the temporary directory and, whatever the log level, to stderr.
     ///
     /// Returns the report's JSON line, encoded once here for the log and every other sink.
-    pub(super) fn write_local(&self, report: &mut Report) -> Arc<str> {
+    pub(crate) fn write_local(&self, report: &mut Report) -> Arc<str> {
         if let Some(file) = &self.file
             && let Err(e) = file.write(report)
         {
@@ -40,7 +40,7 @@ impl Sinks {
     /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
     /// the report file is rewritten to say so. A sink that never answers keeps its thread, not the
     /// runtime: dropping the runtime afterwards does not wait for it.
-    pub(super) async fn write_others(&self, report: &mut Report, json: Arc<str>, left: Duration) {
+    pub(crate) async fn write_others(&self, report: &mut Report, json: Arc<str>, left: Duration) {
         if self.others.is_empty() {
             return;
         }
@@ -52,7 +52,7 @@ impl Sinks {
     }
 
     /// [`Sinks::write_others`] without a runtime (the force-exit thread).
-    pub(super) fn write_others_blocking(
+    pub(crate) fn write_others_blocking(
         &self,
         report: &mut Report,
         json: Arc<str>,

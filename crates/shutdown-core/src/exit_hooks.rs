@@ -12,9 +12,9 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 
 /// The node's exit flushes, and how long they may take together.
 #[derive(Clone)]
-pub(super) struct ExitHooks {
+pub(crate) struct ExitHooks {
     hooks: Vec<(String, Hook)>,
-    pub(super) bound: Duration,
+    pub(crate) bound: Duration,
 }
 
 impl Default for ExitHooks {
@@ -27,14 +27,14 @@ impl Default for ExitHooks {
 }
 
 impl ExitHooks {
-    pub(super) fn push(&mut self, name: String, hook: Hook) {
+    pub(crate) fn push(&mut self, name: String, hook: Hook) {
         self.hooks.push((name, hook));
     }
 
     /// Run every hook at once and wait for them, at most `bound` in all; then flush stdout and
     /// stderr. A hook still running is named on stderr (not in the log: the log writer may be what
     /// hangs) and left behind. Returns the names of the hooks that did not finish.
-    pub(super) fn run(&self) -> Vec<String> {
+    pub(crate) fn run(&self) -> Vec<String> {
         let (done, finished) = mpsc::channel();
         let mut pending: Vec<bool> = vec![true; self.hooks.len()];
         for (i, (name, hook)) in self.hooks.iter().enumerate() {

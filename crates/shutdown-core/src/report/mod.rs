@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod assemble;
+pub(crate) mod deliver;
+
 /// Exit codes of a shutdown, as documented in the README.
 pub mod exit_code {
     /// Every step succeeded (or was disabled) and nothing was found wrong.
