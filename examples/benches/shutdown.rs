@@ -97,17 +97,35 @@ fn spawn_lines(
     Ok((child, rx))
 }
 
-fn main() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let redis = RedisServer::start();
+/// The start gate of the lean run: `resume` alone, so nothing the gate allocated and freed is
+/// there for the shutdown to reuse.
+const LEAN_START: &str = r#"
+timeout_secs = 5.0
+trader_id = "bench"
 
-    std::fs::write(dir.path().join("node.toml"), CONFIG).map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("scenario.toml"), SCENARIO).map_err(|e| e.to_string())?;
+[[steps]]
+kind = "resume"
+timeout_secs = 2.0
+"#;
+
+/// One node, from start to exit: SIGTERM once it is ready; its RSS before the shutdown and its peak
+/// during it (kB), the time from SIGTERM to exit, and its exit status.
+fn shutdown_once(
+    dir: &std::path::Path,
+    start_config: Option<&str>,
+) -> Result<(u64, u64, Duration, std::process::ExitStatus), String> {
+    // A server of its own: what one run snapshots is not the next run's book.
+    let redis = RedisServer::start();
     let mut node = Command::new(env!("CARGO_BIN_EXE_trading_node"));
     node.arg("node.toml")
         .arg("scenario.toml")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("REDIS_URL", &redis.url);
+    if let Some(config) = start_config {
+        let path = dir.join("start.toml");
+        std::fs::write(&path, config).map_err(|e| e.to_string())?;
+        node.env("TRADING_NODE_START_CONFIG", path);
+    }
     let (mut node, node_lines) = spawn_lines(node)?;
     wait_for(&node_lines, "ready")?;
     let pid = node.id();
@@ -130,8 +148,22 @@ fn main() -> Result<(), String> {
             None => std::thread::sleep(Duration::from_millis(2)),
         }
     };
-    let took = start.elapsed();
-    drop(redis);
+    Ok((before, peak, start.elapsed(), status))
+}
+
+fn main() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+
+    std::fs::write(dir.path().join("node.toml"), CONFIG).map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("scenario.toml"), SCENARIO).map_err(|e| e.to_string())?;
+    // The lean node first: the same shutdown, measured without the shipped start gate.
+    let lean_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for file in ["node.toml", "scenario.toml"] {
+        std::fs::copy(dir.path().join(file), lean_dir.path().join(file))
+            .map_err(|e| e.to_string())?;
+    }
+    let lean = shutdown_once(lean_dir.path(), Some(LEAN_START))?;
+    let (before, peak, took, status) = shutdown_once(dir.path(), None)?;
 
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("report.json")).map_err(|e| e.to_string())?,
@@ -206,11 +238,20 @@ fn main() -> Result<(), String> {
         took.as_secs_f64(),
         took.as_secs_f64() / sum_limits
     );
+    let mb = |kb: u64| kb as f64 / 1024.0;
     println!(
         "memory: RSS before {:.1} MB, peak during shutdown {:.1} MB, ratio {:.2} (goal < 1.5)",
-        before as f64 / 1024.0,
-        peak as f64 / 1024.0,
+        mb(before),
+        mb(peak),
         peak as f64 / before as f64
+    );
+    let (lean_before, lean_peak) = (lean.0, lean.1);
+    println!(
+        "memory, start gate of `resume` alone: RSS before {:.1} MB, peak {:.1} MB, ratio {:.2}, exit {:?}",
+        mb(lean_before),
+        mb(lean_peak),
+        lean_peak as f64 / lean_before as f64,
+        lean.3.code()
     );
     Ok(())
 }

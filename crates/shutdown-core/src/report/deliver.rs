@@ -40,46 +40,60 @@ impl Sinks {
     /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
     /// the report file is rewritten to say so. A sink that never answers keeps its thread, not the
     /// runtime: dropping the runtime afterwards does not wait for it.
-    pub(crate) async fn write_others(&self, report: &mut Report, json: Arc<str>, left: Duration) {
+    pub(crate) async fn write_others(
+        &self,
+        report: Report,
+        json: Arc<str>,
+        left: Duration,
+    ) -> Report {
         if self.others.is_empty() {
-            return;
+            return report;
         }
-        let (others, shared) = (self.others.clone(), Arc::new(report.clone()));
-        let errors = tokio::task::spawn_blocking(move || write_all(&others, &shared, &json, left))
+        let (others, shared) = (self.others.clone(), Arc::new(report));
+        let lent = shared.clone();
+        let errors = tokio::task::spawn_blocking(move || write_all(&others, &lent, &json, left))
             .await
             .unwrap_or_else(|e| vec![format!("the report sinks could not be written: {e}")]);
-        self.record(report, errors);
+        self.record(reclaim(shared), errors)
     }
 
     /// [`Sinks::write_others`] without a runtime (the force-exit thread).
     pub(crate) fn write_others_blocking(
         &self,
-        report: &mut Report,
+        report: Report,
         json: Arc<str>,
         left: Duration,
-    ) {
+    ) -> Report {
         if self.others.is_empty() {
-            return;
+            return report;
         }
-        let errors = write_all(&self.others, &Arc::new(report.clone()), &json, left);
-        self.record(report, errors);
+        let shared = Arc::new(report);
+        let errors = write_all(&self.others, &shared, &json, left);
+        self.record(reclaim(shared), errors)
     }
 
     /// Name each failed sink in the report, and rewrite the report file to say so.
-    fn record(&self, report: &mut Report, errors: Vec<String>) {
+    fn record(&self, mut report: Report, errors: Vec<String>) -> Report {
         if errors.is_empty() {
-            return;
+            return report;
         }
         for error in errors {
             tracing::error!(error = %error, "report sink failed");
             report.sink_errors.push(error);
         }
         if let Some(file) = &self.file
-            && let Err(e) = file.write(report)
+            && let Err(e) = file.write(&report)
         {
             tracing::error!(sink = %file.name(), error = %e, "report file not rewritten");
         }
+        report
     }
+}
+
+/// The report the sinks shared, back: without a copy, unless a sink that did not answer in time
+/// still holds it (a large report is the largest thing a shutdown holds at its end).
+fn reclaim(shared: Arc<Report>) -> Report {
+    Arc::try_unwrap(shared).unwrap_or_else(|held| (*held).clone())
 }
 
 /// Write `report` to every sink at once, each on a thread of its own, each within its timeout and
@@ -98,7 +112,10 @@ fn write_all(
             let spawned = std::thread::Builder::new()
                 .name("shutdown-sink".into())
                 .spawn(move || {
-                    let _ = tx.send(s.write_encoded(&report, &json));
+                    let written = s.write_encoded(&report, &json);
+                    // Let go of the report before saying so, so that it comes back uncopied.
+                    drop((report, json));
+                    let _ = tx.send(written);
                 });
             (sink.name(), sink.timeout().min(left), spawned.map(|_| rx))
         })

@@ -235,7 +235,7 @@ impl Run {
         // shutdown that hit its deadline still owes its sinks the report.
         let left = self.deadline.saturating_duration_since(Instant::now());
         let grace = left.max(SINK_GRACE);
-        s.sinks.write_others(&mut report, json, grace).await;
+        let report = s.sinks.write_others(report, json, grace).await;
         let what = match self.reason {
             Reason::Start => "start gate",
             _ => "shutdown",
@@ -267,21 +267,21 @@ impl Run {
         let s = &self.shutdown;
         tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
         s.handle.force(Reason::Api);
-        let Some(mut report) = self.shared.take(&s.pipeline, &s.handle) else {
+        let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
             return self.shared.lock().so_far.report(&s.pipeline, &s.handle);
         };
-        self.write_blocking(&mut report, SINK_GRACE);
-        report
+        self.write_blocking(report, SINK_GRACE)
     }
 
     /// Write `report` without leaning on the runtime: the file and the log line, then the other
     /// sinks on threads of their own within `grace`, then the exit flushes.
-    pub(super) fn write_blocking(&self, report: &mut Report, grace: Duration) {
+    pub(super) fn write_blocking(&self, mut report: Report, grace: Duration) -> Report {
         let s = &self.shutdown;
-        let json = s.sinks.write_local(report);
-        s.sinks.write_others_blocking(report, json, grace);
+        let json = s.sinks.write_local(&mut report);
+        let report = s.sinks.write_others_blocking(report, json, grace);
         s.exit_hooks.run();
         self.shared.written();
+        report
     }
 }
 

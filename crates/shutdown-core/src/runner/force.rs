@@ -36,9 +36,9 @@ pub(super) fn start(run: &Arc<Run>) {
                 run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
                     == Stage::Running;
             if still_running
-                && let Some(mut report) = run.shared.take(&run.shutdown.pipeline, &run.shutdown.handle) {
+                && let Some(report) = run.shared.take(&run.shutdown.pipeline, &run.shutdown.handle) {
                     tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
-                    run.write_blocking(&mut report, WRITE_GRACE);
+                    let report = run.write_blocking(report, WRITE_GRACE);
                     std::process::exit(report.exit_code);
                 }
             // The supervision writes the sinks, then runs the exit flushes: wait for both.
