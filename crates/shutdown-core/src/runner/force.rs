@@ -21,37 +21,44 @@ const WRITE_GRACE: Duration = Duration::from_secs(2);
 /// Start the thread. It waits for a force, or for the global deadline and a little more.
 pub(super) fn start(run: &Arc<Run>) {
     let run = run.clone();
-    let left = run
-        .deadline
-        .saturating_duration_since(tokio::time::Instant::now());
+    let left = (run.deadline).saturating_duration_since(tokio::time::Instant::now());
     let hard_deadline = std::time::Instant::now() + left + TAKE_OVER_GRACE;
     let spawned = std::thread::Builder::new()
         .name("shutdown-force".into())
-        .spawn(move || {
-            if run.shutdown.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
-                run.shutdown.handle.force(Reason::Deadline);
-            }
-            // The supervision wakes on the force at once; give it a moment to take the report.
-            let still_running =
-                run.shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running).stage
-                    == Stage::Running;
-            if still_running
-                && let Some(report) = run.shared.take(&run.shutdown.pipeline, &run.shutdown.handle) {
-                    tracing::error!("the shutdown's supervision did not answer a force; writing the report from the force-exit thread");
-                    let report = run.write_blocking(report, WRITE_GRACE);
-                    std::process::exit(report.exit_code);
-                }
-            // The supervision writes the sinks, then runs the exit flushes: wait for both.
-            let grace = WRITE_GRACE.max(SINK_GRACE + run.shutdown.exit_hooks.bound + TAKE_OVER_GRACE);
-            let p = run.shared.wait_while(grace, |p| p.stage < Stage::Written);
-            if p.stage < Stage::Written {
-                // The supervision is writing the report (or hangs doing so): flush what the node
-                // asked for before leaving.
-                run.shutdown.exit_hooks.run();
-            }
-            std::process::exit(p.exit_code.unwrap_or(exit_code::FORCED));
-        });
+        .spawn(move || force_exit(&run, hard_deadline));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the force-exit thread; forced exits rely on the runtime");
     }
+}
+
+fn force_exit(run: &Run, hard_deadline: std::time::Instant) -> ! {
+    let (s, shared) = (&run.shutdown, &run.shared);
+    if s.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
+        s.handle.force(Reason::Deadline);
+    }
+    // The supervision wakes on the force at once; give it a moment to take the report.
+    let stage = shared
+        .wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running)
+        .stage;
+    if stage == Stage::Running
+        && let Some(report) = shared.take(&s.pipeline, &s.handle)
+    {
+        tracing::error!(
+            "the shutdown's supervision did not answer a force; writing the report from the force-exit thread"
+        );
+        let report = run.write_blocking(report, WRITE_GRACE);
+        std::process::exit(report.exit_code);
+    }
+    // The supervision writes the sinks, then runs the exit flushes: wait for both.
+    let grace = WRITE_GRACE.max(SINK_GRACE + s.exit_hooks.bound + TAKE_OVER_GRACE);
+    let (stage, code) = {
+        let p = shared.wait_while(grace, |p| p.stage < Stage::Written);
+        (p.stage, p.exit_code)
+    };
+    if stage < Stage::Written {
+        // The supervision is writing the report (or hangs doing so): flush what the node asked
+        // for before leaving.
+        s.exit_hooks.run();
+    }
+    std::process::exit(code.unwrap_or(exit_code::FORCED));
 }
