@@ -1,6 +1,8 @@
 //! A whole shutdown of the example node holding 10k orders, 1k positions and 100k cache entries,
 //! against a local redis-server: SIGTERM to exit, per step, beside each step's limit; and the node's
-//! peak RSS during the shutdown against its RSS before it (goal: under 1.5 times).
+//! peak RSS during the shutdown against its RSS before it (goal: under 1.5 times), for the node as
+//! shipped and for a lean node whose start gate is `resume` alone (the shipped start gate frees
+//! memory the shutdown then reuses), each with a redis-server of its own.
 //!
 //! `cargo bench -p shutdown-examples --bench shutdown`
 

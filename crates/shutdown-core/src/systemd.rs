@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
+use crate::trigger::Reason;
+
 /// Where notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notifier {
@@ -76,32 +78,61 @@ pub fn ready() -> io::Result<bool> {
     }
 }
 
-/// While a step runs: every `every`, its status (`STATUS=step 2/5 cancel: <summary or running>`),
-/// and for a critical step whose counts or summary moved since the last look, more time from the
-/// service manager. A stalled step gets none, so the unit's own stop timeout still bounds it.
-/// Never returns (nor says anything without a notifier); the step's end ends it.
-pub(crate) async fn step_progress(
-    notifier: Option<&Notifier>,
-    label: &str,
+/// A shutdown (or a start gate) of `steps` steps begins: `STOPPING=1` and a status. A start gate is
+/// no stop: the unit hears its progress, not `STOPPING`.
+pub(crate) fn begins(notifier: Option<&Notifier>, reason: &Reason, steps: usize) {
+    if let Some(n) = notifier {
+        n.tell(&match reason {
+            Reason::Start => format!("STATUS=start gate: {steps} steps"),
+            _ => format!("STOPPING=1\nSTATUS=shutting down ({reason}): {steps} steps"),
+        });
+    }
+}
+
+/// Step `label` (`step 2/5 cancel`) starts: `started` at once, then, while the returned future is
+/// polled, every `every` its status (its summary, or `running`), and for a critical step whose counts
+/// or summary moved since the last look, more time from the service manager. A stalled step gets
+/// none, so the unit's own stop timeout still bounds it. The future never ends (and says nothing
+/// without a notifier); the step's end drops it.
+pub(crate) fn step_progress<'a>(
+    notifier: Option<&'a Notifier>,
+    label: &'a str,
     every: std::time::Duration,
     critical: bool,
-    partial: &crate::step::Partial,
-) -> std::convert::Infallible {
-    let Some(notifier) = notifier else {
-        return std::future::pending().await;
-    };
-    let mut seen = partial.progress();
-    loop {
-        tokio::time::sleep(every).await;
-        let now = partial.progress();
-        let what = now.1.as_deref().unwrap_or("running");
-        let mut state = format!("STATUS={label}: {what}");
-        if critical && now != seen {
-            let more = (every * 2).as_micros();
-            state.push_str(&format!("\nEXTEND_TIMEOUT_USEC={more}"));
+    partial: &'a crate::step::Partial,
+) -> impl std::future::Future<Output = std::convert::Infallible> + 'a {
+    if let Some(n) = notifier {
+        n.tell(&format!("STATUS={label}: started"));
+    }
+    async move {
+        let Some(notifier) = notifier else {
+            return std::future::pending().await;
+        };
+        let mut seen = partial.progress();
+        loop {
+            tokio::time::sleep(every).await;
+            let now = partial.progress();
+            let what = now.1.as_deref().unwrap_or("running");
+            let mut state = format!("STATUS={label}: {what}");
+            if critical && now != seen {
+                let more = (every * 2).as_micros();
+                state.push_str(&format!("\nEXTEND_TIMEOUT_USEC={more}"));
+            }
+            notifier.tell(&state);
+            seen = now;
         }
-        notifier.tell(&state);
-        seen = now;
+    }
+}
+
+/// The report is written: `STATUS=shutdown clean (exit 0)`.
+pub(crate) fn ends(notifier: Option<&Notifier>, reason: &Reason, report: &crate::Report) {
+    if let Some(n) = notifier {
+        let what = match reason {
+            Reason::Start => "start gate",
+            _ => "shutdown",
+        };
+        let (outcome, code) = (report.outcome, report.exit_code);
+        n.tell(&format!("STATUS={what} {outcome} (exit {code})"));
     }
 }
 

@@ -33,12 +33,7 @@ impl Run {
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
         let steps = &self.shutdown.pipeline.steps;
         tracing::info!(parent: &self.span, steps = steps.len(), "shutdown started");
-        let (reason, n) = (&self.reason, steps.len());
-        // A start gate is no stop: the unit hears its progress, not STOPPING.
-        self.tell(&match reason {
-            Reason::Start => format!("STATUS=start gate: {n} steps"),
-            _ => format!("STOPPING=1\nSTATUS=shutting down ({reason}): {n} steps"),
-        });
+        systemd::begins(self.shutdown.notifier.as_ref(), &self.reason, steps.len());
         for (index, ps) in steps.iter().enumerate() {
             let report = match self.admit(ps) {
                 Ok(step) => self.run_step(index, ps, step).await,
@@ -127,16 +122,20 @@ impl Run {
         global: bool,
         span: &tracing::Span,
     ) -> (StepOutcome, Option<String>, StepOutput) {
-        let (settings, handle) = (&ps.settings, &self.shutdown.handle);
+        let (s, settings) = (&self.shutdown, &ps.settings);
+        let handle = &s.handle;
         let deadline = Instant::now() + budget;
         let (cancel, partial) = (CancellationToken::new(), Partial::default());
         let ctx = self.context(ps, deadline, cancel.clone(), partial.clone());
-        let n = self.shutdown.pipeline.steps.len();
+        let n = s.pipeline.steps.len();
         let label = format!("step {}/{n} {}", index + 1, settings.name);
-        self.tell(&format!("STATUS={label}: started"));
+        // Says the step started, and while it runs, how it goes.
+        let every = s.pipeline.settings.systemd.progress_interval;
+        let unit = s.notifier.as_ref();
+        let progress = systemd::step_progress(unit, &label, every, settings.critical, &partial);
         let in_poll = InPoll::default();
         let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
-        let driven = match self.shutdown.in_place {
+        let driven = match s.in_place {
             true => Either::Left(in_place(future)),
             false => Either::Right(drive(future, in_poll.clone())),
         };
@@ -146,8 +145,6 @@ impl Run {
                 false => handle.reached(Level::Hurry).await,
             }
         };
-        let every = self.shutdown.pipeline.settings.systemd.progress_interval;
-        let notifier = self.shutdown.notifier.as_ref();
         let ended = tokio::select! {
             biased;
             out = driven => match out {
@@ -165,9 +162,7 @@ impl Run {
                 (StepOutcome::TimedOut, self.timed_out_note(global, budget))
             }
             _ = hurried => (StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}")),
-            never = systemd::step_progress(notifier, &label, every, settings.critical, &partial) => {
-                match never {}
-            }
+            never = progress => match never {},
         };
         // Cut short (or panicked): what the step published as it went is what the report can say.
         // Its counts may have moved since (requests were in flight): they are unknown.
@@ -236,12 +231,8 @@ impl Run {
         let left = self.deadline.saturating_duration_since(Instant::now());
         let grace = left.max(SINK_GRACE);
         let report = s.sinks.write_others(report, json, grace).await;
-        let what = match self.reason {
-            Reason::Start => "start gate",
-            _ => "shutdown",
-        };
+        systemd::ends(s.notifier.as_ref(), &self.reason, &report);
         let (outcome, code) = (report.outcome, report.exit_code);
-        self.tell(&format!("STATUS={what} {outcome} (exit {code})"));
         tracing::info!(parent: &self.span, %outcome, exit_code = code, duration = report.duration,
             "shutdown finished");
         s.exit_hooks.run();
@@ -251,13 +242,6 @@ impl Run {
             std::process::exit(code);
         }
         report
-    }
-
-    /// Tell the service manager, if one listens.
-    fn tell(&self, state: &str) {
-        if let Some(n) = &self.shutdown.notifier {
-            n.tell(state);
-        }
     }
 
     /// The supervision was cancelled (its runtime is shutting down): the report from what is known,
