@@ -316,6 +316,18 @@ impl Partial {
     pub fn take(&self) -> StepOutput {
         std::mem::take(&mut *self.lock())
     }
+
+    /// What was published, as a step cut short reports it: one attempt, and no counts, since they
+    /// may have moved after they were published (requests were in flight): the report then says
+    /// they are unknown.
+    pub(crate) fn cut_short(&self) -> StepOutput {
+        let counts = BTreeMap::new();
+        StepOutput {
+            attempts: 1,
+            counts,
+            ..self.take()
+        }
+    }
 }
 
 impl fmt::Debug for Partial {

@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
+use crate::pipeline::Pipeline;
 use crate::trigger::Reason;
 
 /// Where notifications go.
@@ -89,18 +90,28 @@ pub(crate) fn begins(notifier: Option<&Notifier>, reason: &Reason, steps: usize)
     }
 }
 
-/// Step `label` (`step 2/5 cancel`) starts: `started` at once, then, while the returned future is
-/// polled, every `every` its status (its summary, or `running`), and for a critical step whose counts
-/// or summary moved since the last look, more time from the service manager. A stalled step gets
-/// none, so the unit's own stop timeout still bounds it. The future never ends (and says nothing
-/// without a notifier); the step's end drops it.
+/// Step `index` of `pipeline` starts: `STATUS=step 2/5 cancel: started` at once, then, while the
+/// returned future is polled, every `progress_interval` its status (its summary, or `running`), and
+/// for a critical step whose counts or summary moved since the last look, more time from the service
+/// manager. A stalled step gets none, so the unit's own stop timeout still bounds it. The future
+/// never ends (and says nothing without a notifier); the step's end drops it.
 pub(crate) fn step_progress<'a>(
     notifier: Option<&'a Notifier>,
-    label: &'a str,
-    every: std::time::Duration,
-    critical: bool,
+    pipeline: &Pipeline,
+    index: usize,
     partial: &'a crate::step::Partial,
 ) -> impl std::future::Future<Output = std::convert::Infallible> + 'a {
+    let settings = &pipeline.steps[index].settings;
+    let label = format!(
+        "step {}/{} {}",
+        index + 1,
+        pipeline.steps.len(),
+        settings.name
+    );
+    let (every, critical) = (
+        pipeline.settings.systemd.progress_interval,
+        settings.critical,
+    );
     if let Some(n) = notifier {
         n.tell(&format!("STATUS={label}: started"));
     }

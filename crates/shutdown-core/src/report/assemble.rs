@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::{EscalationReport, Outcome, Report, StepOutcome, StepReport};
-use crate::pipeline::{OnError, Pipeline, PipelineStep};
+use crate::pipeline::{OnError, Pipeline, PipelineStep, StepSettings};
+use crate::step::StepOutput;
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// What is known of one shutdown so far.
@@ -90,7 +91,7 @@ impl SoFar {
     /// what it counts is unknown.
     pub(crate) fn report(&self, pipeline: &Pipeline, handle: &ShutdownHandle) -> Report {
         let forced_by = handle.forced_by();
-        let note = forced_note(forced_by.as_ref());
+        let note = forced_note(handle);
         let mut steps = self.steps.clone();
         if let Some((index, started)) = self.running
             && let Some(ps) = pipeline.steps.get(index)
@@ -184,10 +185,46 @@ pub(crate) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<Strin
     }
 }
 
+/// The report entry of step `ps` that ran and ended with `outcome`, from what it gave.
+pub(crate) fn ran(
+    ps: &PipelineStep,
+    outcome: StepOutcome,
+    error: Option<String>,
+    out: StepOutput,
+) -> StepReport {
+    StepReport {
+        attempts: out.attempts,
+        details: out.details,
+        problems: out.problems,
+        summary: out.summary,
+        counts: (out.counts.into_iter())
+            .map(|(c, n)| (c, Some(n)))
+            .collect(),
+        ..entry(ps, outcome, error)
+    }
+}
+
+/// Why a non-critical step did not run, or stopped, after the second signal.
+pub(crate) const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
+
+/// What a step that held its thread when the runner walked away from it adds to its error.
+pub(crate) const HELD_ITS_THREAD: &str = "it held its thread (a blocking call or a long computation) and was abandoned: its effects after what it published are unknown";
+
 /// What forced the shutdown, in words.
-pub(crate) fn forced_note(forced_by: Option<&Reason>) -> String {
-    match forced_by {
+pub(crate) fn forced_note(handle: &ShutdownHandle) -> String {
+    match handle.forced_by() {
         Some(Reason::Deadline) | None => "global deadline reached, shutdown forced".into(),
         Some(other) => format!("shutdown forced by {other}"),
+    }
+}
+
+/// Why a step ran out of time: its own timeout, or the shutdown's (`global`) when that ended first.
+pub(crate) fn timed_out_note(settings: &StepSettings, global: Option<Duration>) -> String {
+    match global {
+        Some(timeout) => format!(
+            "global deadline of {}s reached while the step ran",
+            timeout.as_secs_f64()
+        ),
+        None => format!("timed out after {}s", settings.timeout.as_secs_f64()),
     }
 }

@@ -18,34 +18,13 @@ pub(crate) struct Sinks {
 }
 
 impl Sinks {
-    /// Write the report file and the log line. When the file cannot be written, the report goes to
-    /// a fallback file in the temporary directory and, whatever the log level, to stderr.
-    ///
-    /// Returns the report's JSON line, encoded once here for the log and every other sink.
-    pub(crate) fn write_local(&self, report: &mut Report) -> Arc<str> {
-        if let Some(file) = &self.file
-            && let Err(e) = file.write(report)
-        {
-            report.sink_errors.push(format!("{}: {e}", file.name()));
-            keep_elsewhere(report);
-            let error = report.sink_errors.last().cloned().unwrap_or_default();
-            tracing::error!(sink = %file.name(), error = %error, "report file not written");
-        }
-        let json: Arc<str> = report.to_json_line().into();
-        let _ = LogSink.write_encoded(report, &json);
-        json
-    }
-
-    /// Write to every other sink at once, each on a thread of its own, within its own timeout and
-    /// `left`; a sink that fails or does not answer in time is named in `report.sink_errors`, and
-    /// the report file is rewritten to say so. A sink that never answers keeps its thread, not the
-    /// runtime: dropping the runtime afterwards does not wait for it.
-    pub(crate) async fn write_others(
-        &self,
-        report: Report,
-        json: Arc<str>,
-        left: Duration,
-    ) -> Report {
+    /// Write the report everywhere: first where it cannot hang (the report file, then the log
+    /// line), then to every other sink at once, each on a thread of its own, within its own timeout
+    /// and `left`. A sink that fails or does not answer in time is named in `report.sink_errors`,
+    /// and the report file is rewritten to say so. A sink that never answers keeps its thread, not
+    /// the runtime: dropping the runtime afterwards does not wait for it.
+    pub(crate) async fn write(&self, mut report: Report, left: Duration) -> Report {
+        let json = self.write_local(&mut report);
         if self.others.is_empty() {
             return report;
         }
@@ -57,19 +36,33 @@ impl Sinks {
         self.record(reclaim(shared), errors)
     }
 
-    /// [`Sinks::write_others`] without a runtime (the force-exit thread).
-    pub(crate) fn write_others_blocking(
-        &self,
-        report: Report,
-        json: Arc<str>,
-        left: Duration,
-    ) -> Report {
+    /// [`Sinks::write`] without a runtime (the force-exit thread).
+    pub(crate) fn write_blocking(&self, mut report: Report, left: Duration) -> Report {
+        let json = self.write_local(&mut report);
         if self.others.is_empty() {
             return report;
         }
         let shared = Arc::new(report);
         let errors = write_all(&self.others, &shared, &json, left);
         self.record(reclaim(shared), errors)
+    }
+
+    /// Write the report file and the log line. When the file cannot be written, the report goes to
+    /// a fallback file in the temporary directory and, whatever the log level, to stderr.
+    ///
+    /// Returns the report's JSON line, encoded once here for the log and every other sink.
+    fn write_local(&self, report: &mut Report) -> Arc<str> {
+        if let Some(file) = &self.file
+            && let Err(e) = file.write(report)
+        {
+            report.sink_errors.push(format!("{}: {e}", file.name()));
+            keep_elsewhere(report);
+            let error = report.sink_errors.last().cloned().unwrap_or_default();
+            tracing::error!(sink = %file.name(), error = %error, "report file not written");
+        }
+        let json: Arc<str> = report.to_json_line().into();
+        let _ = LogSink.write_encoded(report, &json);
+        json
     }
 
     /// Name each failed sink in the report, and rewrite the report file to say so.

@@ -275,6 +275,30 @@ impl Report {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+
+    /// Log that the shutdown finished, and how.
+    pub(crate) fn log(&self, span: &tracing::Span) {
+        let (outcome, exit_code, duration) = (self.outcome, self.exit_code, self.duration);
+        tracing::info!(parent: span, %outcome, exit_code, duration, "shutdown finished");
+    }
+}
+
+impl StepReport {
+    /// Log that the step finished: at info when it succeeded without problems, at warn when it
+    /// succeeded with problems or was skipped, at error otherwise.
+    pub(crate) fn log(&self, span: &tracing::Span) {
+        let error = self.error.as_deref().unwrap_or("");
+        let (outcome, duration, attempts) = (&self.outcome, self.duration, self.attempts);
+        match self.outcome {
+            StepOutcome::Succeeded if self.problems.is_empty() => {
+                tracing::info!(parent: span, %outcome, duration, attempts, "step finished")
+            }
+            StepOutcome::Succeeded | StepOutcome::Skipped => {
+                tracing::warn!(parent: span, %outcome, duration, problems = ?self.problems, error, "step finished")
+            }
+            _ => tracing::error!(parent: span, %outcome, duration, attempts, error, "step failed"),
+        }
+    }
 }
 
 impl fmt::Display for Report {

@@ -38,19 +38,24 @@ impl Wake for Wakeup {
     fn wake(self: Arc<Self>) {
         self.0.notify_one();
     }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.notify_one();
-    }
 }
 
 /// Poll `future` to its end; a panic comes back as its message. Dropping the returned future walks
 /// away: the step's future is dropped at once if it is between polls, or as soon as the poll that
 /// holds its thread returns.
+///
+/// `in_place` polls it on the task that awaits it instead: for a simulation on a current-thread
+/// runtime with a paused clock, which must give the same run every time (see
+/// [`crate::Shutdown::poll_in_place`]). A step that blocks its thread then blocks the runtime.
 pub(super) async fn drive<T: Send + 'static>(
     mut future: StepFuture<T>,
     in_poll: InPoll,
+    in_place: bool,
 ) -> Result<T, String> {
+    if in_place {
+        let caught = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(future)).await;
+        return caught.map_err(|panic| panic_message(&*panic));
+    }
     let wakeup = Arc::new(Wakeup(Notify::new()));
     let waker = Waker::from(wakeup.clone());
     loop {
@@ -73,17 +78,6 @@ pub(super) async fn drive<T: Send + 'static>(
             Err(e) => return Err(format!("the runtime stopped the step: {e}")),
         }
     }
-}
-
-/// Poll `future` in place, on the task that awaits it: for a simulation on a current-thread runtime
-/// with a paused clock, which must give the same run every time (see
-/// [`crate::Shutdown::poll_in_place`]). A step that blocks its thread then blocks the runtime.
-pub(super) async fn in_place<T>(future: StepFuture<T>) -> Result<T, String> {
-    use futures_util::FutureExt;
-    AssertUnwindSafe(future)
-        .catch_unwind()
-        .await
-        .map_err(|panic| panic_message(&*panic))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -113,6 +107,7 @@ mod tests {
                 7
             }),
             InPoll::default(),
+            false,
         )
         .await;
         assert_eq!(out, Ok(7));
@@ -122,8 +117,12 @@ mod tests {
     #[tokio::test]
     async fn a_panic_comes_back_as_its_message() {
         let in_poll = InPoll::default();
-        let out: Result<(), String> =
-            drive(Box::pin(async { panic!("boom {}", 1) }), in_poll.clone()).await;
+        let out: Result<(), String> = drive(
+            Box::pin(async { panic!("boom {}", 1) }),
+            in_poll.clone(),
+            false,
+        )
+        .await;
         assert_eq!(out, Err("boom 1".into()));
         assert!(!in_poll.get());
     }
@@ -137,6 +136,7 @@ mod tests {
                 let _ = rx.recv();
             }),
             in_poll.clone(),
+            false,
         );
         let timed_out = tokio::time::timeout(Duration::from_millis(50), driven).await;
         assert!(timed_out.is_err());

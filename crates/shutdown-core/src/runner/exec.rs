@@ -4,29 +4,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::Either;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Run;
-use super::drive::{InPoll, drive, in_place};
+use super::drive::{InPoll, drive};
 use crate::pipeline::PipelineStep;
-use crate::report::assemble::{entry, forced_note};
+use crate::report::assemble::{
+    HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, ran, timed_out_note,
+};
 use crate::report::{Report, StepOutcome, StepReport};
-use crate::step::{Partial, Receipt, ShutdownStep, StepContext, StepOutput};
+use crate::step::{Partial, Receipt, ShutdownStep, StepContext};
 use crate::systemd;
 use crate::trigger::{Level, Reason};
 
 /// The least the other report sinks are given, even past the global deadline (inside the 2 s
 /// headroom `plan` keeps between the budget and the grace period).
 pub(super) const SINK_GRACE: Duration = Duration::from_secs(1);
-
-/// Why a non-critical step did not run, or stopped, after the second signal.
-const IN_A_HURRY: &str = "second signal, non-critical steps are skipped";
-
-/// What a step that held its thread when the runner walked away from it adds to its error.
-const HELD_ITS_THREAD: &str = "it held its thread (a blocking call or a long computation) and was abandoned: its effects after what it published are unknown";
 
 impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
@@ -57,7 +52,7 @@ impl Run {
         }
         let level = handle.level();
         if level == Level::Force {
-            return Err((StepOutcome::NotRun, self.forced_note()));
+            return Err((StepOutcome::NotRun, forced_note(handle)));
         }
         if let Some(by) = self.shared.lock().so_far.aborted_by() {
             let note = format!("not run: step `{by}` failed with on_error = \"abort\"");
@@ -82,35 +77,26 @@ impl Run {
     ) -> StepReport {
         let settings = &ps.settings;
         let started = Instant::now();
-        let left = self.deadline.saturating_duration_since(started);
-        let (budget, global) = (settings.timeout.min(left), settings.timeout >= left);
+        // The step's own timeout, or the global deadline when that comes first.
+        let deadline = (started + settings.timeout).min(self.deadline);
+        let budget = deadline.saturating_duration_since(started);
         let span = tracing::info_span!(parent: &self.span, "step", step = %settings.name,
             kind = settings.kind, index = index + 1, budget_secs = budget.as_secs_f64(),
             critical = settings.critical);
         self.shared.lock().so_far.start_step(index, started);
         tracing::info!(parent: &span, "step started");
-        let (outcome, error, out) = self.guard(index, ps, step, budget, global, &span).await;
-        let report = StepReport {
-            attempts: out.attempts,
-            details: out.details,
-            problems: out.problems,
-            summary: out.summary,
-            counts: (out.counts.into_iter())
-                .map(|(c, n)| (c, Some(n)))
-                .collect(),
-            offset: (started.saturating_duration_since(self.started)).as_secs_f64(),
-            budget: budget.as_secs_f64(),
-            duration: started.elapsed().as_secs_f64(),
-            ..entry(ps, outcome, error)
-        };
-        if global && report.outcome == StepOutcome::TimedOut {
+        let mut report = self.guard(index, ps, step, deadline, &span).await;
+        report.duration = started.elapsed().as_secs_f64();
+        report.offset = (started.saturating_duration_since(self.started)).as_secs_f64();
+        report.budget = budget.as_secs_f64();
+        if deadline == self.deadline && report.outcome == StepOutcome::TimedOut {
             self.shutdown.handle.force(Reason::Deadline);
         }
-        log_step(&span, &report);
+        report.log(&span);
         report
     }
 
-    /// Run one step within `budget`: its end against its deadline, a force and (when it is not
+    /// Run one step until `deadline`: its end against its deadline, a force and (when it is not
     /// critical) a second signal; a panic comes back as a value. Giving up on a step is walking away
     /// from it; what it published until then is what it reports.
     async fn guard(
@@ -118,66 +104,46 @@ impl Run {
         index: usize,
         ps: &PipelineStep,
         step: Arc<dyn ShutdownStep>,
-        budget: Duration,
-        global: bool,
+        deadline: Instant,
         span: &tracing::Span,
-    ) -> (StepOutcome, Option<String>, StepOutput) {
-        let (s, settings) = (&self.shutdown, &ps.settings);
-        let handle = &s.handle;
-        let deadline = Instant::now() + budget;
+    ) -> StepReport {
+        let (s, critical) = (&self.shutdown, ps.settings.critical);
         let (cancel, partial) = (CancellationToken::new(), Partial::default());
         let ctx = self.context(ps, deadline, cancel.clone(), partial.clone());
-        let n = s.pipeline.steps.len();
-        let label = format!("step {}/{n} {}", index + 1, settings.name);
         // Says the step started, and while it runs, how it goes.
-        let every = s.pipeline.settings.systemd.progress_interval;
-        let unit = s.notifier.as_ref();
-        let progress = systemd::step_progress(unit, &label, every, settings.critical, &partial);
+        let progress = systemd::step_progress(s.notifier.as_ref(), &s.pipeline, index, &partial);
         let in_poll = InPoll::default();
         let future = Box::pin(async move { step.run(ctx).await }.instrument(span.clone()));
-        let driven = match s.in_place {
-            true => Either::Left(in_place(future)),
-            false => Either::Right(drive(future, in_poll.clone())),
-        };
-        let hurried = async {
-            match settings.critical {
-                true => std::future::pending().await,
-                false => handle.reached(Level::Hurry).await,
-            }
-        };
-        let ended = tokio::select! {
+        let driven = drive(future, in_poll.clone(), s.in_place);
+        let (outcome, why) = tokio::select! {
             biased;
             out = driven => match out {
-                Ok(Ok(out)) => return (StepOutcome::Succeeded, None, out),
+                Ok(Ok(out)) => return ran(ps, StepOutcome::Succeeded, None, out),
                 Ok(Err(e)) => {
                     let (message, out) = e.into_parts();
-                    return (StepOutcome::Failed, Some(message), out);
+                    return ran(ps, StepOutcome::Failed, Some(message), out);
                 }
                 Err(panic) => (StepOutcome::Panicked, format!("panicked: {panic}")),
             },
-            _ = handle.reached(Level::Force) => {
-                (StepOutcome::TimedOut, format!("interrupted: {}", self.forced_note()))
+            _ = s.handle.reached(Level::Force) => {
+                (StepOutcome::TimedOut, format!("interrupted: {}", forced_note(&s.handle)))
             }
             () = tokio::time::sleep_until(deadline) => {
-                (StepOutcome::TimedOut, self.timed_out_note(global, budget))
+                let global = (deadline == self.deadline).then_some(s.pipeline.settings.timeout);
+                (StepOutcome::TimedOut, timed_out_note(&ps.settings, global))
             }
-            _ = hurried => (StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}")),
+            _ = s.handle.reached(Level::Hurry), if !critical => {
+                (StepOutcome::Skipped, format!("interrupted: {IN_A_HURRY}"))
+            }
             never = progress => match never {},
         };
         // Cut short (or panicked): what the step published as it went is what the report can say.
-        // Its counts may have moved since (requests were in flight): they are unknown.
-        let (outcome, mut why) = ended;
         cancel.cancel();
-        if in_poll.get() {
-            why = format!("{why}; {HELD_ITS_THREAD}");
-        }
-        let counts = Default::default();
-        let out = StepOutput {
-            attempts: 1,
-            counts,
-            ..partial.take()
+        let why = match in_poll.get() {
+            true => format!("{why}; {HELD_ITS_THREAD}"),
+            false => why,
         };
-        (outcome, Some(why), out)
+        ran(ps, outcome, Some(why), partial.cut_short())
     }
 
     fn context(
@@ -203,43 +169,26 @@ impl Run {
         }
     }
 
-    fn forced_note(&self) -> String {
-        forced_note(self.shutdown.handle.forced_by().as_ref())
-    }
-
-    fn timed_out_note(&self, global: bool, budget: Duration) -> String {
-        match global {
-            true => format!(
-                "global deadline of {}s reached while the step ran",
-                self.shutdown.pipeline.settings.timeout.as_secs_f64()
-            ),
-            false => format!("timed out after {}s", budget.as_secs_f64()),
-        }
-    }
-
     /// Write the report: the file and the log line first, the other sinks after; then return it, or
     /// exit the process with its code. When the force-exit thread has taken the report, it exits the
     /// process: this waits for that.
     async fn finish(&self) -> Report {
         let s = &self.shutdown;
-        let Some(mut report) = self.shared.take(&s.pipeline, &s.handle) else {
+        let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
             return std::future::pending().await;
         };
-        let json = s.sinks.write_local(&mut report);
         // What is left of the budget, and never less than a moment inside the headroom: a
         // shutdown that hit its deadline still owes its sinks the report.
         let left = self.deadline.saturating_duration_since(Instant::now());
         let grace = left.max(SINK_GRACE);
-        let report = s.sinks.write_others(report, json, grace).await;
+        let report = s.sinks.write(report, grace).await;
         systemd::ends(s.notifier.as_ref(), &self.reason, &report);
-        let (outcome, code) = (report.outcome, report.exit_code);
-        tracing::info!(parent: &self.span, %outcome, exit_code = code, duration = report.duration,
-            "shutdown finished");
+        report.log(&self.span);
         s.exit_hooks.run();
         // Written and flushed: the force-exit thread, if one waits, may exit now.
         self.shared.written();
         if s.exit_process {
-            std::process::exit(code);
+            std::process::exit(report.exit_code);
         }
         report
     }
@@ -259,26 +208,11 @@ impl Run {
 
     /// Write `report` without leaning on the runtime: the file and the log line, then the other
     /// sinks on threads of their own within `grace`, then the exit flushes.
-    pub(super) fn write_blocking(&self, mut report: Report, grace: Duration) -> Report {
+    pub(super) fn write_blocking(&self, report: Report, grace: Duration) -> Report {
         let s = &self.shutdown;
-        let json = s.sinks.write_local(&mut report);
-        let report = s.sinks.write_others_blocking(report, json, grace);
+        let report = s.sinks.write_blocking(report, grace);
         s.exit_hooks.run();
         self.shared.written();
         report
-    }
-}
-
-fn log_step(span: &tracing::Span, r: &StepReport) {
-    let error = r.error.as_deref().unwrap_or("");
-    let (outcome, duration, attempts) = (&r.outcome, r.duration, r.attempts);
-    match r.outcome {
-        StepOutcome::Succeeded if r.problems.is_empty() => {
-            tracing::info!(parent: span, %outcome, duration, attempts, "step finished")
-        }
-        StepOutcome::Succeeded | StepOutcome::Skipped => {
-            tracing::warn!(parent: span, %outcome, duration, problems = ?r.problems, error, "step finished")
-        }
-        _ => tracing::error!(parent: span, %outcome, duration, attempts, error, "step failed"),
     }
 }

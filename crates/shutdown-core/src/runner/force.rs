@@ -37,12 +37,8 @@ fn force_exit(run: &Run, hard_deadline: std::time::Instant) -> ! {
         s.handle.force(Reason::Deadline);
     }
     // The supervision wakes on the force at once; give it a moment to take the report.
-    let stage = shared
-        .wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running)
-        .stage;
-    if stage == Stage::Running
-        && let Some(report) = shared.take(&s.pipeline, &s.handle)
-    {
+    drop(shared.wait_while(TAKE_OVER_GRACE, |p| p.stage == Stage::Running));
+    if let Some(report) = shared.take(&s.pipeline, &s.handle) {
         tracing::error!(
             "the shutdown's supervision did not answer a force; writing the report from the force-exit thread"
         );

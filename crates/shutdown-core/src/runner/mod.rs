@@ -4,12 +4,13 @@
 //!   the step against its deadline, a force and, for a step that is not critical, a hurry) and the
 //!   step's report entry; then the report, handed to its sinks;
 //! - `drive.rs`: polls a step's future on the blocking pool, so a step that blocks its thread holds
-//!   a pool thread, never a runtime worker nor the supervision;
+//!   a pool thread, never a runtime worker nor the supervision (or in place, for simulations);
 //! - `progress.rs`: who has the report, the supervision or the force-exit thread;
 //! - `force.rs`: the force-exit thread of a node that exits the process.
 //!
-//! What the report says is `report/assemble.rs`; where it goes, `report/deliver.rs`; what the
-//! service manager hears, `systemd.rs`; the exit flushes, `exit_hooks.rs`.
+//! What the report says (each step's entry, and the words of its notes) is `report/assemble.rs`;
+//! where it goes, `report/deliver.rs`; what the service manager hears, `systemd.rs`; the exit
+//! flushes, `exit_hooks.rs`.
 
 mod drive;
 mod exec;
@@ -49,12 +50,9 @@ pub(crate) async fn run(shutdown: Shutdown) -> Report {
     let settings = &shutdown.pipeline.settings;
     let span = tracing::info_span!("shutdown", reason = %reason, trader_id = %settings.trader_id,
         timeout_secs = settings.timeout.as_secs_f64());
+    let so_far = SoFar::new(&shutdown.pipeline, &reason, started);
     let run = Arc::new(Run {
-        shared: Arc::new(Shared::new(SoFar::new(
-            &shutdown.pipeline,
-            &reason,
-            started,
-        ))),
+        shared: Arc::new(Shared::new(so_far)),
         deadline: started + settings.timeout,
         started,
         reason,
