@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
-use crate::report::Counter;
+use crate::report::{Counter, StepReport};
 use crate::trigger::Reason;
 
 /// One step of a shutdown pipeline.
@@ -358,6 +358,20 @@ impl StepOutput {
         Self {
             attempts: 1,
             ..Self::default()
+        }
+    }
+
+    /// `entry`, the report entry of a step that ran, with what the step gave.
+    pub(crate) fn into_report(self, entry: StepReport) -> StepReport {
+        StepReport {
+            attempts: self.attempts,
+            details: self.details,
+            problems: self.problems,
+            summary: self.summary,
+            counts: (self.counts.into_iter())
+                .map(|(c, n)| (c, Some(n)))
+                .collect(),
+            ..entry
         }
     }
 

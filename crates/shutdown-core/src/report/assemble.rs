@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::{EscalationReport, Outcome, Report, StepOutcome, StepReport};
 use crate::pipeline::{OnError, Pipeline, PipelineStep, StepSettings};
-use crate::step::StepOutput;
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// What is known of one shutdown so far.
@@ -182,25 +181,6 @@ pub(crate) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<Strin
         summary: None,
         offset: 0.0,
         budget: 0.0,
-    }
-}
-
-/// The report entry of step `ps` that ran and ended with `outcome`, from what it gave.
-pub(crate) fn ran(
-    ps: &PipelineStep,
-    outcome: StepOutcome,
-    error: Option<String>,
-    out: StepOutput,
-) -> StepReport {
-    StepReport {
-        attempts: out.attempts,
-        details: out.details,
-        problems: out.problems,
-        summary: out.summary,
-        counts: (out.counts.into_iter())
-            .map(|(c, n)| (c, Some(n)))
-            .collect(),
-        ..entry(ps, outcome, error)
     }
 }
 

@@ -11,9 +11,7 @@ use tracing::Instrument;
 use super::Run;
 use super::drive::{InPoll, drive};
 use crate::pipeline::PipelineStep;
-use crate::report::assemble::{
-    HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, ran, timed_out_note,
-};
+use crate::report::assemble::{HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, timed_out_note};
 use crate::report::{Report, StepOutcome, StepReport};
 use crate::step::{Partial, Receipt, ShutdownStep, StepContext};
 use crate::systemd;
@@ -118,10 +116,10 @@ impl Run {
         let (outcome, why) = tokio::select! {
             biased;
             out = driven => match out {
-                Ok(Ok(out)) => return ran(ps, StepOutcome::Succeeded, None, out),
+                Ok(Ok(out)) => return out.into_report(entry(ps, StepOutcome::Succeeded, None)),
                 Ok(Err(e)) => {
                     let (message, out) = e.into_parts();
-                    return ran(ps, StepOutcome::Failed, Some(message), out);
+                    return out.into_report(entry(ps, StepOutcome::Failed, Some(message)));
                 }
                 Err(panic) => (StepOutcome::Panicked, format!("panicked: {panic}")),
             },
@@ -143,7 +141,9 @@ impl Run {
             true => format!("{why}; {HELD_ITS_THREAD}"),
             false => why,
         };
-        ran(ps, outcome, Some(why), partial.cut_short())
+        partial
+            .cut_short()
+            .into_report(entry(ps, outcome, Some(why)))
     }
 
     fn context(
