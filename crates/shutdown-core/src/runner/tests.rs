@@ -119,6 +119,16 @@ async fn a_step_gets_no_more_than_what_is_left_of_the_global_budget() {
     assert_eq!(report.exit_code, 12);
     assert_eq!(report.forced_by.as_deref(), Some("deadline"));
     assert!(!log.lines().iter().any(|l| l.starts_with("last")));
+    let long = report.step("long").unwrap();
+    assert_eq!(long.budget, 2.0);
+    assert_eq!(
+        long.error.as_deref(),
+        Some("global deadline of 5s reached while the step ran")
+    );
+    assert_eq!(
+        report.step("last").unwrap().error.as_deref(),
+        Some("global deadline reached, shutdown forced")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,6 +231,15 @@ async fn after_the_second_signal_only_critical_steps_run() {
         ["notify left undone"]
     );
     assert_eq!(report.step("slow").unwrap().problems, ["slow left undone"]);
+    let error = |name| report.step(name).unwrap().error.as_deref();
+    assert_eq!(
+        error("slow"),
+        Some("interrupted: second signal, non-critical steps are skipped")
+    );
+    assert_eq!(
+        error("notify"),
+        Some("skipped: second signal, non-critical steps are skipped")
+    );
     assert!(report.step("cancel").unwrap().problems.is_empty());
     assert_eq!(report.reason, "SIGTERM");
     assert_eq!(report.outcome, Outcome::Degraded);
