@@ -108,10 +108,8 @@ pub(crate) fn step_progress<'a>(
         pipeline.steps.len(),
         settings.name
     );
-    let (every, critical) = (
-        pipeline.settings.systemd.progress_interval,
-        settings.critical,
-    );
+    let every = pipeline.settings.systemd.progress_interval;
+    let critical = settings.critical;
     if let Some(n) = notifier {
         n.tell(&format!("STATUS={label}: started"));
     }
