@@ -90,7 +90,8 @@ impl SoFar {
     /// what it counts is unknown.
     pub(crate) fn report(&self, pipeline: &Pipeline, handle: &ShutdownHandle) -> Report {
         let forced_by = handle.forced_by();
-        let note = forced_note(handle);
+        // One read of the handle: the notes and `forced_by` say the same.
+        let note = forced_words(forced_by.as_ref());
         let mut steps = self.steps.clone();
         if let Some((index, started)) = self.running
             && let Some(ps) = pipeline.steps.get(index)
@@ -190,9 +191,14 @@ pub(crate) const IN_A_HURRY: &str = "second signal, non-critical steps are skipp
 /// What a step that held its thread when the runner walked away from it adds to its error.
 pub(crate) const HELD_ITS_THREAD: &str = "it held its thread (a blocking call or a long computation) and was abandoned: its effects after what it published are unknown";
 
-/// What forced the shutdown, in words.
+/// What forced the shutdown, in words, as the handle says now.
 pub(crate) fn forced_note(handle: &ShutdownHandle) -> String {
-    match handle.forced_by() {
+    forced_words(handle.forced_by().as_ref())
+}
+
+/// What `forced_by` forced, in words.
+fn forced_words(forced_by: Option<&Reason>) -> String {
+    match forced_by {
         Some(Reason::Deadline) | None => "global deadline reached, shutdown forced".into(),
         Some(other) => format!("shutdown forced by {other}"),
     }
