@@ -40,6 +40,9 @@ pub(crate) enum Behaviour {
     Block(Blocker),
     /// Publish what it learned (a detail, a problem, an orphan count), then take far too long.
     PublishThenHang,
+    /// Busy and async, never blocking: a poll wakes itself at once, forever (a step working
+    /// through a long list with many short calls).
+    Busy,
 }
 
 /// The two ends a [`Behaviour::Block`] step uses; see [`blocker`].
@@ -128,6 +131,9 @@ impl ShutdownStep for TestStep {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 StepOutput::new()
             }
+            Behaviour::Busy => loop {
+                tokio::task::yield_now().await;
+            },
             Behaviour::ReadReceipt => StepOutput::new().detail("receipt", ctx.receipt.to_json()),
             Behaviour::Take => {
                 let n = ctx.results.get::<u32>().map(|n| *n);

@@ -8,26 +8,39 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 /// A step's future, owned so that it can move between threads.
 pub(super) type StepFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Whether the driven future is inside a poll right now (then it holds its thread).
+/// How long a poll must have been running, when the runner walks away, for the step to be said to
+/// hold its thread. An async step's polls last microseconds; a poll that is merely queued for a
+/// pool thread has not started, and counts for nothing.
+pub(super) const HELD_AFTER: Duration = Duration::from_millis(100);
+
+/// When the poll of the driven future now running began (wall-clock time: a blocking call holds its
+/// thread in real time, whatever a paused test clock says); `None` between polls.
 #[derive(Debug, Default, Clone)]
-pub(super) struct InPoll(Arc<AtomicBool>);
+pub(super) struct InPoll(Arc<Mutex<Option<Instant>>>);
 
 impl InPoll {
-    pub(super) fn get(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+    /// Whether a poll is running and has been for at least [`HELD_AFTER`]: the step holds its thread.
+    pub(super) fn holds_thread(&self) -> bool {
+        self.running_for().is_some_and(|d| d >= HELD_AFTER)
     }
 
-    fn set(&self, value: bool) {
-        self.0.store(value, Ordering::Release);
+    /// How long the poll now running has been running.
+    fn running_for(&self) -> Option<Duration> {
+        let since = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        since.map(|t| t.elapsed())
+    }
+
+    fn set(&self, value: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = value;
     }
 }
 
@@ -60,14 +73,16 @@ pub(super) async fn drive<T: Send + 'static>(
     let waker = Waker::from(wakeup.clone());
     loop {
         let waker = waker.clone();
-        in_poll.set(true);
+        let running = in_poll.clone();
         let polled = tokio::task::spawn_blocking(move || {
+            // Set here, not when the poll is handed over: a poll queued for a thread holds none.
+            running.set(Some(Instant::now()));
             let mut cx = Context::from_waker(&waker);
             let poll = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+            running.set(None);
             (future, poll)
         })
         .await;
-        in_poll.set(false);
         match polled {
             Ok((_, Ok(Poll::Ready(out)))) => return Ok(out),
             Ok((back, Ok(Poll::Pending))) => {
@@ -124,7 +139,7 @@ mod tests {
         )
         .await;
         assert_eq!(out, Err("boom 1".into()));
-        assert!(!in_poll.get());
+        assert_eq!(in_poll.running_for(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -138,9 +153,9 @@ mod tests {
             in_poll.clone(),
             false,
         );
-        let timed_out = tokio::time::timeout(Duration::from_millis(50), driven).await;
+        let timed_out = tokio::time::timeout(HELD_AFTER, driven).await;
         assert!(timed_out.is_err());
-        assert!(in_poll.get(), "the poll still holds its thread");
+        assert!(in_poll.holds_thread(), "the poll still holds its thread");
         drop(tx);
     }
 }

@@ -137,7 +137,7 @@ impl Run {
         };
         // Cut short (or panicked): what the step published as it went is what the report can say.
         cancel.cancel();
-        let why = match in_poll.get() {
+        let why = match in_poll.holds_thread() {
             true => format!("{why}; {HELD_ITS_THREAD}"),
             false => why,
         };
