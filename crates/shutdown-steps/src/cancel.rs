@@ -10,7 +10,7 @@ use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway};
+use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway, StateSource};
 use shutdown_core::registry::out_of_range;
 use shutdown_core::{
     Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
@@ -129,6 +129,7 @@ impl StepConfig for CancelConfig {
         Ok(Box::new(Cancel {
             config: self.clone(),
             orders: node.orders()?,
+            records: node.state().ok(),
         }))
     }
 }
@@ -161,7 +162,23 @@ pub struct Orphan {
 pub struct Cancel {
     config: CancelConfig,
     orders: Arc<dyn OrderGateway>,
+    /// The node's own records, to name what it believes working when the venue cannot be listed.
+    records: Option<Arc<dyn StateSource>>,
 }
+
+/// An order the node's records hold as working that the venue never confirmed either way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unconfirmed {
+    /// Client id.
+    pub client_id: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Whether it is a protective stop (one the step would have kept).
+    pub protective: bool,
+}
+
+/// How many orders a problem line names; the details name every one.
+const NAMED_IN_PROBLEMS: usize = 100;
 
 #[derive(Debug, Default)]
 struct Tally {
@@ -292,6 +309,61 @@ impl Cancel {
         }
     }
 
+    /// The venue's book could not be listed before the deadline: nothing could be cancelled. The
+    /// orders the node's own records hold as working are named as unconfirmed; how many are working
+    /// at the venue stays unknown.
+    async fn unlisted(&self, ctx: &StepContext, error: String, attempts: u32) -> StepError {
+        let message = format!(
+            "cannot list open orders after {}: {error}; the orders working at the venue are unknown",
+            words::count(attempts as usize, "attempt")
+        );
+        let records = match &self.records {
+            None => Err("the node has no state source".to_owned()),
+            Some(records) => match tokio::time::timeout_at(ctx.deadline, records.orders()).await {
+                Ok(Ok(orders)) => Ok(orders),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer before the deadline".to_owned()),
+            },
+        };
+        let out = StepOutput::new().attempts(attempts);
+        let orders = match records {
+            Ok(orders) => orders,
+            Err(e) => {
+                let why = format!("the node's own records of its orders cannot be read: {e}");
+                return StepError::new(format!("{message}; {why}")).with_output(out.problem(why));
+            }
+        };
+        let unconfirmed: Vec<Unconfirmed> = (orders.into_iter())
+            .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
+            .map(|o| Unconfirmed {
+                protective: o.is_protective(),
+                client_id: o.client_id,
+                instrument: o.instrument,
+            })
+            .collect();
+        let mut out = out
+            .detail("unconfirmed", &unconfirmed)
+            .summary(format!(
+                "cancelled nothing: the venue's book could not be listed; {} the node holds as working unconfirmed",
+                words::count(unconfirmed.len(), "order")
+            ));
+        if !unconfirmed.is_empty() {
+            let named: Vec<&str> = (unconfirmed.iter().take(NAMED_IN_PROBLEMS))
+                .map(|o| o.client_id.as_str())
+                .collect();
+            let more = match unconfirmed.len() - named.len() {
+                0 => String::new(),
+                n => format!(" and {n} more (see unconfirmed)"),
+            };
+            out = out.problem(format!(
+                "{} the node holds as working, not confirmed cancelled at the venue: {}{more}",
+                words::count(unconfirmed.len(), "order"),
+                named.join(", ")
+            ));
+        }
+        StepError::new(message).with_output(out)
+    }
+
     /// A working order at the venue that is not a protective stop kept on purpose. An order held
     /// only by this process (emulated) is not at the venue: it goes when the process does.
     fn is_target(&self, o: &Order) -> bool {
@@ -412,9 +484,20 @@ impl ShutdownStep for Cancel {
         // The orders a mass-cancel was sent for, until the next listing says which went.
         let mut mass_targets: Vec<String> = Vec::new();
         loop {
-            // The last listing may come after the work deadline: give it until the runner's.
-            let list_deadline = if rounds == 0 { deadline } else { ctx.deadline };
-            let (listed, _) = retry("open-orders", backoff, list_deadline, || {
+            // Without the first listing nothing can be done: it is asked for, paced by the
+            // backoff, until the work deadline. The last listing may come after the work deadline:
+            // give it until the runner's.
+            let (list_backoff, list_deadline) = match rounds {
+                0 => (
+                    Backoff {
+                        retries: u32::MAX,
+                        ..backoff
+                    },
+                    deadline,
+                ),
+                _ => (backoff, ctx.deadline),
+            };
+            let (listed, attempts) = retry("open-orders", list_backoff, list_deadline, || {
                 self.orders.open_orders()
             })
             .await;
@@ -422,9 +505,7 @@ impl ShutdownStep for Cancel {
                 Ok(o) => o,
                 Err(e) if rounds == 0 => {
                     // Nothing is known of the venue's book: the orphan count is unknown, not 0.
-                    return Err(StepError::new(format!(
-                        "cannot list open orders: {e}; the orders working at the venue are unknown"
-                    )));
+                    return Err(self.unlisted(&ctx, e.to_string(), attempts).await);
                 }
                 Err(e) => {
                     // Cannot confirm from the venue: every earlier target not confirmed gone is an orphan.

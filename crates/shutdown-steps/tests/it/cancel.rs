@@ -237,3 +237,63 @@ async fn when_the_book_cannot_be_listed_the_orphan_count_is_unknown_not_zero() {
     assert!(orphaned.unknown, "{:?}", step.counts);
     assert_ne!(report.exit_code, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_venue_that_never_lists_its_book_is_asked_until_the_budget_ends_and_every_order_the_node_holds_is_named()
+ {
+    let paper = PaperNode::new(&scenario(&format!(
+        "[venue]\ntransient_failure_rate = 1.0\n{}",
+        book()
+    )));
+    let start = tokio::time::Instant::now();
+    let report = run("[[steps]]\nkind = \"cancel\"\ntimeout_secs = 8\n", &paper).await;
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::Failed, "{step:?}");
+    // Paced by the backoff (at most 2 s apart), and kept up until the work deadline, not 5 retries.
+    assert!(start.elapsed().as_secs_f64() > 6.0, "{:?}", start.elapsed());
+    assert!(step.attempts > 6, "{}", step.attempts);
+    assert!(
+        paper.stats().requests < 50,
+        "paced, not spinning: {:?}",
+        paper.stats()
+    );
+    let error = step.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the orders working at the venue are unknown"),
+        "{error}"
+    );
+    let unconfirmed: Vec<&str> = (step.details["unconfirmed"].as_array().unwrap().iter())
+        .map(|o| o["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(unconfirmed.len(), 21, "{unconfirmed:?}");
+    assert!(unconfirmed.contains(&"stop-1") && unconfirmed.contains(&"o-19"));
+    assert_eq!(step.details["unconfirmed"][0]["protective"], false);
+    let problem = step.problems.join("\n");
+    assert!(
+        problem.starts_with("21 orders the node holds as working, not confirmed cancelled"),
+        "{problem}"
+    );
+    for id in ["o-0", "o-19", "stop-1"] {
+        assert!(problem.contains(id), "{problem}");
+    }
+    let orphaned = report.count(shutdown_core::Counter::OrdersOrphaned);
+    assert!(orphaned.unknown, "{:?}", step.counts);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listing_that_fails_for_a_while_is_retried_and_the_book_is_then_cancelled() {
+    // Most calls fail: the listing takes several tries, then the cancels go through.
+    let paper = PaperNode::new(&scenario(&format!(
+        "[venue]\ntransient_failure_rate = 0.8\n{}",
+        book()
+    )));
+    let report = run(
+        "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 30\nretries = 30\n",
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert!(paper.stats().transient_failures > 20, "{:?}", paper.stats());
+    assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+    assert_eq!(ids(&step.details["cancelled"]).len(), 20);
+}
