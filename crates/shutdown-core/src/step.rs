@@ -291,7 +291,9 @@ impl Partial {
         self.lock().details.insert(key.to_owned(), to_json(value));
     }
 
-    /// Set a count (replacing the one published before).
+    /// Set a count (replacing the one published before). If the step is cut short, the report
+    /// keeps it as a lower bound (`at_least`): publish what is certain, an order with a cancel in
+    /// flight counted neither cancelled nor still working.
     pub fn count(&self, counter: Counter, value: u64) {
         self.lock().counts.insert(counter, value);
     }
@@ -317,15 +319,15 @@ impl Partial {
         std::mem::take(&mut *self.lock())
     }
 
-    /// What was published, as a step cut short reports it: one attempt, and no counts, since they
-    /// may have moved after they were published (requests were in flight): the report then says
-    /// they are unknown.
-    pub(crate) fn cut_short(&self) -> StepOutput {
-        let counts = BTreeMap::new();
-        StepOutput {
-            attempts: 1,
-            counts,
-            ..self.take()
+    /// `entry`, the report entry of a step cut short, with what it published: one attempt, and
+    /// its counts unknown, since they may have moved after they were published (requests were in
+    /// flight); what it had counted is kept as what the true number is at least.
+    pub(crate) fn cut_short(&self, entry: StepReport) -> StepReport {
+        let mut out = self.take();
+        let at_least = std::mem::take(&mut out.counts);
+        StepReport {
+            at_least,
+            ..StepOutput { attempts: 1, ..out }.into_report(entry)
         }
     }
 }

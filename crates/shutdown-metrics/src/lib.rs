@@ -74,7 +74,7 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
     }
     let cancelled = IntCounter::new(
         "shutdown_orders_cancelled_total",
-        "Orders the shutdown cancelled.",
+        "Orders the shutdown cancelled (at least this many when shutdown_state_unknown says so).",
     )
     .map_err(err)?;
     cancelled.inc_by(report.count(Counter::OrdersCancelled).known);
@@ -93,7 +93,7 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
     let unknown = GaugeVec::new(
         Opts::new(
             "shutdown_state_unknown",
-            "1 when a step that counts this (orders orphaned, positions unprotected...) could not say: the true number may be higher than the gauge.",
+            "1 when a step that counts this (orders orphaned, positions unprotected...) could not say for sure: the gauge holds what it had counted (a step cut short) and the true number may be higher.",
         ),
         &["count"],
     )

@@ -177,6 +177,10 @@ pub struct Unconfirmed {
     pub protective: bool,
 }
 
+/// Cancels answered between two publications of the orders still working (each costs a pass over
+/// the listing); the counts are published at every answer.
+const PUBLISH_EVERY: usize = 256;
+
 /// How many orders a problem line names; the details name every one.
 const NAMED_IN_PROBLEMS: usize = 100;
 
@@ -220,9 +224,22 @@ impl Tally {
         self.cancelled.contains(id) || self.already_filled.contains(id)
     }
 
+    /// Publish the counts so far: orders cancelled, and `working`, those known still working.
+    fn publish_counts(&self, ctx: &StepContext, working: usize) {
+        ctx.partial
+            .count(Counter::OrdersCancelled, self.cancelled.len() as u64);
+        ctx.partial.count(Counter::OrdersOrphaned, working as u64);
+    }
+
+    /// How many orders the venue confirmed gone.
+    fn gone_count(&self) -> usize {
+        self.cancelled.len() + self.already_filled.len()
+    }
+
     /// Publish what is known so far, for a report of a step cut short: the orders still working
-    /// as last listed (less those confirmed gone since), and the counts.
-    fn publish(&self, ctx: &StepContext, targets: &[Order]) {
+    /// as last listed (less those confirmed gone since), and the counts, as lower bounds: an order
+    /// with a cancel among the `in_flight` is counted neither cancelled nor still working.
+    fn publish(&self, ctx: &StepContext, targets: &[Order], in_flight: usize) {
         let live: Vec<&str> = (targets.iter())
             .map(|o| o.client_id.as_str())
             .filter(|id| !self.gone(id))
@@ -231,15 +248,16 @@ impl Tally {
         ctx.partial.detail("already_filled", &self.already_filled);
         ctx.partial.detail("still_working", &live);
         ctx.partial.summary(format!(
-            "cancelled {}, {} already filled, {} still working as last listed",
+            "cancelled {}, {} already filled, {} still working as last listed{}",
             self.cancelled.len(),
             self.already_filled.len(),
-            live.len()
+            live.len(),
+            match in_flight {
+                0 => String::new(),
+                n => format!(" ({n} with a cancel in flight)"),
+            }
         ));
-        ctx.partial
-            .count(Counter::OrdersCancelled, self.cancelled.len() as u64);
-        ctx.partial
-            .count(Counter::OrdersOrphaned, live.len() as u64);
+        self.publish_counts(ctx, live.len().saturating_sub(in_flight));
         let problems = match live.len() {
             0 => Vec::new(),
             n => vec![format!(
@@ -539,7 +557,7 @@ impl ShutdownStep for Cancel {
                 self.confirm_gone(gone.collect(), deadline, &mut tally)
                     .await;
             }
-            tally.publish(&ctx, &targets);
+            tally.publish(&ctx, &targets, 0);
             ctx.partial.detail("kept_stops", &kept_stops);
             ctx.partial.detail("local_orders", &local);
             if targets.is_empty()
@@ -575,6 +593,7 @@ impl ShutdownStep for Cancel {
             let in_flight = self.config.max_in_flight.max(1);
             let mut set = JoinSet::new();
             let mut queue = targets.iter();
+            let (mut done, gone_before) = (0usize, tally.gone_count());
             loop {
                 // No new request past the work deadline: what is left is reported, not started.
                 while set.len() < in_flight && Instant::now() < deadline {
@@ -590,8 +609,16 @@ impl ShutdownStep for Cancel {
                 if let Ok((id, fate, attempts)) = joined {
                     tally.record(id, fate, attempts);
                 }
+                // Every target was working when listed; those not confirmed gone since, less
+                // the cancels in flight, are known still working.
+                let gone = tally.gone_count() - gone_before;
+                tally.publish_counts(&ctx, targets.len().saturating_sub(gone + set.len()));
+                done += 1;
+                if done % PUBLISH_EVERY == 0 {
+                    tally.publish(&ctx, &targets, set.len());
+                }
             }
-            tally.publish(&ctx, &targets);
+            tally.publish(&ctx, &targets, 0);
         }
         // Whatever the last listing still shows as a target could not be cancelled.
         let orphans: Vec<Orphan> = targets

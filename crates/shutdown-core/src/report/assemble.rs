@@ -179,6 +179,7 @@ pub(crate) fn entry(ps: &PipelineStep, outcome: StepOutcome, error: Option<Strin
         problems: Vec::new(),
         details: serde_json::Map::new(),
         counts: BTreeMap::new(),
+        at_least: BTreeMap::new(),
         summary: None,
         offset: 0.0,
         budget: 0.0,

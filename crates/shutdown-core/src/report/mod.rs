@@ -154,7 +154,8 @@ impl Counter {
 /// counted could not (then the true number may be higher).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Count {
-    /// The sum of the known counts.
+    /// What was counted: the sum of things done, or the last judgement of a state; with
+    /// `unknown`, a lower bound (what a step cut short had counted by then).
     pub known: u64,
     /// A step that counts this did not give its count.
     pub unknown: bool,
@@ -187,6 +188,11 @@ pub struct StepReport {
     /// Counts for the metrics; `null` when the step counts this and could not say.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<Counter, Option<u64>>,
+    /// For a count that is `null` in `counts` because the step was cut short: what it had counted
+    /// by then (orders cancelled so far, orders known still working). The true number is at least
+    /// this.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub at_least: BTreeMap<Counter, u64>,
     /// What the step did, in one line for a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -252,7 +258,7 @@ impl Report {
     /// last judgement of it, unknown when the last step that owed it could not say.
     pub fn count(&self, counter: Counter) -> Count {
         let mut count = Count::default();
-        for value in self.steps.iter().filter_map(|s| s.counts.get(&counter)) {
+        for (s, value) in (self.steps.iter()).filter_map(|s| Some((s, s.counts.get(&counter)?))) {
             count = match (value, counter.is_state()) {
                 (Some(n), true) => Count {
                     known: *n,
@@ -262,10 +268,19 @@ impl Report {
                     known: count.known + n,
                     ..count
                 },
-                (None, _) => Count {
-                    unknown: true,
-                    ..count
-                },
+                (None, state) => {
+                    // What a step cut short had counted: a state it last judged, or more done.
+                    let at_least = s.at_least.get(&counter).copied();
+                    let known = match (at_least, state) {
+                        (Some(n), true) => n,
+                        (Some(n), false) => count.known + n,
+                        (None, _) => count.known,
+                    };
+                    Count {
+                        known,
+                        unknown: true,
+                    }
+                }
             };
         }
         count
@@ -587,6 +602,7 @@ mod tests {
                 problems: vec![],
                 details: serde_json::Map::new(),
                 counts: BTreeMap::new(),
+                at_least: BTreeMap::new(),
                 summary: None,
                 offset: 0.5,
                 budget: 4.0,

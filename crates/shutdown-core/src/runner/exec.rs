@@ -141,9 +141,7 @@ impl Run {
             true => format!("{why}; {HELD_ITS_THREAD}"),
             false => why,
         };
-        partial
-            .cut_short()
-            .into_report(entry(ps, outcome, Some(why)))
+        partial.cut_short(entry(ps, outcome, Some(why)))
     }
 
     fn context(

@@ -892,11 +892,13 @@ async fn a_step_cut_short_keeps_what_it_published_and_an_unknown_count_is_unknow
         None,
         "unknown, not 0"
     );
+    assert_eq!(cut.at_least[&Counter::OrdersOrphaned], 2);
+    // What was counted is kept as what it is, a lower bound, beside the unknown flag.
     let count = report.count(Counter::OrdersOrphaned);
-    assert_eq!((count.known, count.unknown), (0, true));
+    assert_eq!((count.known, count.unknown), (2, true));
     let json = report.to_json_line();
     assert!(
-        json.contains(r#""counts":{"orders_orphaned":null}"#),
+        json.contains(r#""counts":{"orders_orphaned":null},"at_least":{"orders_orphaned":2}"#),
         "{json}"
     );
 }

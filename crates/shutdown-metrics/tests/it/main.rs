@@ -31,6 +31,31 @@ fn report() -> Report {
     .unwrap()
 }
 
+#[test]
+fn a_step_cut_short_publishes_what_it_counted_beside_the_unknown_flag() {
+    let report: Report = serde_json::from_value(serde_json::json!({
+        "trader_id": "trader-007", "reason": "SIGTERM", "forced_by": "deadline",
+        "started_at": "2026-01-01T00:00:00Z", "duration": 30.0, "outcome": "forced",
+        "exit_code": 12, "timeout_secs": 30.0,
+        "steps": [
+            {"name": "cancel", "kind": "cancel", "critical": true, "outcome": "timed_out",
+             "duration": 8.0, "attempts": 1, "error": "timed out after 8s", "details": {},
+             "counts": {"orders_cancelled": null, "orders_orphaned": null},
+             "at_least": {"orders_cancelled": 3083, "orders_orphaned": 146918}}
+        ]
+    }))
+    .unwrap();
+    let text = encode(&report, &[]).unwrap();
+    for line in [
+        "shutdown_orders_cancelled_total 3083",
+        "shutdown_orders_orphaned 146918",
+        "shutdown_state_unknown{count=\"orders_orphaned\"} 1",
+        "shutdown_state_unknown{count=\"orders_cancelled\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}
+
 fn config(pushgateway: Option<String>, textfile: Option<std::path::PathBuf>) -> MetricsConfig {
     let mut config = MetricsConfig::default();
     config.pushgateway_url = pushgateway;

@@ -297,3 +297,47 @@ async fn a_listing_that_fails_for_a_while_is_retried_and_the_book_is_then_cancel
     assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
     assert_eq!(ids(&step.details["cancelled"]).len(), 20);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_cut_short_keeps_what_it_counted_as_lower_bounds() {
+    use shutdown_core::config::EnvOverrides;
+    use shutdown_core::{Counter, PipelineConfig, Reason, Shutdown};
+    // 3,000 orders at 50 cancels a second: forced after 10 s, most are still working.
+    let paper = PaperNode::new(&scenario(
+        "[venue]\nrate_limit_per_sec = 50\nlatency_ms = 5\n[generate]\norders = 3000\npositions = 0\n",
+    ));
+    let node = paper.node();
+    let config = PipelineConfig::from_toml(
+        "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 25\nrate_per_sec = 50\n",
+        "test.toml",
+        EnvOverrides::None,
+    )
+    .unwrap();
+    let shutdown = Shutdown::new(config.build(&node).unwrap(), node);
+    let handle = shutdown.handle();
+    let run = tokio::spawn(shutdown.run());
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    handle.force(Reason::Api);
+    let report = run.await.unwrap();
+    let step = &report.steps[0];
+    assert_eq!(step.outcome, StepOutcome::TimedOut, "{step:?}");
+    assert_eq!(step.counts[&Counter::OrdersCancelled], None);
+    let live = (paper.all_orders().iter())
+        .filter(|o| o.status.is_live())
+        .count() as u64;
+    let cancelled = 3000 - live;
+    let (c, o) = (
+        report.count(Counter::OrdersCancelled),
+        report.count(Counter::OrdersOrphaned),
+    );
+    assert!(c.unknown && o.unknown);
+    // Lower bounds, and close ones: what was counted, short of the cancels in flight at the force.
+    assert!(
+        c.known > 300 && c.known <= cancelled,
+        "{c:?}, {cancelled} cancelled"
+    );
+    assert!(o.known > 2000 && o.known <= live, "{o:?}, {live} live");
+    assert!(live - o.known <= 8, "{o:?}, {live} live");
+    assert!(cancelled - c.known <= 8, "{c:?}, {cancelled} cancelled");
+    assert_eq!(step.at_least[&Counter::OrdersOrphaned], o.known);
+}
