@@ -525,7 +525,10 @@ async fn halt_confirmed(gate: &dyn TradingGate, timeout: Duration) -> String {
     };
     match tokio::time::timeout(timeout, halting).await {
         Ok(Ok(said)) | Ok(Err(said)) => said,
-        Err(_) => format!("halt failed: the trading gate did not answer within {timeout:?}"),
+        Err(_) => format!(
+            "halt failed: the trading gate did not answer within {}",
+            shutdown_core::report::secs(timeout)
+        ),
     }
 }
 

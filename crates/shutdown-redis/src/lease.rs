@@ -48,7 +48,7 @@ pub struct LeaseOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {
     /// Another node held it for the whole wait.
-    #[error("another node holds the lease of {trader_id} ({place}); waited {waited:?}")]
+    #[error("another node holds the lease of {trader_id} ({place}); waited {}", shutdown_core::report::secs(*waited))]
     Held {
         /// The trader id.
         trader_id: String,
@@ -246,7 +246,10 @@ async fn renew(
                 tracing::warn!(error = %e, "cannot renew the lease; retrying");
                 continue;
             }
-            Err(e) => format!("the lease could not be renewed within its {ttl:?} ({e})"),
+            Err(e) => format!(
+                "the lease could not be renewed within its {} ({e})",
+                shutdown_core::report::secs(ttl)
+            ),
         };
         tracing::error!(why = %why, "lease lost");
         let _ = lost.send(Some(why));

@@ -230,9 +230,9 @@ impl RedisTarget {
         match tokio::time::timeout(connect_timeout + response_timeout, connecting).await {
             Ok(connected) => connected.map_err(|e| self.error("cannot connect to", &e)),
             Err(_) => Err(RedisError(format!(
-                "cannot connect to {}: no answer within {:?}",
+                "cannot connect to {}: no answer within {}",
                 self.shown,
-                connect_timeout + response_timeout
+                shutdown_core::report::secs(connect_timeout + response_timeout)
             ))),
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::{EscalationReport, Outcome, Report, StepOutcome, StepReport};
+use super::{EscalationReport, Outcome, Report, StepOutcome, StepReport, secs};
 use crate::pipeline::{OnError, Pipeline, PipelineStep, StepSettings};
 use crate::trigger::{Reason, ShutdownHandle};
 
@@ -209,9 +209,9 @@ fn forced_words(forced_by: Option<&Reason>) -> String {
 pub(crate) fn timed_out_note(settings: &StepSettings, global: Option<Duration>) -> String {
     match global {
         Some(timeout) => format!(
-            "global deadline of {}s reached while the step ran",
-            timeout.as_secs_f64()
+            "global deadline of {} reached while the step ran",
+            secs(timeout)
         ),
-        None => format!("timed out after {}s", settings.timeout.as_secs_f64()),
+        None => format!("timed out after {}", secs(settings.timeout)),
     }
 }

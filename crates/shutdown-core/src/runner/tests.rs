@@ -833,6 +833,43 @@ async fn a_sink_that_never_answers_is_named_and_the_outcome_stays_the_pipelines(
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_cut_at_the_global_deadline_leaves_the_outcome_the_pipelines_too() {
+    // The steps take the budget to its last moments: the stuck sink is cut by the deadline (given
+    // the least time past it), not by its own timeout. Same rule: named, the exit code unchanged.
+    let log = Log::default();
+    let pipeline = Pipeline::new(ms(2500)).push(
+        PipelineStep::new(step("a", Behaviour::Sleep(ms(1100)), &log))
+            .name("a")
+            .timeout(secs(2)),
+    );
+    let (release, held) = std::sync::mpsc::channel();
+    let stuck = StuckSink {
+        release: Mutex::new(held),
+        timeout: secs(30),
+    };
+    let report = Shutdown::new(pipeline, Node::new())
+        .with_sink(Arc::new(stuck))
+        .run()
+        .await;
+    release.send(()).unwrap();
+    assert_eq!(report.steps[0].outcome, StepOutcome::Succeeded);
+    assert_eq!((report.outcome, report.exit_code), (Outcome::Clean, 0));
+    assert_eq!(report.sink_errors.len(), 1, "{:?}", report.sink_errors);
+    let error = &report.sink_errors[0];
+    // What was left of the budget, worded as the report words seconds: three decimals at most.
+    let within = (error.strip_prefix("stuck: no answer within "))
+        .and_then(|rest| rest.split_once("s (its timeout, capped by what was left"))
+        .map(|(n, _)| n)
+        .unwrap_or_else(|| panic!("{error}"));
+    let left: f64 = within.parse().unwrap();
+    assert!((1.0..=1.4).contains(&left), "{error}");
+    assert!(
+        within.split('.').nth(1).is_none_or(|d| d.len() <= 3),
+        "{error}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_report_file_that_cannot_be_written_goes_to_a_fallback_file() {
     let log = Log::default();

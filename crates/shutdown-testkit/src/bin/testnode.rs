@@ -2,14 +2,35 @@
 //!
 //! Prints `ready` once its signal handler is installed; exits with the shutdown's exit code. With
 //! `TESTNODE_EXIT_FLUSH=PATH`, an exit flush writes `flushed` to PATH (a trace exporter's batch,
-//! say); with `TESTNODE_EXIT_STALL=1` too, a second exit flush never returns.
+//! say); with `TESTNODE_EXIT_STALL=1` too, a second exit flush never returns. With
+//! `TESTNODE_SINK_STALL=1`, a report sink (`stalled`, timeout 30 s) never answers.
 
 // Link the crate whose steps register themselves.
 extern crate shutdown_testkit as _;
 
 use std::io::Write;
 
-use shutdown_core::{Level, Node, PipelineConfig, Shutdown, exit_code};
+use shutdown_core::errors::SinkError;
+use shutdown_core::{Level, Node, PipelineConfig, Report, ReportSink, Shutdown, exit_code};
+
+/// A report sink that never answers (a Pushgateway that accepts the connection and says nothing).
+struct StalledSink;
+
+impl ReportSink for StalledSink {
+    fn name(&self) -> String {
+        "stalled".into()
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+
+    fn write(&self, _report: &Report) -> Result<(), SinkError> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -42,6 +63,9 @@ async fn main() {
                 }
             });
         }
+    }
+    if std::env::var("TESTNODE_SINK_STALL").is_ok_and(|v| v == "1") {
+        shutdown = shutdown.with_sink(std::sync::Arc::new(StalledSink));
     }
     let _signals = match shutdown.listen_signals() {
         Ok(s) => s,

@@ -217,3 +217,22 @@ fn more_steps_blocking_their_threads_than_the_node_has_workers_are_each_given_up
         ])
     );
 }
+
+#[test]
+fn a_sink_that_never_answers_past_the_global_deadline_leaves_a_clean_shutdown_at_exit_0() {
+    // The step ends just before the deadline; the stalled sink then runs past it, while the
+    // force-exit thread wakes at the deadline. One rule: a sink failure never changes the outcome.
+    let node = TestNode::start_with_env(
+        "timeout_secs = 1.5\n[[steps]]\nkind = \"sleep\"\nname = \"work\"\nsecs = 1.3\n",
+        &[("TESTNODE_SINK_STALL", "1")],
+    );
+    node.signal(Signal::SIGTERM);
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0, "{}", node.report());
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let report = node.report();
+    assert_eq!(report["outcome"], "clean");
+    assert_eq!(report["forced_by"], serde_json::Value::Null);
+    let errors = report["sink_errors"].to_string();
+    assert!(errors.contains("stalled: no answer within 1s"), "{errors}");
+}
