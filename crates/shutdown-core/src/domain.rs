@@ -148,7 +148,9 @@ pub struct Order {
     pub position_side: PositionSide,
     /// Order type.
     pub order_type: OrderType,
-    /// Original quantity.
+    /// Original quantity; 0 (or absent) for a close-position order, which has none (Binance's
+    /// `closePosition=true` stop closes the whole position whatever its size).
+    #[serde(default)]
     pub quantity: Decimal,
     /// Quantity filled so far.
     #[serde(default)]
@@ -329,4 +331,21 @@ pub struct ConnectionInfo {
     pub dead_man_armed: bool,
     /// Whether the session is logged in.
     pub logged_in: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_read_without_a_quantity_has_none_as_a_close_position_order_has() {
+        let o: Order = serde_json::from_value(serde_json::json!({
+            "client_id": "s", "instrument": "BTC-PERP", "side": "sell",
+            "order_type": "stop_market", "status": "new", "trigger_price": "58000",
+            "close_position": true
+        }))
+        .unwrap();
+        assert_eq!(o.quantity, Decimal::ZERO);
+        assert!(o.is_protective());
+    }
 }

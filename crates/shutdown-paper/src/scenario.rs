@@ -220,14 +220,20 @@ fn check_order(o: &Order, what: &str, known: &dyn Fn(&str) -> bool, problems: &m
             o.instrument
         ));
     }
-    if o.quantity <= Decimal::ZERO {
+    // A close-position order has no quantity of its own: 0 or absent, never negative.
+    if o.close_position && o.quantity < Decimal::ZERO {
         problems.push(format!(
-            "{what} {id}: quantity must be positive, found {}",
+            "{what} {id}: quantity of a close-position order must be 0 (none), absent or positive, found {}",
+            o.quantity
+        ));
+    } else if !o.close_position && o.quantity <= Decimal::ZERO {
+        problems.push(format!(
+            "{what} {id}: quantity must be positive, found {} (only a close-position order may have none)",
             o.quantity
         ));
     }
     let filled = o.filled_quantity;
-    if o.quantity > Decimal::ZERO && (filled < Decimal::ZERO || filled > o.quantity) {
+    if o.quantity >= Decimal::ZERO && (filled < Decimal::ZERO || filled > o.quantity) {
         problems.push(format!(
             "{what} {id}: filled_quantity must be from 0 to the quantity ({}), found {}",
             o.quantity, o.filled_quantity

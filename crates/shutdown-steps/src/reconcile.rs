@@ -201,6 +201,12 @@ fn describe_order(o: &Order) -> String {
     } else {
         format!("{:?} {:?}", o.side, o.order_type).to_lowercase()
     };
+    if o.close_position {
+        return format!(
+            "{what} closing the whole position ({})",
+            serde_plain(o.status)
+        );
+    }
     format!(
         "{what} {} of {} ({})",
         o.remaining(),

@@ -164,3 +164,24 @@ async fn the_report_sink_falls_back_to_a_file() {
     let restored = restore(&opts).await.unwrap();
     assert_eq!(restored.last_report.unwrap().reason, report.reason);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_position_stop_without_a_quantity_is_flushed_and_read_back() {
+    let server = RedisServer::start();
+    let text = "[[instruments]]\nsymbol = \"BTC-PERP\"\nmark_price = 65000\n\
+        [[positions]]\nid = \"p\"\ninstrument = \"BTC-PERP\"\nside = \"buy\"\nquantity = 4\nentry_price = 60000\n\
+        [[orders]]\nclient_id = \"close-stop\"\ninstrument = \"BTC-PERP\"\nside = \"sell\"\norder_type = \"stop_market\"\nstatus = \"new\"\ntrigger_price = 58000\nclose_position = true\nconditional = true\n";
+    let paper = PaperNode::new(&shutdown_paper::Scenario::from_toml(text, "test").unwrap());
+    let config = flush_config(&server.url, &server.fallback_dir(), "");
+    let report = crate::support::run(&config, &paper).await;
+    assert_eq!(report.exit_code, 0, "{report:?}");
+    let restored = restore(&restore_options(&server, Some(server.url.clone())))
+        .await
+        .unwrap();
+    let snapshot = restored.snapshot.expect("a snapshot");
+    let stop = (snapshot.orders.iter())
+        .find(|o| o.client_id == "close-stop")
+        .expect("the stop is in the snapshot");
+    assert!(stop.close_position && stop.is_protective());
+    assert_eq!(stop.quantity, rust_decimal::Decimal::ZERO);
+}

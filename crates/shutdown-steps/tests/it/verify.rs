@@ -119,3 +119,47 @@ async fn fills_during_cancel_are_seen_because_verify_re_reads_positions() {
     assert_eq!(report.steps[1].details["unprotected"], 1);
     assert!(report.steps[1].problems[0].contains("long (BTC-PERP 2, covered 1)"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_close_position_stop_without_a_quantity_protects_a_position_of_any_size() {
+    for (size, quantity) in [("0.001", "quantity = 0\n"), ("250000", ""), ("3", "")] {
+        // A Binance `closePosition=true` STOP_MARKET: no quantity of its own, 0 or absent.
+        let text = format!(
+            "{}[[orders]]\nclient_id = \"close-stop\"\ninstrument = \"BTC-PERP\"\nside = \"sell\"\norder_type = \"stop_market\"\n{quantity}status = \"new\"\ntrigger_price = 60000\nclose_position = true\nconditional = true\n",
+            position("long", "BTC-PERP", "buy", size)
+        );
+        let paper = PaperNode::new(&scenario(&text));
+        let report = run("[[steps]]\nkind = \"verify\"\n", &paper).await;
+        let step = &report.steps[0];
+        assert_eq!(step.outcome, StepOutcome::Succeeded, "{step:?}");
+        assert_eq!(step.details["unprotected"], 0, "{size}: {:?}", step.details);
+        assert_eq!(step.details["positions"][0]["protected"], true);
+        assert_eq!(report.exit_code, 0);
+    }
+}
+
+#[test]
+fn only_a_close_position_order_may_have_no_quantity() {
+    let order = |extra: &str| {
+        format!(
+            "[[orders]]\nclient_id = \"s\"\ninstrument = \"BTC-PERP\"\nside = \"sell\"\norder_type = \"stop_market\"\nstatus = \"new\"\ntrigger_price = 60000\n{extra}"
+        )
+    };
+    let refused = |extra: &str| {
+        shutdown_paper::Scenario::from_toml(
+            &format!("{}\n{}", crate::support::MARKET, order(extra)),
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let err = refused("reduce_only = true\nquantity = 0\n");
+    assert!(err.contains("order s: quantity must be positive, found 0 (only a close-position order may have none)"), "{err}");
+    let err = refused("reduce_only = true\n");
+    assert!(err.contains("quantity must be positive, found 0"), "{err}");
+    let err = refused("close_position = true\nquantity = -1\n");
+    assert!(
+        err.contains("quantity of a close-position order must be 0"),
+        "{err}"
+    );
+}
