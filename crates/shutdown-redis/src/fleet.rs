@@ -205,7 +205,7 @@ impl NodeRecord {
 }
 
 fn json_err(e: serde_json::Error) -> RedisError {
-    RedisError(format!("malformed fleet record: {e}"))
+    RedisError::may_heal(format!("malformed fleet record: {e}"))
 }
 
 fn now_rfc3339() -> String {

@@ -292,30 +292,31 @@ impl Flush {
                         Duration::from_millis(self.config.response_timeout_ms),
                     )
                     .await
-                    .map_err(|e| Attempt(e.0))?;
+                    .map_err(|e| Attempt(e.0.clone(), e.is_lasting()))?;
                 let written = write_snapshot(&mut con, keys, snapshot, &tag, options).await;
                 written.map_err(|e| {
-                    let e = Attempt(target.scrub(&format!("{}: {e}", target.shown())));
+                    let e = Attempt(target.scrub(&format!("{}: {e}", target.shown())), false);
                     tracing::warn!(attempt, error = %e.0, "flush attempt failed");
                     e
                 })
             }
         })
         .await;
-        (written.map_err(|Attempt(e)| e), attempts)
+        (written.map_err(|Attempt(e, _)| e), attempts)
     }
 }
 
-/// A failed attempt to write the snapshot: always worth another try while time is left.
-struct Attempt(String);
+/// A failed attempt to write the snapshot, and whether no retry can heal it (a refused password,
+/// a malformed URL): every other failure is worth another try while time is left.
+struct Attempt(String, bool);
 
 impl Retryable for Attempt {
     fn is_retryable(&self) -> bool {
-        true
+        !self.1
     }
 
     fn timed_out() -> Self {
-        Attempt("no answer before the step's deadline".into())
+        Attempt("no answer before the step's deadline".into(), false)
     }
 }
 

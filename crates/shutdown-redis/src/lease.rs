@@ -60,6 +60,9 @@ pub enum LeaseError {
     /// The lock file or Redis could not be used.
     #[error("{0}")]
     Unavailable(String),
+    /// Redis refused in a way no retry heals (a wrong password, a malformed URL): said at once.
+    #[error("{0} (not retried: a refused password or a malformed URL does not heal)")]
+    Refused(String),
 }
 
 /// A lease this node holds. It is renewed in the background; [`Lease::lost`] resolves if it is
@@ -136,6 +139,7 @@ impl Lease {
                     });
                 }
                 Ok((false, _)) => {}
+                Err(e) if e.is_lasting() => return Err(LeaseError::Refused(e.0)),
                 Err(e) if Instant::now() + RETRY > deadline => {
                     return Err(LeaseError::Unavailable(e.0));
                 }

@@ -94,10 +94,45 @@ pub enum RedisMode {
     Sentinel,
 }
 
-/// A Redis error, with any password scrubbed from its text.
+/// A Redis error, with any password scrubbed from its text, and whether it may heal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct RedisError(pub String);
+pub struct RedisError(pub String, pub(crate) Healing);
+
+/// Whether retrying a failed Redis call may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Healing {
+    /// A refused connection, a timeout, a failover, a lease held by another node: try again.
+    MayHeal,
+    /// A refused password, a malformed URL, a missing permission: the same call fails again.
+    Lasting,
+}
+
+impl RedisError {
+    /// An error that may pass on retry.
+    pub(crate) fn may_heal(text: String) -> Self {
+        Self(text, Healing::MayHeal)
+    }
+
+    /// Whether retrying cannot help: the password was refused, the URL is malformed or the user
+    /// lacks a permission. Say so once and stop; retry only what may heal.
+    pub fn is_lasting(&self) -> bool {
+        self.1 == Healing::Lasting
+    }
+}
+
+/// Whether the Redis client's error is one no retry heals.
+fn healing(e: &redis::RedisError) -> Healing {
+    let lasting_kind = matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
+    );
+    let lasting_code = matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
+    match lasting_kind || lasting_code {
+        true => Healing::Lasting,
+        false => Healing::MayHeal,
+    }
+}
 
 impl RedisTarget {
     /// Parse a URL. The error never contains the password.
@@ -113,10 +148,11 @@ impl RedisTarget {
         let secret = shutdown_core::redact::password_in(url);
         let fail = |e: &dyn fmt::Display| {
             let text = format!("invalid Redis URL {shown}: {e}");
-            RedisError(match &secret {
+            let text = match &secret {
                 Some(p) if !p.is_empty() => text.replace(p.as_str(), "***"),
                 _ => text,
-            })
+            };
+            RedisError(text, Healing::Lasting)
         };
         if let Some((scheme, rest)) = url.split_once("://")
             && let Some(base) = scheme
@@ -180,7 +216,10 @@ impl RedisTarget {
 
     /// An error about this target: the action, the URL (redacted) and the cause (scrubbed).
     pub fn error(&self, action: &str, e: &redis::RedisError) -> RedisError {
-        RedisError(self.scrub(&format!("{action} {}: {e}", self.shown)))
+        RedisError(
+            self.scrub(&format!("{action} {}: {e}", self.shown)),
+            healing(e),
+        )
     }
 
     /// An async connection, with connect and response timeouts.
@@ -229,7 +268,7 @@ impl RedisTarget {
         // Discovery (cluster slots, sentinel queries) is bounded too: by both timeouts together.
         match tokio::time::timeout(connect_timeout + response_timeout, connecting).await {
             Ok(connected) => connected.map_err(|e| self.error("cannot connect to", &e)),
-            Err(_) => Err(RedisError(format!(
+            Err(_) => Err(RedisError::may_heal(format!(
                 "cannot connect to {}: no answer within {}",
                 self.shown,
                 shutdown_core::report::secs(connect_timeout + response_timeout)

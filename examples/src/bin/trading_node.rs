@@ -5,7 +5,8 @@
 //!
 //! First it takes the lease of its trader id (a lock file in `shutdown-fallback/`, and a Redis lease
 //! when `REDIS_URL` is set), waiting for another node to let go (`TRADING_NODE_LEASE_WAIT_MS`, 60 s;
-//! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot.
+//! the lease lives `TRADING_NODE_LEASE_TTL_MS`, 10 s, without renewal); exits 75 if it cannot, and
+//! 78 at once, naming `REDIS_URL`, when Redis refuses its password (no retry heals that).
 //!
 //! At start it restores the last snapshot (from Redis when `REDIS_URL` is set, from
 //! `shutdown-fallback/` otherwise) and says whether the previous shutdown was clean. The paper venue
@@ -41,8 +42,8 @@ use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;
 use shutdown_paper::{PaperNode, Scenario};
 use shutdown_redis::{
-    FleetOptions, FleetSwitch, Lease, LeaseOptions, PreviousShutdown, RedisReportSink, RedisTarget,
-    RestoreOptions, restore_and_mark_running,
+    FleetOptions, FleetSwitch, Lease, LeaseError, LeaseOptions, PreviousShutdown, RedisReportSink,
+    RedisTarget, RestoreOptions, restore_and_mark_running,
 };
 
 /// The start gate's pipeline: the file `TRADING_NODE_START_CONFIG` names, or the shipped one. No
@@ -212,6 +213,10 @@ async fn node(args: Vec<String>) {
     say("lease: taking it");
     let lease = match Lease::acquire(&lease).await {
         Ok(lease) => Arc::new(lease),
+        // A refused password or a malformed URL does not heal: the configuration is wrong.
+        Err(e @ LeaseError::Refused(_)) => {
+            fail(exit_code::INVALID_CONFIG, &format!("lease: REDIS_URL: {e}"))
+        }
         Err(e) => fail(75, &format!("lease: {e}")),
     };
     say("lease: held");

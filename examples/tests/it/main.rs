@@ -538,6 +538,25 @@ fn a_password_in_the_redis_url_never_shows_when_redis_is_gone() {
     assert!(!everything.contains("s3cret-pw"), "the password shows");
 }
 
+#[test]
+fn a_wrong_redis_password_is_said_once_and_the_node_exits_78_naming_redis_url() {
+    let redis = RedisServer::start_tcp(&["--requirepass", "s3cret-pw"]);
+    let port = redis.port.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("node.toml"), shipped_config()).unwrap();
+    let url = format!("redis://:wrong-pw@127.0.0.1:{port}/");
+    let proc = Proc::spawn(command(dir.path(), Some(&url), None));
+    // The lease would wait 60 s for a node that holds it; a refused password is not that.
+    let (code, waited) = proc.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(78), "{}", proc.stderr());
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let log = proc.stderr();
+    assert!(log.contains("error: lease: REDIS_URL: "), "{log}");
+    assert!(log.contains("redis://:***@127.0.0.1"), "{log}");
+    assert!(!log.contains("wrong-pw"), "{log}");
+    assert!(!log.contains("retrying"), "said once, not retried: {log}");
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -241,6 +241,34 @@ async fn a_password_server_takes_the_right_password_and_never_shows_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_password_is_not_retried_and_the_snapshot_goes_to_the_file_at_once() {
+    let server = RedisServer::start_tcp(&["--requirepass", "s3cret-pw"]);
+    let port = server.port.unwrap();
+    let paper = PaperNode::new(&scenario(10, 1));
+    let bad = format!("redis://:wrong-pw@127.0.0.1:{port}/");
+    // Ten retries from 500 ms would take seconds; a wrong password is tried once.
+    let started = std::time::Instant::now();
+    let report = run(
+        &flush_config(
+            &bad,
+            &server.fallback_dir(),
+            "retries = 10
+backoff_ms = 500",
+        ),
+        &paper,
+    )
+    .await;
+    let step = &report.steps[0];
+    assert_eq!(step.attempts, 1, "{step:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let written_to = step.details["written_to"].as_str().unwrap();
+    assert!(
+        written_to.contains(&*server.fallback_dir().to_string_lossy()),
+        "{written_to}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_redis_url_the_file_is_the_destination() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
