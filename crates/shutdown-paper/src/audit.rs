@@ -258,6 +258,9 @@ impl PaperNode {
                 ));
             }
         }
+        for step in report.steps.iter().filter(|s| s.kind == "cancel") {
+            discrepancies.extend(self.accounted_for(step));
+        }
         if truth.at_risk() && report.exit_code == 0 {
             discrepancies.push(format!(
                 "exit code 0 while {} positions are unprotected and {} orders are left working",
@@ -273,7 +276,79 @@ impl PaperNode {
     }
 }
 
+/// The lists of a `cancel` step's details that name orders, each with what it claims of them at
+/// the venue: every order working when the shutdown began ends in exactly one.
+const CANCEL_LISTS: [(&str, Claim); 8] = [
+    ("cancelled", Claim::Cancelled),
+    ("already_filled", Claim::Filled),
+    ("kept_stops", Claim::Nothing),
+    ("local_orders", Claim::Nothing),
+    ("orphaned", Claim::Nothing),
+    ("still_working", Claim::Nothing),
+    ("unknown", Claim::Nothing),
+    ("unconfirmed", Claim::Nothing),
+];
+
+/// What a list of the cancel step says of the orders it names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Claim {
+    Cancelled,
+    Filled,
+    Nothing,
+}
+
 impl PaperNode {
+    /// Whether the `cancel` step's report accounts for every order working at the venue when the
+    /// shutdown began, in exactly one of its lists, and what it calls cancelled or filled is so.
+    /// A step that published nothing (cut short before its first listing) claims no list.
+    fn accounted_for(&self, step: &shutdown_core::StepReport) -> Vec<String> {
+        if step.details.is_empty() {
+            return Vec::new();
+        }
+        let mut found: BTreeMap<&str, Vec<(&str, Claim)>> = BTreeMap::new();
+        for (list, claim) in CANCEL_LISTS {
+            let entries = step.details.get(list).and_then(|v| v.as_array());
+            for entry in entries.into_iter().flatten() {
+                let id = entry.as_str().or_else(|| entry["client_id"].as_str());
+                if let Some(id) = id {
+                    found.entry(id).or_default().push((list, claim));
+                }
+            }
+        }
+        let orders: BTreeMap<String, Order> = (self.all_orders().into_iter())
+            .map(|o| (o.client_id.clone(), o))
+            .collect();
+        let mut out = Vec::new();
+        for id in self.working_at_start() {
+            let lists = found
+                .get(id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let status = orders.get(&id).map(|o| o.status);
+            match lists {
+                [] => out.push(format!(
+                    "order {id} was working when the shutdown began, and `{}` names it in none of its lists (it is {status:?} at the venue)",
+                    step.name
+                )),
+                [(_, Claim::Cancelled)] if status != Some(OrderStatus::Cancelled) => out.push(
+                    format!("order {id} is called cancelled by `{}`, the venue holds it {status:?}", step.name),
+                ),
+                [(_, Claim::Filled)] if status != Some(OrderStatus::Filled) => out.push(format!(
+                    "order {id} is called filled by `{}`, the venue holds it {status:?}",
+                    step.name
+                )),
+                [_] => {}
+                many => out.push(format!(
+                    "order {id} is named in {} lists of `{}`: {}",
+                    many.len(),
+                    step.name,
+                    many.iter().map(|(l, _)| *l).collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
+        out
+    }
+
     /// Check a start gate's report against the venue and the changes the downtime made: the
     /// `reconcile` step names every change and no other, the gate is open exactly when the report
     /// says a step opened it, and an open gate leaves no position unprotected.

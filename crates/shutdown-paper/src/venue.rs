@@ -91,6 +91,9 @@ struct State {
     stats: VenueStats,
     events: Vec<String>,
     next_id: u64,
+    /// The orders working at the venue when the node was built (a dry-run's shutdown begins then):
+    /// the audit checks that the report accounts for each.
+    working_at_start: Vec<String>,
 }
 
 /// A deterministic simulated venue and in-memory node; cheap to clone (shared state).
@@ -129,6 +132,10 @@ impl PaperNode {
                     },
                 )
             })
+            .collect();
+        let working_at_start = (orders.iter())
+            .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
+            .map(|o| o.client_id.clone())
             .collect();
         let orders = orders
             .into_iter()
@@ -172,6 +179,7 @@ impl PaperNode {
                 stats: VenueStats::default(),
                 events: Vec::new(),
                 next_id: 1,
+                working_at_start,
             })),
         }
     }
@@ -189,6 +197,11 @@ impl PaperNode {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client ids of the orders working at the venue when this node was built.
+    pub fn working_at_start(&self) -> Vec<String> {
+        self.lock().working_at_start.clone()
     }
 
     /// Every order the venue knows, in any status.

@@ -188,6 +188,8 @@ const NAMED_IN_PROBLEMS: usize = 100;
 struct Tally {
     cancelled: BTreeSet<String>,
     already_filled: BTreeSet<String>,
+    /// What each order in `already_filled` filled, as its state last read said.
+    fills: BTreeMap<String, Fill>,
     unknown: BTreeSet<String>,
     attempts: BTreeMap<String, u32>,
     errors: BTreeMap<String, String>,
@@ -201,10 +203,13 @@ impl Tally {
         match fate {
             Ok(Fate::Cancelled) => {
                 self.errors.remove(&id);
+                self.unknown.remove(&id);
                 self.cancelled.insert(id);
             }
-            Ok(Fate::Filled) => {
+            Ok(Fate::Filled(fill)) => {
                 self.errors.remove(&id);
+                self.unknown.remove(&id);
+                self.fills.insert(id.clone(), fill);
                 self.already_filled.insert(id);
             }
             Ok(Fate::Unknown) => {
@@ -222,6 +227,19 @@ impl Tally {
     /// Whether the venue confirmed the order gone (cancelled or filled).
     fn gone(&self, id: &str) -> bool {
         self.cancelled.contains(id) || self.already_filled.contains(id)
+    }
+
+    /// After a listing: each order of the first listing that left it without an answer that says
+    /// how (its cancel failed, or was accepted and not yet confirmed) is unknown until its state is
+    /// read; one listed again is not.
+    fn account_for(&mut self, started_with: &BTreeSet<String>, targets: &[Order]) {
+        let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
+        self.unknown.retain(|id| !listed.contains(id.as_str()));
+        let gone = (started_with.iter())
+            .filter(|id| !listed.contains(id.as_str()) && !self.gone(id))
+            .cloned()
+            .collect::<Vec<_>>();
+        self.unknown.extend(gone);
     }
 
     /// Publish the counts so far: orders cancelled, and `working`, those known still working.
@@ -247,8 +265,9 @@ impl Tally {
         ctx.partial.detail("cancelled", &self.cancelled);
         ctx.partial.detail("already_filled", &self.already_filled);
         ctx.partial.detail("still_working", &live);
+        ctx.partial.detail("unknown", &self.unknown);
         ctx.partial.summary(format!(
-            "cancelled {}, {} already filled, {} still working as last listed{}",
+            "cancelled {}, {} filled during the shutdown, {} still working as last listed{}",
             self.cancelled.len(),
             self.already_filled.len(),
             live.len(),
@@ -315,7 +334,9 @@ impl Cancel {
             };
             let Ok((id, state)) = joined else { continue };
             let fate = match state {
-                Ok(Ok(Some(o))) if o.status == OrderStatus::Filled => Ok(Fate::Filled),
+                Ok(Ok(Some(o))) if o.status == OrderStatus::Filled => {
+                    Ok(Fate::Filled(Fill::of(&o)))
+                }
                 Ok(Ok(Some(o))) if !o.status.is_live() => Ok(Fate::Cancelled),
                 _ => Ok(Fate::Unknown),
             };
@@ -418,7 +439,7 @@ impl Cancel {
             // "Too late" or "unknown": look for the fill in the order's state.
             Ok(CancelAck::AlreadyFilled | CancelAck::UnknownOrder) => match orders.order(&id).await
             {
-                Ok(Some(o)) if o.status == OrderStatus::Filled => Ok(Fate::Filled),
+                Ok(Some(o)) if o.status == OrderStatus::Filled => Ok(Fate::Filled(Fill::of(&o))),
                 Ok(Some(o)) if o.status == OrderStatus::Cancelled => Ok(Fate::Cancelled),
                 Ok(Some(o)) if o.status.is_live() => Ok(Fate::Pending),
                 Ok(_) => Ok(Fate::Unknown),
@@ -434,9 +455,33 @@ impl Cancel {
 
 enum Fate {
     Cancelled,
-    Filled,
+    Filled(Fill),
     Unknown,
     Pending,
+}
+
+/// An order that filled while the shutdown cancelled: a position changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fill {
+    /// Client id.
+    pub client_id: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Order side.
+    pub side: shutdown_core::domain::Side,
+    /// Quantity filled.
+    pub quantity: rust_decimal::Decimal,
+}
+
+impl Fill {
+    fn of(o: &Order) -> Fill {
+        Fill {
+            client_id: o.client_id.clone(),
+            instrument: o.instrument.clone(),
+            side: o.side,
+            quantity: o.filled_quantity,
+        }
+    }
 }
 
 #[async_trait]
@@ -501,6 +546,8 @@ impl ShutdownStep for Cancel {
         let mut list_error: Option<String> = None;
         // The orders a mass-cancel was sent for, until the next listing says which went.
         let mut mass_targets: Vec<String> = Vec::new();
+        // The targets of the first listing: each ends in exactly one of the report's lists.
+        let mut started_with: BTreeSet<String> = BTreeSet::new();
         loop {
             // Without the first listing nothing can be done: it is asked for, paced by the
             // backoff, until the work deadline. The last listing may come after the work deadline:
@@ -548,6 +595,9 @@ impl ShutdownStep for Cancel {
                     kept_stops.insert(o.client_id);
                 }
             }
+            if rounds == 0 {
+                started_with = targets.iter().map(|o| o.client_id.clone()).collect();
+            }
             if !before.is_empty() {
                 // What the mass-cancel took: each gone order's state says cancelled or filled.
                 let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
@@ -557,6 +607,7 @@ impl ShutdownStep for Cancel {
                 self.confirm_gone(gone.collect(), deadline, &mut tally)
                     .await;
             }
+            tally.account_for(&started_with, &targets);
             tally.publish(&ctx, &targets, 0);
             ctx.partial.detail("kept_stops", &kept_stops);
             ctx.partial.detail("local_orders", &local);
@@ -620,6 +671,13 @@ impl ShutdownStep for Cancel {
             }
             tally.publish(&ctx, &targets, 0);
         }
+        // Orders that left the listing without an answer that says how: their state says
+        // cancelled or filled (a position moved), or they stay named unknown.
+        let unread: Vec<String> = tally.unknown.iter().cloned().collect();
+        if !unread.is_empty() {
+            let by = shutdown_core::retry::work_deadline(ctx.deadline);
+            self.confirm_gone(unread, by, &mut tally).await;
+        }
         // Whatever the last listing still shows as a target could not be cancelled.
         let orphans: Vec<Orphan> = targets
             .iter()
@@ -648,6 +706,7 @@ impl ShutdownStep for Cancel {
             .attempts(max_attempts)
             .detail("cancelled", &tally.cancelled)
             .detail("already_filled", &tally.already_filled)
+            .detail("fills", tally.fills.values().collect::<Vec<_>>())
             .detail("unknown", &tally.unknown)
             .detail("orphaned", &orphans)
             .detail("kept_stops", &kept_stops)
@@ -657,9 +716,13 @@ impl ShutdownStep for Cancel {
             .detail("mass_cancel", mass_cancel)
             .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
             .summary(format!(
-                "cancelled {}, {} already filled, kept {}{}, {} {}",
+                "cancelled {}, {} filled during the shutdown{}, kept {}{}, {} {}",
                 tally.cancelled.len(),
                 tally.already_filled.len(),
+                match tally.unknown.len() {
+                    0 => String::new(),
+                    n => format!(", {n} gone without an answer that says how"),
+                },
                 words::count(kept_stops.len(), "stop"),
                 match local.len() {
                     0 => String::new(),

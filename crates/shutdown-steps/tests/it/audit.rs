@@ -233,3 +233,35 @@ fn orders_a_mass_cancel_took_cannot_be_counted_left_working_without_a_listing() 
         "timeout_secs = 0.05\n[[steps]]\nkind = \"cancel\"\nuse_mass_cancel = true\n",
     );
 }
+
+#[test]
+fn an_order_that_fills_while_its_cancel_is_answered_unknown_is_named_filled() {
+    // The cancel races a fill; the venue answers "unknown order", and the read of its state fails
+    // (a transient error): the order leaves the listing without an answer that says how. It must
+    // still end in one of the report's lists, and the list must be the venue's truth.
+    regression(
+        "seed = 4593340890510357304\n[venue]\ntransient_failure_rate = 0.04\nfill_race_rate = 0.18\n\
+         [[orders]]\nclient_id = \"o-3\"\ninstrument = \"B0\"\nside = \"buy\"\norder_type = \"limit\"\nquantity = 1\nstatus = \"new\"\nlimit_price = 100\n",
+        "timeout_secs = 0.05\n[[steps]]\nkind = \"cancel\"\ntimeout_secs = 0.05\nmax_in_flight = 4\n[[steps]]\nkind = \"verify\"\n",
+    );
+}
+
+#[test]
+fn on_a_flaky_venue_every_order_working_at_the_start_ends_in_one_list() {
+    // 44 orders, half the calls failing, a tenth of the cancels racing a fill, 3 requests a
+    // second: over eight seeds, each report accounts for all 44.
+    let mut book = String::from(
+        "[venue]\nrate_limit_per_sec = 3\ntransient_failure_rate = 0.5\nfill_race_rate = 0.1\n",
+    );
+    for i in 0..44 {
+        book += &format!(
+            "[[orders]]\nclient_id = \"o-{i}\"\ninstrument = \"B0\"\nside = \"buy\"\norder_type = \"limit\"\nquantity = 1\nstatus = \"new\"\nlimit_price = 90\n"
+        );
+    }
+    for seed in 1..=8 {
+        regression(
+            &format!("seed = {seed}\n{book}"),
+            "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 8\nrate_per_sec = 3\n",
+        );
+    }
+}
