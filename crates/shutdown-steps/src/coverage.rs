@@ -1,6 +1,6 @@
 //! The protection rule: which resting orders protect a position, and whether they cover it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use rust_decimal::Decimal;
@@ -70,28 +70,32 @@ fn unfit(side: Side, o: &Order, mark: Decimal) -> Option<&'static str> {
     }
 }
 
-/// What is left of each stop's quantity, and which close-position stops are taken, as positions
-/// are judged one after the other: a stop is counted once.
-#[derive(Debug, Default)]
-struct Allocation<'a> {
-    left: HashMap<&'a str, Decimal>,
-    whole_taken: HashSet<&'a str>,
+/// What is left of one stop, as positions are judged one after the other: a stop is counted once.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// What is left of its remaining quantity, once a position took from it.
+    left: Option<Decimal>,
+    /// A close-position stop that a position took whole.
+    whole_taken: bool,
 }
 
-/// Judge `position` against `orders` at the reference price `mark`, taking from `alloc` what its
-/// stops have left.
-fn judge<'a>(
+/// Judge `position` against `book` (its instrument's orders, in client id order) at the reference
+/// price `mark`, taking from `slots` (one per order of `book`) what its stops have left.
+fn judge(
     position: &Position,
     mark: Decimal,
-    orders: impl IntoIterator<Item = &'a Order>,
+    book: &[&Order],
     rules: &CoverageRules,
-    alloc: &mut Allocation<'a>,
+    slots: &mut [Slot],
 ) -> Coverage {
     let mut covered = Decimal::ZERO;
     let mut stops = Vec::new();
     let mut rejected = Vec::new();
-    let mut eligible: Vec<&'a Order> = Vec::new();
-    for o in orders.into_iter().filter(|o| same_position(position, o)) {
+    let mut eligible: Vec<usize> = Vec::new();
+    for (i, o) in book.iter().enumerate() {
+        if !same_position(position, o) {
+            continue;
+        }
         let exit_like = o.order_type.is_stop()
             || matches!(
                 o.order_type,
@@ -105,29 +109,27 @@ fn judge<'a>(
                 client_id: o.client_id.clone(),
                 why,
             }),
-            None => eligible.push(o),
+            None => eligible.push(i),
         }
     }
     // A close-position stop closes the position whole: one is enough, and it spares the others.
-    let whole = (eligible.iter())
-        .find(|o| o.close_position && !alloc.whole_taken.contains(o.client_id.as_str()));
-    if let Some(o) = whole {
-        alloc.whole_taken.insert(o.client_id.as_str());
-        stops.push(o.client_id.clone());
+    let whole =
+        (eligible.iter().copied()).find(|i| book[*i].close_position && !slots[*i].whole_taken);
+    if let Some(i) = whole {
+        slots[i].whole_taken = true;
+        stops.push(book[i].client_id.clone());
     } else {
-        for o in eligible.iter().filter(|o| !o.close_position) {
+        for i in eligible.into_iter().filter(|i| !book[*i].close_position) {
             let need = position.quantity - covered;
             if need <= Decimal::ZERO {
                 break;
             }
-            let left = (alloc.left)
-                .entry(o.client_id.as_str())
-                .or_insert_with(|| o.remaining());
+            let left = slots[i].left.get_or_insert_with(|| book[i].remaining());
             let take = (*left).min(need);
             if take > Decimal::ZERO {
                 *left -= take;
                 covered += take;
-                stops.push(o.client_id.clone());
+                stops.push(book[i].client_id.clone());
             }
         }
     }
@@ -157,7 +159,10 @@ pub fn coverage<'a>(
     orders: impl IntoIterator<Item = &'a Order>,
     rules: &CoverageRules,
 ) -> Coverage {
-    judge(position, mark, orders, rules, &mut Allocation::default())
+    let mut book: Vec<&Order> = orders.into_iter().collect();
+    book.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut slots = vec![Slot::default(); book.len()];
+    judge(position, mark, &book, rules, &mut slots)
 }
 
 /// FNV-1a: instrument symbols are short and not attacker-chosen, so a fast hash beats SipHash here.
@@ -185,42 +190,81 @@ impl Hasher for Fnv {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
+/// Items bucketed by group, in one flat array: the items of group `g` are
+/// `items[starts[g]..starts[g + 1]]`, in their original order (a counting sort: linear, and no
+/// allocation per group).
+struct Buckets {
+    starts: Vec<usize>,
+    items: Vec<usize>,
+}
+
+impl Buckets {
+    fn new(groups: usize, group_of: impl Iterator<Item = Option<usize>> + Clone) -> Buckets {
+        let mut starts = vec![0usize; groups + 1];
+        for g in group_of.clone().flatten() {
+            starts[g + 1] += 1;
+        }
+        for g in 0..groups {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut items = vec![0usize; starts[groups]];
+        for (i, g) in group_of.enumerate() {
+            if let Some(g) = g {
+                items[next[g]] = i;
+                next[g] += 1;
+            }
+        }
+        Buckets { starts, items }
+    }
+
+    fn group(&mut self, g: usize) -> &mut [usize] {
+        &mut self.items[self.starts[g]..self.starts[g + 1]]
+    }
+}
+
 /// Judge every position against the book, each at its own mark price. A stop is counted once: its
 /// quantity goes to the positions it can protect in id order (several records on one instrument,
-/// hedge legs), stops in client id order. Orders are indexed by instrument first, so the cost is
-/// linear in positions plus orders. Verdicts come back in the order of `positions`.
+/// hedge legs), stops in client id order. Stops protect only positions of their own instrument, so
+/// positions and orders are bucketed by instrument (one hash lookup each, then a counting sort) and
+/// ordered within their instrument only: the cost is linear in positions plus orders. Verdicts come
+/// back in the order of `positions`.
 pub fn judge_book(
     positions: &[Position],
     orders: &[Order],
     rules: &CoverageRules,
 ) -> Vec<Coverage> {
-    let mut by_instrument: FastMap<&str, Vec<&Order>> = FastMap::default();
-    for o in orders {
-        by_instrument
-            .entry(o.instrument.as_str())
-            .or_default()
-            .push(o);
-    }
-    for book in by_instrument.values_mut() {
-        book.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-    }
-    let mut in_id_order: Vec<usize> = (0..positions.len()).collect();
-    in_id_order.sort_by(|a, b| positions[*a].id.cmp(&positions[*b].id));
-    let mut alloc = Allocation::default();
+    let mut instruments: FastMap<&str, usize> = FastMap::default();
+    instruments.reserve(positions.len());
+    let position_group: Vec<usize> = (positions.iter())
+        .map(|p| {
+            let next = instruments.len();
+            *instruments.entry(p.instrument.as_str()).or_insert(next)
+        })
+        .collect();
+    // An order on an instrument without a position protects nothing here.
+    let order_group: Vec<Option<usize>> = (orders.iter())
+        .map(|o| instruments.get(o.instrument.as_str()).copied())
+        .collect();
+    let groups = instruments.len();
+    drop(instruments);
+    let mut by_position = Buckets::new(groups, position_group.iter().map(|g| Some(*g)));
+    let mut by_order = Buckets::new(groups, order_group.iter().copied());
     let mut verdicts: Vec<Option<Coverage>> = vec![None; positions.len()];
-    for i in in_id_order {
-        let p = &positions[i];
-        let book = by_instrument
-            .get(p.instrument.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        verdicts[i] = Some(judge(
-            p,
-            p.mark_price,
-            book.iter().copied(),
-            rules,
-            &mut alloc,
-        ));
+    let (mut book, mut slots): (Vec<&Order>, Vec<Slot>) = (Vec::new(), Vec::new());
+    for g in 0..groups {
+        let in_group = by_order.group(g);
+        in_group.sort_by(|a, b| orders[*a].client_id.cmp(&orders[*b].client_id));
+        book.clear();
+        book.extend(in_group.iter().map(|i| &orders[*i]));
+        slots.clear();
+        slots.resize(book.len(), Slot::default());
+        let judged = by_position.group(g);
+        judged.sort_by(|a, b| positions[*a].id.cmp(&positions[*b].id));
+        for &i in judged.iter() {
+            let p = &positions[i];
+            verdicts[i] = Some(judge(p, p.mark_price, &book, rules, &mut slots));
+        }
     }
     verdicts.into_iter().flatten().collect()
 }
