@@ -20,6 +20,8 @@ pub struct Shutdown {
     pub(crate) handle: ShutdownHandle,
     pub(crate) sinks: Sinks,
     pub(crate) exit_process: bool,
+    /// Exit with 12 on a force, from the force-exit thread (also when `exit_process` is not set).
+    pub(crate) exit_on_force: bool,
     pub(crate) dry_run: bool,
     pub(crate) in_place: bool,
     pub(crate) extensions: Extensions,
@@ -53,6 +55,7 @@ impl Shutdown {
             handle: ShutdownHandle::new(),
             sinks,
             exit_process: false,
+            exit_on_force: false,
             dry_run: false,
             in_place: false,
             extensions: Extensions::default(),
@@ -133,6 +136,18 @@ impl Shutdown {
     /// while the async runtime cannot run.
     pub fn exit_process(mut self, exit: bool) -> Self {
         self.exit_process = exit;
+        self.exit_on_force = exit;
+        self
+    }
+
+    /// Exit the process on force only (third signal, global deadline): the report is written and
+    /// the process exits with 12 from a dedicated thread, even while the async runtime cannot run.
+    /// Otherwise [`Shutdown::run`] hands the report back, for a host that has work of its own after
+    /// the pipeline (a Python node that stops and disposes itself, then exits with the report's
+    /// code). That work is bounded too: past the global deadline, the same thread exits the process
+    /// with the report's code.
+    pub fn exit_on_force(mut self, exit: bool) -> Self {
+        self.exit_on_force = exit;
         self
     }
 

@@ -1,7 +1,8 @@
-//! The force-exit thread of a node that exits the process ([`crate::Shutdown::exit_process`]): on a
-//! force (third signal) or past the global deadline, the report is written (the file and the log
-//! line, then the other sinks, bounded), the node's exit flushes run, and the process exits, even
-//! when the async runtime can no longer run the supervision.
+//! The force-exit thread of a node that exits the process ([`crate::Shutdown::exit_process`],
+//! [`crate::Shutdown::exit_on_force`]): on a force (third signal) or past the global deadline, the
+//! report is written (the file and the log line, then the other sinks, bounded), the node's exit
+//! flushes run, and the process exits, even when the async runtime can no longer run the
+//! supervision.
 
 use std::sync::Arc;
 use std::time::Duration;

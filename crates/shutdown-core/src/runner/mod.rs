@@ -60,7 +60,7 @@ pub(crate) async fn run(shutdown: Shutdown) -> Report {
         span,
         shutdown,
     });
-    if run.shutdown.exit_process {
+    if run.shutdown.exit_on_force {
         force::start(&run);
     }
     match tokio::spawn(run.clone().supervise()).await {

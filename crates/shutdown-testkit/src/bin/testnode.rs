@@ -3,7 +3,9 @@
 //! Prints `ready` once its signal handler is installed; exits with the shutdown's exit code. With
 //! `TESTNODE_EXIT_FLUSH=PATH`, an exit flush writes `flushed` to PATH (a trace exporter's batch,
 //! say); with `TESTNODE_EXIT_STALL=1` too, a second exit flush never returns. With
-//! `TESTNODE_SINK_STALL=1`, a report sink (`stalled`, timeout 30 s) never answers.
+//! `TESTNODE_SINK_STALL=1`, a report sink (`stalled`, timeout 30 s) never answers. With
+//! `TESTNODE_HOST_HANGS=1`, the node exits on force only (`exit_on_force`): once the report is back
+//! it prints `returned CODE` and hangs, as a host whose own work after the pipeline never ends.
 
 // Link the crate whose steps register themselves.
 extern crate shutdown_testkit as _;
@@ -51,7 +53,11 @@ async fn main() {
             std::process::exit(exit_code::INVALID_CONFIG);
         }
     };
-    let mut shutdown = Shutdown::new(pipeline, node).exit_process(true);
+    let host_hangs = std::env::var("TESTNODE_HOST_HANGS").is_ok_and(|v| v == "1");
+    let mut shutdown = match host_hangs {
+        true => Shutdown::new(pipeline, node).exit_on_force(true),
+        false => Shutdown::new(pipeline, node).exit_process(true),
+    };
     if let Ok(path) = std::env::var("TESTNODE_EXIT_FLUSH") {
         shutdown = shutdown.on_exit("exporter", move || {
             let _ = std::fs::write(&path, "flushed");
@@ -86,5 +92,10 @@ async fn main() {
     });
     println!("ready");
     let _ = std::io::stdout().flush();
-    shutdown.run_when_requested().await;
+    let report = shutdown.run_when_requested().await;
+    println!("returned {}", report.exit_code);
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
 }

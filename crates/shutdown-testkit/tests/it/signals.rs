@@ -236,3 +236,31 @@ fn a_sink_that_never_answers_past_the_global_deadline_leaves_a_clean_shutdown_at
     let errors = report["sink_errors"].to_string();
     assert!(errors.contains("stalled: no answer within 1s"), "{errors}");
 }
+
+#[test]
+fn a_host_whose_work_after_the_pipeline_hangs_is_exited_at_the_global_deadline_with_the_reports_code()
+ {
+    let mut node = TestNode::start_with_env(
+        "timeout_secs = 2\n[[steps]]\nkind = \"sleep\"\nname = \"work\"\nsecs = 0.1\n",
+        &[("TESTNODE_HOST_HANGS", "1")],
+    );
+    node.signal(Signal::SIGTERM);
+    node.wait_line("returned 0");
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0, "the report's code, not the forced one");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(node.report()["outcome"], "clean");
+}
+
+#[test]
+fn exiting_on_force_only_still_exits_12_at_the_third_signal_while_a_step_blocks() {
+    let mut node = TestNode::start_with_env(
+        "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n",
+        &[("TESTNODE_HOST_HANGS", "1")],
+    );
+    node.force_during("stuck");
+    let (code, waited) = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 12);
+    assert!(waited < Duration::from_secs(10));
+    assert_eq!(node.report()["forced_by"], "SIGTERM");
+}
