@@ -175,6 +175,10 @@ pub struct Order {
     /// Kept in the venue's separate conditional ("algo") order service.
     #[serde(default)]
     pub conditional: bool,
+    /// What the node says of how it placed the order, when there is something to say (an order a
+    /// step placed while the node's trading state had to be switched to let it through, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Order {
@@ -202,6 +206,7 @@ impl Order {
             status: OrderStatus::New,
             residence: Residence::Venue,
             conditional: false,
+            note: None,
         }
     }
 

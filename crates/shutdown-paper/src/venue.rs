@@ -552,6 +552,7 @@ impl OrderGateway for PaperNode {
             status: OrderStatus::Filled,
             residence: Residence::Venue,
             conditional: false,
+            note: None,
         };
         s.next_id += 1;
         apply_fill(&mut s, &order, qty);
