@@ -78,6 +78,10 @@ pub struct MassCancelAck {
 pub struct StopRequest {
     /// Client id to use for the new order.
     pub client_id: String,
+    /// The position it is for (a venue that keeps several positions on one instrument, or
+    /// one per strategy, as Nautilus does, needs it to reduce the right one).
+    #[serde(default)]
+    pub position_id: Option<String>,
     /// Instrument symbol.
     pub instrument: String,
     /// Order side (opposite to the position).
@@ -95,6 +99,10 @@ pub struct StopRequest {
 pub struct ExitRequest {
     /// Client id to use for the new order.
     pub client_id: String,
+    /// The position it is for (a venue that keeps several positions on one instrument, or
+    /// one per strategy, as Nautilus does, needs it to reduce the right one).
+    #[serde(default)]
+    pub position_id: Option<String>,
     /// Instrument symbol.
     pub instrument: String,
     /// Order side (opposite to the position).

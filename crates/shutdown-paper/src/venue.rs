@@ -726,6 +726,7 @@ mod tests {
         assert!(node.is_halted().await.unwrap());
         let stop = StopRequest {
             client_id: "s".into(),
+            position_id: None,
             instrument: "B".into(),
             side: Side::Sell,
             position_side: shutdown_core::domain::PositionSide::Both,

@@ -104,6 +104,15 @@ fn crossed(side: Side, trigger: Decimal, mark: Decimal) -> bool {
     }
 }
 
+/// What the node said of how it placed `order`, in parentheses, if it said anything.
+fn noted(order: &Order) -> String {
+    order
+        .note
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
+}
+
 /// Send the remedy for `missing` of position `p`.
 pub(crate) async fn send(
     orders: &dyn OrderGateway,
@@ -141,6 +150,7 @@ pub(crate) async fn send(
             }
             let request = StopRequest {
                 client_id: format!("{prefix}-stop-{}", p.id),
+                position_id: Some(p.id.clone()),
                 instrument: p.instrument.clone(),
                 side,
                 position_side: p.position_side,
@@ -154,7 +164,11 @@ pub(crate) async fn send(
             .0
             {
                 Ok(o) => Remedy::sent(
-                    format!("placed stop {} for {missing} at {trigger}", o.client_id),
+                    format!(
+                        "placed stop {} for {missing} at {trigger}{}",
+                        o.client_id,
+                        noted(&o)
+                    ),
                     o.client_id,
                 ),
                 Err(e) => Remedy::failed(format!("placing a stop failed: {e}")),
@@ -163,6 +177,7 @@ pub(crate) async fn send(
         Action::Flatten => {
             let request = ExitRequest {
                 client_id: format!("{prefix}-exit-{}", p.id),
+                position_id: Some(p.id.clone()),
                 instrument: p.instrument.clone(),
                 side,
                 position_side: p.position_side,
@@ -176,8 +191,10 @@ pub(crate) async fn send(
             {
                 Ok(o) => Remedy::sent(
                     format!(
-                        "sent reduce-only market exit {} for {}",
-                        o.client_id, o.filled_quantity
+                        "sent reduce-only market exit {} for {}{}",
+                        o.client_id,
+                        o.filled_quantity,
+                        noted(&o)
                     ),
                     o.client_id,
                 ),

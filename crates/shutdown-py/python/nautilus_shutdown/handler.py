@@ -28,9 +28,6 @@ class GracefulShutdownHandler:
     >>> handler = GracefulShutdownHandler(node, ShutdownConfig(timeout_secs=30.0))
     >>> handler.setup_signal_handlers()          # SIGTERM/SIGINT run the pipeline
     >>> report = await handler.shutdown()        # or run it from code
-
-    Build it before the node starts, so that the strategy that places remedial orders (a
-    protective stop, a reduce-only exit) registers with the trader like any other.
     """
 
     def __init__(self, node: Any, config: ShutdownConfig | None = None) -> None:

@@ -11,8 +11,9 @@ The calls, per role (see docs/nautilus.md):
 - orders: ``cache.orders_open()``, ``orders_inflight()`` and ``orders_emulated()`` (emulated
   orders are held by this process: ``residence = "local"``); a ``CancelOrder`` command per order
   to the execution engine, done only when the cache shows the order closed; remedies (a stop, a
-  reduce-only market exit) from a strategy of the handler's own, with the trading state switched
-  to ``REDUCING`` for the order and back to ``HALTED`` after;
+  reduce-only market exit) submitted to the risk engine as the strategy that holds the position
+  (Nautilus keeps a position per strategy), with the trading state switched to ``REDUCING`` for
+  the order and back to ``HALTED`` after, and a note in the report saying so;
 - positions: ``cache.positions_open()``, marks from ``cache.price`` (mid, else last);
 - state: every order and position of the cache, the accounts' balances, the strategies' states;
 - connections: the execution and data clients, disconnected through the kernel.
@@ -31,8 +32,10 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.common.factories import OrderFactory
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import CancelOrder
+from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import PositionSide
@@ -42,15 +45,11 @@ from nautilus_trader.model.enums import order_status_to_str
 from nautilus_trader.model.enums import order_type_to_str
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.trading.config import StrategyConfig
-from nautilus_trader.trading.strategy import Strategy
+from nautilus_trader.model.identifiers import PositionId
 
 from nautilus_shutdown.errors import RoleRejected
 from nautilus_shutdown.errors import RoleTransient
 from nautilus_shutdown.errors import RoleUnsupported
-
-#: The id of the strategy that places the handler's remedial orders (it never trades on its own).
-REMEDY_STRATEGY_ID = "ShutdownRemedy-000"
 
 #: How long a live node is given to show a cancel or a remedy in its cache before the answer is
 #: "pending" (the step then lists and asks again within its own budget).
@@ -86,14 +85,6 @@ _STATUSES = {
 }
 
 
-class _RemedyStrategy(Strategy):
-    """The handler's own strategy: it places the protective stops and exits the pipeline asks
-    for, and nothing else."""
-
-    def __init__(self) -> None:
-        super().__init__(StrategyConfig(strategy_id=REMEDY_STRATEGY_ID, order_id_tag="000"))
-
-
 def _is_backtest(node: Any) -> bool:
     from nautilus_trader.backtest.engine import BacktestEngine
 
@@ -115,26 +106,8 @@ class NautilusNode:
         self._risk = kernel.risk_engine
         self._exec = kernel.exec_engine
         self.trader_id = kernel.trader_id.value
-        self._remedy = _RemedyStrategy()
-        self._register_remedy_strategy()
 
     # -- the node -------------------------------------------------------------------------------
-
-    def _register_remedy_strategy(self) -> None:
-        trader = self._kernel.trader
-        if not trader.is_running:
-            trader.add_strategy(self._remedy)
-            return
-        # A running trader takes no new strategy: wire it to the kernel as the trader would.
-        k = self._kernel
-        self._remedy.register(
-            trader_id=k.trader_id,
-            portfolio=k.portfolio,
-            msgbus=k.msgbus,
-            cache=k.cache,
-            clock=k.clock,
-        )
-        self._exec.register_oms_type(self._remedy)
 
     def _exec_clients(self) -> list[Any]:
         clients = self._exec.get_clients_for_orders(self._cache.orders())
@@ -252,7 +225,8 @@ class NautilusNode:
     async def place_stop(self, request: str) -> str:
         r = json.loads(request)
         instrument = self._instrument(r["instrument"])
-        order = self._remedy.order_factory.stop_market(
+        position = self._position(r.get("position_id"))
+        order = self._factory(position).stop_market(
             instrument_id=instrument.id,
             order_side=_side(r["side"]),
             quantity=instrument.make_qty(Decimal(r["quantity"])),
@@ -260,19 +234,36 @@ class NautilusNode:
             reduce_only=True,
             client_order_id=ClientOrderId(r["client_id"]),
         )
-        return await self._submit(order, resting=True)
+        return await self._submit(order, position, resting=True)
 
     async def place_exit(self, request: str) -> str:
         r = json.loads(request)
         instrument = self._instrument(r["instrument"])
-        order = self._remedy.order_factory.market(
+        position = self._position(r.get("position_id"))
+        order = self._factory(position).market(
             instrument_id=instrument.id,
             order_side=_side(r["side"]),
             quantity=instrument.make_qty(Decimal(r["quantity"])),
             reduce_only=True,
             client_order_id=ClientOrderId(r["client_id"]),
         )
-        return await self._submit(order, resting=False)
+        return await self._submit(order, position, resting=False)
+
+    def _position(self, position_id: str | None) -> Any:
+        position = self._cache.position(PositionId(position_id)) if position_id else None
+        if position is None or position.is_closed:
+            raise RoleRejected(f"the cache holds no open position {position_id}")
+        return position
+
+    def _factory(self, position: Any) -> Any:
+        """Orders of the strategy that holds ``position``: Nautilus keeps a position per strategy
+        (in NETTING, its id is the instrument's and the strategy's), and a reduce-only order of
+        another strategy would have nothing to reduce."""
+        return OrderFactory(
+            trader_id=self._kernel.trader_id,
+            strategy_id=position.strategy_id,
+            clock=self._clock,
+        )
 
     def _instrument(self, instrument_id: str) -> Any:
         instrument = self._cache.instrument(InstrumentId.from_str(instrument_id))
@@ -280,15 +271,24 @@ class NautilusNode:
             raise RoleRejected(f"the cache holds no instrument {instrument_id}")
         return instrument
 
-    async def _submit(self, order: Any, resting: bool) -> str:
-        """Submit a remedy. HALTED denies every order, this one too: the trading state goes to
-        REDUCING (which still denies an order that would grow a position) for it, and back."""
+    async def _submit(self, order: Any, position: Any, resting: bool) -> str:
+        """Submit a remedy for ``position`` through the risk engine, as its strategy. HALTED
+        denies every order, this one too: the trading state goes to REDUCING (which still denies
+        an order that would grow a position) for it, and back."""
         before = self._risk.trading_state
         switched = before == TradingState.HALTED
         if switched:
             self._risk.set_trading_state(TradingState.REDUCING)
         try:
-            self._remedy.submit_order(order)
+            command = SubmitOrder(
+                trader_id=self._kernel.trader_id,
+                strategy_id=position.strategy_id,
+                order=order,
+                command_id=UUID4(),
+                ts_init=self._clock.timestamp_ns(),
+                position_id=position.id,
+            )
+            self._kernel.msgbus.send(endpoint="RiskEngine.execute", msg=command)
             settled = (
                 (lambda: self._cache.order(order.client_order_id).status
                  not in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED))
@@ -306,14 +306,14 @@ class NautilusNode:
             why = events[-1].reason if events else order_status_to_str(status)
             raise RoleRejected(f"{order_status_to_str(status)}: {why}")
         out = _order(placed)
+        owner = f"placed by the shutdown for {position.strategy_id.value}, whose position it reduces"
         if switched:
             out["note"] = (
-                "placed by strategy " + REMEDY_STRATEGY_ID + " with the risk engine's trading "
-                "state switched from HALTED to REDUCING for it and back to HALTED (Nautilus denies "
-                "every order while HALTED)"
+                f"{owner}, with the risk engine's trading state switched from HALTED to REDUCING "
+                "for it and back to HALTED (Nautilus denies every order while HALTED)"
             )
         else:
-            out["note"] = "placed by strategy " + REMEDY_STRATEGY_ID
+            out["note"] = owner
         return json.dumps(out)
 
     # -- positions ------------------------------------------------------------------------------
