@@ -37,5 +37,27 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' target/test-output.txt | awk '{s+=$6} END {print s+0}')
-echo "tests: ${passed} passed, ${failed} failed" | tee target/test-summary.txt
-exit "$status"
+
+# The Python package against the real NautilusTrader (see scripts/python-env.sh for which Python
+# and which Nautilus); a machine where neither installs fails here, saying why.
+echo "==> nautilus_shutdown (pytest)"
+set +e
+scripts/python-env.sh target/py-venv 2>&1 | tee target/python-env.txt
+env_status=${PIPESTATUS[0]}
+if [ "$env_status" -eq 0 ]; then
+  target/py-venv/bin/python -m pytest -p no:cacheprovider -q crates/shutdown-py/tests 2>&1 | tee target/pytest-output.txt
+  py_status=${PIPESTATUS[0]}
+else
+  echo "nautilus_shutdown: the Python environment could not be set up (above); its tests did not run" | tee target/pytest-output.txt
+  py_status=1
+fi
+set -e
+py_passed=$(grep -oE '[0-9]+ passed' target/pytest-output.txt | tail -1 | awk '{print $1+0}')
+py_failed=$(grep -oE '[0-9]+ (failed|error)' target/pytest-output.txt | awk '{s+=$1} END {print s+0}')
+[ "$py_status" -ne 0 ] && [ "${py_failed:-0}" -eq 0 ] && py_failed=1
+passed=$((passed + ${py_passed:-0}))
+failed=$((failed + ${py_failed:-0}))
+which_python=$(sed -n 's/^python-env: //p' target/python-env.txt | tail -1)
+echo "tests: ${passed} passed, ${failed} failed (Python: ${which_python:-not set up})" | tee target/test-summary.txt
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$py_status"

@@ -34,11 +34,13 @@ START_NS = pd.Timestamp("2024-01-01", tz="UTC").value
 class BookStrategy(Strategy):
     """Opens a position and rests an entry, a take-profit and (unless told not to) a stop."""
 
-    def __init__(self, with_stop: bool = True, with_entry: bool = True, extra: list | None = None):
+    def __init__(self, with_stop: bool = True, with_entry: bool = True, ready_after: int = 0):
         super().__init__(StrategyConfig(strategy_id="Book-001", order_id_tag="001"))
         self.with_stop = with_stop
         self.with_entry = with_entry
-        self.extra = extra or []
+        # Print `ready` at this quote (0: never), once the book rests: a sign the run is under way.
+        self.ready_after = ready_after
+        self.ticks = 0
         self.placed = False
         self.ids: dict[str, object] = {}
 
@@ -46,6 +48,9 @@ class BookStrategy(Strategy):
         self.subscribe_quote_ticks(INSTRUMENT.id)
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
+        self.ticks += 1
+        if self.ticks == self.ready_after:
+            print("ready", flush=True)
         if self.placed:
             return
         self.placed = True
@@ -70,8 +75,6 @@ class BookStrategy(Strategy):
                 Price.from_str("95000.0"),
                 reduce_only=True,
             )
-        for name, make in self.extra:
-            orders[name] = make(f)
         for name, order in orders.items():
             self.ids[name] = order.client_order_id
             self.submit_order(order)
