@@ -191,3 +191,12 @@ def test_the_reason_a_report_gives_is_the_one_asked_for():
         asyncio.run(handler.shutdown(reason="lunch"))
     report = asyncio.run(handler.shutdown(reason="SIGINT"))
     assert report.reason == "SIGINT"
+
+
+def test_a_node_that_cannot_be_halted_is_refused_when_the_handler_is_built():
+    class LiveNodeV2:  # nautilus_trader 2.x's LiveNode: no kernel, no trading-state setter
+        cache = None
+
+    with pytest.raises(TypeError, match="TradingNode or a BacktestEngine") as refused:
+        GracefulShutdownHandler(LiveNodeV2())
+    assert "LiveNodeV2" in str(refused.value)

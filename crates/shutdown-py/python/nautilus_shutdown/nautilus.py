@@ -99,7 +99,13 @@ class NautilusNode:
     def __init__(self, node: Any) -> None:
         self._node = node
         self._backtest = _is_backtest(node)
-        kernel = node.kernel
+        kernel = getattr(node, "kernel", None)
+        if kernel is None or not hasattr(kernel, "risk_engine"):
+            raise TypeError(
+                f"nautilus_shutdown takes a TradingNode or a BacktestEngine of nautilus_trader 1.x, "
+                f"found {type(node).__name__}: a node without a kernel's risk engine cannot be "
+                "halted (nautilus_trader 2.x's LiveNode has no trading-state setter in Python)"
+            )
         self._kernel = kernel
         self._cache = kernel.cache
         self._clock = kernel.clock
