@@ -200,3 +200,52 @@ def test_a_node_that_cannot_be_halted_is_refused_when_the_handler_is_built():
     with pytest.raises(TypeError, match="TradingNode or a BacktestEngine") as refused:
         GracefulShutdownHandler(LiveNodeV2())
     assert "LiveNodeV2" in str(refused.value)
+
+
+def test_the_metrics_every_node_pushes_reach_a_real_pushgateway(tmp_path):
+    from servers import pushed
+    from servers import pushgateway
+
+    with pushgateway(tmp_path) as url:
+        pipeline = f"timeout_secs = 10\n[metrics]\npushgateway_url = \"{url}\"\n[[steps]]\nkind = \"halt\"\n[[steps]]\nkind = \"cancel\"\n"
+        e, s, handler = book(pipeline)
+        report = asyncio.run(handler.shutdown(reason="api"))
+        assert report.sink_errors == []
+        [group] = [g for g in pushed(url) if g["labels"].get("trader_id") == "BACKTESTER-001"]
+    total = group["shutdown_total"]["metrics"][0]
+    assert total["labels"]["outcome"] == "clean" and total["labels"]["reason"] == "api"
+    assert group["shutdown_orders_cancelled_total"]["metrics"][0]["value"] == "2"
+    assert group["shutdown_exit_code"]["metrics"][0]["value"] == "0"
+
+
+def test_every_role_call_runs_on_the_event_loops_thread(monkeypatch):
+    import threading
+
+    import nautilus_shutdown.handler as handler_module
+    from nautilus_shutdown.nautilus import NautilusNode
+
+    threads: dict[str, set[int]] = {}
+
+    class Recording(NautilusNode):
+        def __getattribute__(self, name):
+            attr = object.__getattribute__(self, name)
+            if callable(attr) and not name.startswith("_") and asyncio.iscoroutinefunction(attr):
+
+                async def recorded(*args):
+                    threads.setdefault(name, set()).add(threading.get_ident())
+                    return await attr(*args)
+
+                return recorded
+            return attr
+
+    monkeypatch.setattr(handler_module, "NautilusNode", Recording)
+    e, s, handler = book(with_stop=False)
+
+    async def run():
+        loop_thread = threading.get_ident()
+        return loop_thread, await handler.shutdown(reason="api")
+
+    loop_thread, report = asyncio.run(run())
+    assert {"halt", "is_halted", "open_orders", "cancel", "positions", "connections"} <= set(threads)
+    assert all(t == {loop_thread} for t in threads.values()), threads
+    assert threading.get_ident() == loop_thread

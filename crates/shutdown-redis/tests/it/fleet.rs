@@ -298,7 +298,7 @@ async fn a_gate_that_never_answers_is_acknowledged_as_a_failed_halt_and_the_node
     let acks = acked(&t, &halt).await;
     assert_eq!(
         acks.acked["a"].outcome,
-        "halt failed: the trading gate did not answer within 300ms"
+        "halt failed: the trading gate did not answer within 0.3s"
     );
     // Still following: the next command is acknowledged too.
     let resume = issue(&t, Action::Resume, Scope::All, "").await;
