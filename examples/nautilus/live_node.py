@@ -1,0 +1,255 @@
+"""A live NautilusTrader node that shuts down through the pipeline: ``python examples/nautilus/live_node.py``.
+
+A ``TradingNode`` with the Sandbox execution client (a simulated exchange inside the process, no
+network) and a small quote client of this file's own (synthetic quotes, no network). Each of
+``--books`` strategies opens a long of 1 BTC and rests ``--orders`` entry limits, a reduce-only
+take-profit and a reduce-only stop. The node prints ``ready`` once every book rests. SIGTERM or
+SIGINT runs the shutdown pipeline (a second hurries it, a third forces it); the node is then
+stopped and disposed and the process exits with the report's code. As the strategies stop (after
+the pipeline) the node prints what its cache holds, since the Sandbox venue dies with the process:
+``book {...}`` (each order's status), ``positions [...]``, ``trading_state ...``.
+
+Options: ``--config PATH`` (the pipeline, TOML; default: the handler's defaults with ``--report``),
+``--redis HOST:PORT`` (Nautilus's own cache database in Redis: ``CacheConfig(database=...)``),
+``--books N``, ``--orders N``, ``--hang-disconnect`` (the quote client's disconnect never
+returns), ``--stop nautilus|manage_stop|pipeline`` (who handles the stop: Nautilus's own handler,
+Nautilus with ``manage_stop=True`` strategies, or the pipeline; default ``pipeline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from decimal import Decimal
+
+from book import INSTRUMENT
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.adapters.sandbox.factory import SandboxLiveExecClientFactory
+from nautilus_trader.common.providers import InstrumentProvider
+from nautilus_trader.config import CacheConfig
+from nautilus_trader.config import DatabaseConfig
+from nautilus_trader.config import LiveDataClientConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.config import TradingNodeConfig
+from nautilus_trader.live.data_client import LiveMarketDataClient
+from nautilus_trader.live.factories import LiveDataClientFactory
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
+from nautilus_trader.model.enums import order_status_to_str
+from nautilus_trader.model.enums import trading_state_to_str
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.trading.strategy import Strategy
+
+from nautilus_shutdown import GracefulShutdownHandler
+from nautilus_shutdown import ShutdownConfig
+
+BID = Price.from_str("100000.0")
+ASK = Price.from_str("100000.1")
+
+
+class QuoteClientConfig(LiveDataClientConfig, frozen=True):
+    """Synthetic quotes: every ``interval_ms``, the same bid and ask."""
+
+    interval_ms: int = 20
+    hang_on_disconnect: bool = False
+
+
+class QuoteClient(LiveMarketDataClient):
+    """Quotes of ``INSTRUMENT`` made up in the process: a venue's data feed without a network."""
+
+    def __init__(self, loop, msgbus, cache, clock, config: QuoteClientConfig) -> None:
+        super().__init__(
+            loop=loop,
+            client_id=ClientId("QUOTES"),
+            venue=INSTRUMENT.id.venue,
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            instrument_provider=InstrumentProvider(),
+            config=config,
+        )
+        self._interval = config.interval_ms / 1000
+        self._hang = config.hang_on_disconnect
+        self._stream: asyncio.Task | None = None
+
+    async def _connect(self) -> None:
+        self._handle_data(INSTRUMENT)
+
+    async def _disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        if self._hang:
+            # A feed whose disconnect never returns: the pipeline's close step must not wait forever.
+            await asyncio.Event().wait()
+
+    async def _subscribe_quote_ticks(self, command) -> None:
+        if self._stream is None:
+            self._stream = self._loop.create_task(self._quotes())
+
+    async def _unsubscribe_quote_ticks(self, command) -> None:
+        return None
+
+    async def _quotes(self) -> None:
+        size = Quantity.from_str("100.000")
+        while True:
+            now = self._clock.timestamp_ns()
+            self._handle_data(QuoteTick(INSTRUMENT.id, BID, ASK, size, size, now, now))
+            await asyncio.sleep(self._interval)
+
+
+class QuoteClientFactory(LiveDataClientFactory):
+    @staticmethod
+    def create(loop, name, config, msgbus, cache, clock):  # type: ignore[override]
+        return QuoteClient(loop, msgbus, cache, clock, config)
+
+
+class LiveBookConfig(StrategyConfig, frozen=True):
+    orders: int = 1
+
+
+class LiveBook(Strategy):
+    """Opens a long of 1 BTC, then rests ``orders`` entry limits, a take-profit and a stop."""
+
+    def __init__(self, config: LiveBookConfig) -> None:
+        super().__init__(config)
+        self.placed = False
+        self.ids: dict[str, object] = {}
+        self.risk = None  # the node's risk engine, to say its trading state at the stop
+
+    def on_start(self) -> None:
+        self.subscribe_quote_ticks(INSTRUMENT.id)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        f = self.order_factory
+        if "open" not in self.ids:
+            self._send("open", f.market(INSTRUMENT.id, OrderSide.BUY, Quantity.from_str("1.000")))
+            return
+        # The reduce-only orders go once the position is there (the venue refuses them before).
+        if not self.placed and self.cache.positions_open(strategy_id=self.id):
+            self.placed = True
+            for i in range(self.config.orders):
+                price = Price(Decimal("90000.0") - i, 1)
+                self._send(f"entry-{i}", f.limit(INSTRUMENT.id, OrderSide.BUY, Quantity.from_str("0.010"), price))
+            self._send(
+                "take_profit",
+                f.limit(INSTRUMENT.id, OrderSide.SELL, Quantity.from_str("1.000"), Price.from_str("110000.0"), reduce_only=True),
+            )
+            self._send(
+                "stop",
+                f.stop_market(INSTRUMENT.id, OrderSide.SELL, Quantity.from_str("1.000"), Price.from_str("95000.0"), reduce_only=True),
+            )
+
+    def _send(self, name: str, order) -> None:
+        self.ids[name] = order.client_order_id
+        self.submit_order(order)
+
+    def rests(self) -> bool:
+        statuses = {n: self.cache.order(i).status for n, i in self.ids.items() if self.cache.order(i)}
+        return (
+            len(statuses) == len(self.ids) > 0
+            and statuses.pop("open") == OrderStatus.FILLED
+            and all(s == OrderStatus.ACCEPTED for s in statuses.values())
+        )
+
+    def on_stop(self) -> None:
+        book = {n: order_status_to_str(self.cache.order(i).status) for n, i in self.ids.items()}
+        positions = [
+            (p.id.value, str(p.quantity)) for p in self.cache.positions_open(strategy_id=self.id)
+        ]
+        print(f"book {self.id.value} " + json.dumps(book), flush=True)
+        print(f"positions {self.id.value} " + json.dumps(positions), flush=True)
+        if self.risk is not None:
+            print(f"trading_state {trading_state_to_str(self.risk.trading_state)}", flush=True)
+
+
+def build(args) -> tuple[TradingNode, list[LiveBook]]:
+    cache = None
+    if args.redis:
+        host, port = args.redis.rsplit(":", 1)
+        cache = CacheConfig(
+            database=DatabaseConfig(type="redis", host=host, port=int(port)),
+            encoding="json",
+            flush_on_start=False,
+        )
+    config = TradingNodeConfig(
+        trader_id="LIVE-001",
+        logging=LoggingConfig(log_level=args.log_level, log_colors=False),
+        cache=cache,
+        data_clients={"QUOTES": QuoteClientConfig(hang_on_disconnect=args.hang_disconnect)},
+        exec_clients={
+            "BINANCE": SandboxExecutionClientConfig(venue="BINANCE", starting_balances=["10000000 USDT"])
+        },
+        timeout_connection=5.0,
+        timeout_reconciliation=1.0,
+        timeout_portfolio=1.0,
+        timeout_disconnection=2.0,
+        timeout_post_stop=args.post_stop,
+    )
+    node = TradingNode(config=config)
+    node.add_data_client_factory("QUOTES", QuoteClientFactory)
+    node.add_exec_client_factory("BINANCE", SandboxLiveExecClientFactory)
+    books = []
+    for n in range(args.books):
+        book = LiveBook(
+            LiveBookConfig(
+                strategy_id=f"Book-{n + 1:03d}",
+                order_id_tag=f"{n + 1:03d}",
+                orders=args.orders,
+                manage_stop=args.stop == "manage_stop",
+            )
+        )
+        node.trader.add_strategy(book)
+        books.append(book)
+    node.kernel.cache.add_instrument(INSTRUMENT)
+    node.build()
+    for book in books:
+        book.risk = node.kernel.risk_engine
+    return node, books
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config")
+    parser.add_argument("--report", default="shutdown-report.json")
+    parser.add_argument("--redis")
+    parser.add_argument("--books", type=int, default=1)
+    parser.add_argument("--orders", type=int, default=1)
+    parser.add_argument("--hang-disconnect", action="store_true")
+    parser.add_argument("--stop", choices=["nautilus", "manage_stop", "pipeline"], default="pipeline")
+    parser.add_argument("--post-stop", type=float, default=0.5)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+
+    node, books = build(args)
+    loop = node.get_event_loop()
+    if args.stop == "pipeline":
+        if args.config:
+            config = ShutdownConfig.from_toml(args.config)
+        else:
+            config = ShutdownConfig(timeout_secs=10.0, report_path=args.report)
+        handler = GracefulShutdownHandler(node, config)
+        handler.setup_signal_handlers()
+
+    async def announce() -> None:
+        while not all(b.rests() for b in books):
+            await asyncio.sleep(0.02)
+        print("ready", flush=True)
+
+    loop.create_task(announce())
+    try:
+        node.run()
+    finally:
+        # Reached when Nautilus's own handler stopped the node (--stop nautilus|manage_stop).
+        node.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
