@@ -10,7 +10,8 @@ the pipeline) the node prints what its cache holds, since the Sandbox venue dies
 ``book {...}`` (each order's status), ``positions [...]``, ``trading_state ...``.
 
 Options: ``--config PATH`` (the pipeline, TOML; default: the handler's defaults with ``--report``),
-``--redis HOST:PORT`` (Nautilus's own cache database in Redis: ``CacheConfig(database=...)``),
+``--redis HOST:PORT`` (Nautilus's own cache database in Redis: ``CacheConfig(database=...)``; the
+pipeline's snapshot, report and run marker go to the Redis that ``REDIS_URL`` names),
 ``--books N``, ``--orders N``, ``--hang-disconnect`` (the quote client's disconnect never
 returns), ``--stop nautilus|manage_stop|pipeline`` (who handles the stop: Nautilus's own handler,
 Nautilus with ``manage_stop=True`` strategies, or the pipeline; default ``pipeline``).
@@ -153,7 +154,8 @@ class LiveBook(Strategy):
     def rests(self) -> bool:
         statuses = {n: self.cache.order(i).status for n, i in self.ids.items() if self.cache.order(i)}
         return (
-            len(statuses) == len(self.ids) > 0
+            self.placed
+            and len(statuses) == len(self.ids)
             and statuses.pop("open") == OrderStatus.FILLED
             and all(s == OrderStatus.ACCEPTED for s in statuses.values())
         )
@@ -236,6 +238,9 @@ def main() -> int:
             config = ShutdownConfig(timeout_secs=10.0, report_path=args.report)
         handler = GracefulShutdownHandler(node, config)
         handler.setup_signal_handlers()
+        # How the last run ended, and this run's marker (cleared by its final report).
+        restored = loop.run_until_complete(handler.restore())
+        print(f"restore: {restored['previous_shutdown']}: {restored['summary']}", flush=True)
 
     async def announce() -> None:
         while not all(b.rests() for b in books):
@@ -243,11 +248,10 @@ def main() -> int:
         print("ready", flush=True)
 
     loop.create_task(announce())
-    try:
-        node.run()
-    finally:
-        # Reached when Nautilus's own handler stopped the node (--stop nautilus|manage_stop).
-        node.dispose()
+    # With the pipeline, the handler stops and disposes the node and ends the run with the report's
+    # exit code (SystemExit). Without it, Nautilus's own handler stops the node and the run returns.
+    node.run()
+    node.dispose()
     return 0
 
 

@@ -1,9 +1,11 @@
 //! The native half of `GracefulShutdownHandler`: the pipeline built from the config for the Python
 //! node, run once by the Rust runner, escalated by signals, its report handed back as JSON.
 
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -13,6 +15,7 @@ use shutdown_core::{
     Level, Node, Pipeline, PipelineConfig, Reason, Report, Shutdown, ShutdownHandle, Signal,
 };
 use shutdown_metrics::MetricsSink;
+use shutdown_redis::{RedisReportSink, RedisTarget, RestoreOptions, RunMarker};
 use tokio::sync::OnceCell;
 
 use crate::bridge::Bridge;
@@ -26,6 +29,11 @@ pub(crate) struct Handler {
     handle: ShutdownHandle,
     bridge: Arc<Bridge>,
     metrics: Option<MetricsSink>,
+    /// Where the report goes in Redis, when the node has Redis.
+    redis: Option<(RedisTarget, Arc<RedisReportSink>)>,
+    /// The run marker set by `restore`, cleared by a final report.
+    marker: Arc<Mutex<Option<RunMarker>>>,
+    trader_id: String,
     /// The report of the one run, once it ends; later callers get the same one.
     report: Arc<OnceCell<Report>>,
     exit_on_force: AtomicBool,
@@ -52,9 +60,18 @@ fn reason(name: &str) -> PyResult<Reason> {
 
 #[pymethods]
 impl Handler {
-    /// Build the pipeline of `text` for the node `adapter` speaks for, with the roles it names.
+    /// Build the pipeline of `text` for the node `adapter` speaks for, with the roles it names;
+    /// with `redis_url` (named `redis_source` in errors), the report goes to Redis too.
     #[new]
-    fn new(adapter: Py<PyAny>, text: &str, origin: &str, roles: Vec<String>) -> PyResult<Self> {
+    #[pyo3(signature = (adapter, text, origin, roles, redis_url=None, redis_source="REDIS_URL"))]
+    fn new(
+        adapter: Py<PyAny>,
+        text: &str,
+        origin: &str,
+        roles: Vec<String>,
+        redis_url: Option<&str>,
+        redis_source: &str,
+    ) -> PyResult<Self> {
         let config = parse_config(text, origin)?;
         crate::logging::init(&config.log_level);
         let bridge = Arc::new(Bridge::new(adapter));
@@ -62,13 +79,33 @@ impl Handler {
         let pipeline = config
             .build(&node)
             .map_err(|e| ConfigError::new_err(e.to_string()))?;
-        let metrics = MetricsSink::new(&config.settings.metrics, &config.settings.trader_id);
+        let trader_id = config.settings.trader_id.clone();
+        let metrics = MetricsSink::new(&config.settings.metrics, &trader_id);
+        let redis = match redis_url.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) => {
+                let bad = |e: String| ConfigError::new_err(format!("{redis_source}: {e}"));
+                let target = RedisTarget::parse(url).map_err(|e| bad(e.0))?;
+                let sink = RedisReportSink::new(
+                    target.clone(),
+                    &trader_id,
+                    REPORTS_KEPT,
+                    REDIS_TIMEOUT,
+                    FALLBACK_DIR,
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                Some((target, Arc::new(sink)))
+            }
+        };
         Ok(Self {
             pipeline: Arc::new(pipeline),
             node,
             handle: ShutdownHandle::new(),
             bridge,
             metrics,
+            redis,
+            marker: Arc::new(Mutex::new(None)),
+            trader_id,
             report: Arc::new(OnceCell::new()),
             exit_on_force: AtomicBool::new(false),
         })
@@ -118,6 +155,36 @@ impl Handler {
         })
     }
 
+    /// At start: the last snapshot and how the previous shutdown ended (clean, not clean, no
+    /// previous run, cannot tell), from Redis and the fallback directory; then the run marker is
+    /// set, and cleared by this run's final report. Resolves to the findings as JSON.
+    fn restore<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let options = RestoreOptions {
+            redis: self.redis.as_ref().map(|(t, _)| t.clone()),
+            trader_id: self.trader_id.clone(),
+            key_prefix: None,
+            fallback_dir: PathBuf::from(FALLBACK_DIR),
+            timeout: REDIS_TIMEOUT,
+        };
+        let marker = self.marker.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            if !options.fallback_dir.exists() {
+                // The marker file lives there too: a node's first start makes it.
+                std::fs::create_dir_all(&options.fallback_dir).map_err(|e| {
+                    PyValueError::new_err(format!("{}: {e}", options.fallback_dir.display()))
+                })?;
+            }
+            let (restored, set) = shutdown_redis::restore_and_mark_running(&options)
+                .await
+                .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+            *marker.lock().unwrap_or_else(PoisonError::into_inner) = Some(set);
+            let mut json = serde_json::to_value(&restored)
+                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+            json["summary"] = serde_json::Value::String(restored.summary());
+            Ok(json.to_string())
+        })
+    }
+
     /// A signal: the first requests the shutdown, the second hurries it, the third forces it.
     /// Returns the level reached: `graceful`, `hurry` or `force`.
     fn escalate(&self, signal: &str) -> PyResult<&'static str> {
@@ -137,6 +204,14 @@ impl Handler {
     }
 }
 
+/// Where the run marker, the report kept when Redis is down and the flush step's file go (the flush
+/// step's default).
+const FALLBACK_DIR: &str = "shutdown-fallback";
+/// Reports kept in Redis.
+const REPORTS_KEPT: usize = 20;
+/// Connect and response timeout of the Redis calls outside the steps.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Handler {
     fn shutdown(&self) -> Shutdown {
         let mut shutdown = Shutdown::new(self.pipeline.clone(), self.node.clone())
@@ -144,6 +219,18 @@ impl Handler {
             .exit_on_force(self.exit_on_force.load(Ordering::Relaxed));
         if let Some(metrics) = &self.metrics {
             shutdown = shutdown.with_sink(Arc::new(metrics.clone()));
+        }
+        if let Some((_, sink)) = &self.redis {
+            shutdown = shutdown.with_sink(sink.clone());
+        }
+        // The run marker clears itself once the report is final.
+        if let Some(marker) = self
+            .marker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            shutdown = shutdown.with_sink(Arc::new(marker));
         }
         shutdown
     }

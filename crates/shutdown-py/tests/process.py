@@ -3,6 +3,7 @@ wait for a line, bounded, then signal it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -14,13 +15,14 @@ EXAMPLES = ROOT / "examples" / "nautilus"
 
 
 class Proc:
-    def __init__(self, script: str, *args: str, cwd=None) -> None:
+    def __init__(self, script: str, *args: str, cwd=None, env: dict[str, str] | None = None) -> None:
         self.popen = subprocess.Popen(
             [sys.executable, str(EXAMPLES / script), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
+            env={**os.environ, **(env or {})},
         )
         self.out: list[str] = []
         self.err: list[str] = []

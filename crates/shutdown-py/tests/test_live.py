@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 
+from conftest import ROOT
 from process import Proc
+from servers import redis_server
 
 
 def book(proc: Proc) -> dict[str, str]:
@@ -37,7 +40,7 @@ def test_sigterm_cancels_the_book_keeps_the_stop_halts_trading_and_exits_0(tmp_p
     assert proc.lines("trading_state ") == ["HALTED"]
     # Nautilus's own residual check, after the pipeline, finds only what was kept on purpose.
     residuals = [line for line in proc.out + proc.err if "Residual" in line]
-    assert residuals and all("STOP_MARKET" in line or "Position(" in line for line in residuals), residuals
+    assert residuals and all("STOP_MARKET" in line or "Position(" in line for line in residuals), proc.stdout
     assert "Traceback" not in proc.stderr
 
 
@@ -80,3 +83,83 @@ def test_a_third_sigterm_forces_exit_12_while_a_critical_step_hangs(tmp_path):
     assert close["outcome"] == "timed_out"
     assert close["error"].startswith("interrupted: shutdown forced by SIGTERM"), close
     assert "Traceback" not in proc.stderr
+
+
+def shutdownctl(*args: str) -> subprocess.CompletedProcess:
+    """The operator's command, built from this checkout when it is not there yet."""
+    binary = ROOT / "target" / "debug" / "shutdownctl"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "shutdown-cli"], cwd=ROOT, check=True)
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60)
+
+
+def redis(port: int, *args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), "--raw", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_nautiluss_redis_cache_and_the_snapshot_hold_the_final_book_and_restore_says_clean(tmp_path):
+    with redis_server(tmp_path) as port:
+        url = f"redis://127.0.0.1:{port}"
+        proc = Proc("live_node.py", "--redis", f"127.0.0.1:{port}", cwd=tmp_path, env={"REDIS_URL": url})
+        proc.wait_out("restore: none")
+        proc.wait_out("ready")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.stderr
+        # Nautilus's own keys: each order's events, the last one its final status.
+        last = {}
+        for key in redis(port, "keys", "trader-LIVE-001:orders:*").split():
+            event = json.loads(redis(port, "lrange", key, "-1", "-1"))
+            last[event["client_order_id"]] = event["type"]
+        assert sorted(last.values()) == ["OrderAccepted", "OrderCanceled", "OrderCanceled", "OrderFilled"], last
+        assert redis(port, "smembers", "trader-LIVE-001:index:orders_open").split() == [
+            i for i, t in last.items() if t == "OrderAccepted"
+        ]
+        # The pipeline's snapshot beside them, and its report: the run was clean.
+        assert redis(port, "exists", "{LIVE-001}:snapshot").strip() == "1"
+        restored = shutdownctl(
+            "restore", "--redis", url, "--trader-id", "LIVE-001",
+            "--fallback-dir", str(tmp_path / "shutdown-fallback"), "--json",
+        )
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        found = json.loads(restored.stdout)
+        assert found["previous_shutdown"] == "clean", found
+        assert found["counts"] == [4, 1, 1, 1], found
+
+
+def test_with_redis_down_at_the_shutdown_the_snapshot_goes_to_the_file_and_exit_is_10(tmp_path):
+    with redis_server(tmp_path) as port:
+        url = f"redis://127.0.0.1:{port}"
+        proc = Proc("live_node.py", cwd=tmp_path, env={"REDIS_URL": url})
+        proc.wait_out("ready")
+    # Redis is gone (the server was killed on leaving the block).
+    proc.signal(signal.SIGTERM)
+    code = proc.wait()
+    r = report(tmp_path)
+    assert code == r["exit_code"] == 10, proc.stderr
+    flush = next(s for s in r["steps"] if s["name"] == "flush")
+    assert flush["details"]["written_to"].startswith("file "), flush
+    kept = json.loads((tmp_path / "shutdown-fallback" / "LIVE-001-snapshot.json").read_text())
+    assert len(kept["snapshot"]["orders"]) == 4 and len(kept["snapshot"]["positions"]) == 1
+    assert "127.0.0.1" in kept["redis_error"]
+    assert any("redis" in e for e in r["sink_errors"]), r["sink_errors"]
+
+
+def test_a_sigkill_in_the_middle_of_the_shutdown_is_seen_as_not_clean(tmp_path):
+    with redis_server(tmp_path) as port:
+        url = f"redis://127.0.0.1:{port}"
+        proc = Proc("live_node.py", "--hang-disconnect", cwd=tmp_path, env={"REDIS_URL": url})
+        proc.wait_out("ready")
+        proc.signal(signal.SIGTERM)
+        proc.wait_err("step=close")
+        proc.signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+        restored = shutdownctl(
+            "restore", "--redis", url, "--trader-id", "LIVE-001",
+            "--fallback-dir", str(tmp_path / "shutdown-fallback"), "--json",
+        )
+        found = json.loads(restored.stdout)
+        assert restored.returncode == 10, restored.stdout + restored.stderr
+        assert found["previous_shutdown"] == "unclean", found
+        assert "still marked running" in found["why"], found

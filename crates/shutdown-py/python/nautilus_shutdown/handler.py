@@ -8,6 +8,7 @@ signals.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -30,12 +31,26 @@ class GracefulShutdownHandler:
     >>> report = await handler.shutdown()        # or run it from code
     """
 
-    def __init__(self, node: Any, config: ShutdownConfig | None = None) -> None:
+    def __init__(
+        self, node: Any, config: ShutdownConfig | None = None, redis_url: str | None = None
+    ) -> None:
+        """``redis_url``: where the report is kept and the run marker set (see :meth:`restore`);
+        by default the environment variable ``REDIS_URL``, as the ``flush`` step reads it."""
         self.config = config if config is not None else ShutdownConfig()
         self.node = node
         self._adapter = NautilusNode(node)
         text = self.config.to_toml(trader_id=self._adapter.trader_id)
-        self._native = _native.Handler(self._adapter, text, self.config.source, list(NautilusNode.roles))
+        source = "redis_url" if redis_url is not None else "REDIS_URL"
+        if redis_url is None:
+            redis_url = os.environ.get("REDIS_URL") or None
+        self._native = _native.Handler(
+            self._adapter,
+            text,
+            self.config.source,
+            list(NautilusNode.roles),
+            redis_url=redis_url,
+            redis_source=source,
+        )
         self._backtest = _is_backtest(node)
         self._signal: str | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -48,6 +63,14 @@ class GracefulShutdownHandler:
     def is_shutdown_requested(self) -> bool:
         """Whether a signal or a call has asked for the shutdown."""
         return self._native.is_shutdown_requested()
+
+    async def restore(self) -> dict[str, Any]:
+        """At start, before trading: how the previous shutdown ended (``previous_shutdown``:
+        ``clean``, ``unclean``, ``none`` or ``unknown``, with ``why`` and a one-line ``summary``)
+        and the last snapshot, from Redis and ``shutdown-fallback/``; then this run's marker is set,
+        and cleared only by a final report: a run killed before that is seen as not clean by the
+        next start and by ``shutdownctl restore``."""
+        return json.loads(await self._native.restore())
 
     async def shutdown(self, reason: str = "signal") -> ShutdownReport:
         """Run the pipeline (once: a second call returns the same report) and return its report.
@@ -120,6 +143,30 @@ class GracefulShutdownHandler:
             self.node.dispose()
         except Exception as e:  # noqa: BLE001
             print(f"nautilus_shutdown: node dispose: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(report.exit_code)
+        _flush_logs()
+        # Out of the loop's run with the report's code, as `sys.exit` would: the interpreter exits
+        # normally (Nautilus's log writer drains). Should anything hold the exit, the runner's
+        # force-exit thread ends the process with the same code at the global deadline.
+        loop.call_soon(_exit, report.exit_code)
+
+
+def _exit(code: int) -> None:
+    raise SystemExit(code)
+
+
+def _flush_logs() -> None:
+    """Nautilus logs from a thread of its own: what it holds must be out before the exit."""
+    try:
+        from nautilus_trader.common.component import flush_logger
+
+        flush_logger()
+    except Exception:  # noqa: BLE001 - an older Nautilus without it: nothing to flush
+        pass
+    try:
+        from nautilus_trader.core import nautilus_pyo3
+
+        nautilus_pyo3.logger_flush()
+    except Exception:  # noqa: BLE001
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
