@@ -17,3 +17,6 @@ cargo bench -q -p shutdown-steps --bench verify
 cargo bench -q -p shutdown-redis --bench flush
 cargo bench -q -p shutdown-redis --bench fleet
 cargo bench -q -p shutdown-examples --bench shutdown
+# The NautilusTrader side by side: the venv of scripts/python-env.sh (built when missing).
+scripts/python-env.sh target/py-venv >/dev/null
+target/py-venv/bin/python scripts/nautilus_bench.py

@@ -7,7 +7,8 @@ take-profit and a reduce-only stop. The node prints ``ready`` once every book re
 SIGINT runs the shutdown pipeline (a second hurries it, a third forces it); the node is then
 stopped and disposed and the process exits with the report's code. As the strategies stop (after
 the pipeline) the node prints what its cache holds, since the Sandbox venue dies with the process:
-``book {...}`` (each order's status), ``positions [...]``, ``trading_state ...``.
+``book {...}`` (each order's status), ``positions [...]``, ``trading_state ...``; and once the last
+strategy stopped, ``venue {...}``: what the venue's matching engines hold (``venue_state``).
 
 Options: ``--config PATH`` (the pipeline, TOML; default: the handler's defaults with ``--report``),
 ``--redis HOST:PORT`` (Nautilus's own cache database in Redis: ``CacheConfig(database=...)``; the
@@ -32,6 +33,7 @@ from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import CacheConfig
 from nautilus_trader.config import DatabaseConfig
 from nautilus_trader.config import LiveDataClientConfig
+from nautilus_trader.config import LiveRiskEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.config import TradingNodeConfig
@@ -41,6 +43,7 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
+from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import order_status_to_str
 from nautilus_trader.model.enums import trading_state_to_str
 from nautilus_trader.model.identifiers import ClientId
@@ -123,6 +126,7 @@ class LiveBook(Strategy):
         self.placed = False
         self.ids: dict[str, object] = {}
         self.risk = None  # the node's risk engine, to say its trading state at the stop
+        self.on_last_stop = None  # said by the last strategy to stop: what the venue holds
 
     def on_start(self) -> None:
         self.subscribe_quote_ticks(INSTRUMENT.id)
@@ -169,6 +173,25 @@ class LiveBook(Strategy):
         print(f"positions {self.id.value} " + json.dumps(positions), flush=True)
         if self.risk is not None:
             print(f"trading_state {trading_state_to_str(self.risk.trading_state)}", flush=True)
+        if self.on_last_stop is not None:
+            self.on_last_stop()
+
+
+def venue_state(node: TradingNode) -> dict:
+    """What the Sandbox venue holds, read before it dies with the process: orders resting in its
+    matching engines (protective stops apart), and the open positions with and without a
+    reduce-only stop of their strategy resting there."""
+    clients = node.kernel.exec_engine.get_clients_for_orders(node.kernel.cache.orders())
+    resting = [o for c in clients if hasattr(c, "exchange") for o in c.exchange.get_open_orders()]
+    stops = [o for o in resting if o.order_type == OrderType.STOP_MARKET and o.is_reduce_only]
+    covered = {o.strategy_id for o in stops}
+    positions = node.kernel.cache.positions_open()
+    return {
+        "working": len(resting) - len(stops),
+        "stops": len(stops),
+        "positions": len(positions),
+        "unprotected": sum(1 for p in positions if p.strategy_id not in covered),
+    }
 
 
 def build(args) -> tuple[TradingNode, list[LiveBook]]:
@@ -188,6 +211,8 @@ def build(args) -> tuple[TradingNode, list[LiveBook]]:
         exec_clients={
             "BINANCE": SandboxExecutionClientConfig(venue="BINANCE", starting_balances=["10000000 USDT"])
         },
+        # 20 books place their orders in the same second: above Nautilus's default 100/s.
+        risk_engine=LiveRiskEngineConfig(max_order_submit_rate="10000/00:00:01"),
         timeout_connection=5.0,
         timeout_reconciliation=1.0,
         timeout_portfolio=1.0,
@@ -213,6 +238,16 @@ def build(args) -> tuple[TradingNode, list[LiveBook]]:
     node.build()
     for book in books:
         book.risk = node.kernel.risk_engine
+    stopped = []
+
+    def one_stopped() -> None:
+        # The strategies stop before the clients disconnect: the venue still holds its orders.
+        stopped.append(1)
+        if len(stopped) == len(books):
+            print("venue " + json.dumps(venue_state(node)), flush=True)
+
+    for book in books:
+        book.on_last_stop = one_stopped
     return node, books
 
 
