@@ -4,21 +4,31 @@
 #
 # Python: the newest 3.12-3.14 found (pyenv's versions, then python3.14..python3.12 on PATH) with
 # nautilus_trader==1.231.0; else Python 3.11 with nautilus_trader==1.221.0, the newest release for
-# 3.11. Prints which ran. Fails, saying why, when neither can be set up.
+# 3.11. PYTHON=path chooses the interpreter. Prints which ran. Fails, saying why, when neither can
+# be set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-.venv}
 
 candidates=()
-if command -v pyenv >/dev/null 2>&1; then
+# PYTHON=/path/to/python3.x picks the interpreter (3.11 gets nautilus_trader==1.221.0).
+if [ -n "${PYTHON:-}" ]; then
+  if "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    candidates=("__none__")
+  else
+    candidates=("$PYTHON")
+  fi
+elif command -v pyenv >/dev/null 2>&1; then
   root=$(pyenv root)
   for v in $(ls -1 "$root/versions" 2>/dev/null | grep -E '^3\.1[234]\.[0-9]+$' | sort -t. -k2,2nr -k3,3nr); do
     candidates+=("$root/versions/$v/bin/python3")
   done
 fi
-for v in 3.14 3.13 3.12; do
-  if command -v "python$v" >/dev/null 2>&1; then candidates+=("$(command -v "python$v")"); fi
-done
+if [ -z "${PYTHON:-}" ]; then
+  for v in 3.14 3.13 3.12; do
+    if command -v "python$v" >/dev/null 2>&1; then candidates+=("$(command -v "python$v")"); fi
+  done
+fi
 
 python=""
 for c in "${candidates[@]}"; do
@@ -29,7 +39,7 @@ for c in "${candidates[@]}"; do
   fi
 done
 if [ -z "$python" ]; then
-  for c in python3.11 python3; do
+  for c in ${PYTHON:-python3.11 python3}; do
     if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
       python=$(command -v "$c")
       nautilus="1.221.0"
