@@ -24,6 +24,7 @@ from book import engine
 from book import quotes
 from nautilus_trader.model.enums import order_status_to_str
 
+from nautilus_shutdown import BacktestInterrupted
 from nautilus_shutdown import GracefulShutdownHandler
 from nautilus_shutdown import ShutdownConfig
 
@@ -45,7 +46,10 @@ def main() -> int:
     handler = GracefulShutdownHandler(e, config)
     handler.setup_signal_handlers()
     e.add_data(quotes(args.quotes))
-    e.run()
+    try:
+        e.run()
+    except BacktestInterrupted:
+        pass  # a signal on NautilusTrader < 1.231 (newer ones just stop the run)
 
     asked = handler.is_shutdown_requested()
     report = asyncio.run(handler.shutdown(reason="signal" if asked else "api"))

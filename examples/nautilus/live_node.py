@@ -224,12 +224,14 @@ def build(args) -> tuple[TradingNode, list[LiveBook]]:
     node.add_exec_client_factory("BINANCE", SandboxLiveExecClientFactory)
     books = []
     for n in range(args.books):
+        # `manage_stop` is Nautilus 1.222 and later: named only when asked for.
+        manage = {"manage_stop": True} if args.stop == "manage_stop" else {}
         book = LiveBook(
             LiveBookConfig(
                 strategy_id=f"Book-{n + 1:03d}",
                 order_id_tag=f"{n + 1:03d}",
                 orders=args.orders,
-                manage_stop=args.stop == "manage_stop",
+                **manage,
             )
         )
         node.trader.add_strategy(book)

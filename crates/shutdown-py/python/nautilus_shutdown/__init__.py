@@ -21,11 +21,13 @@ from nautilus_shutdown.errors import RoleRateLimited
 from nautilus_shutdown.errors import RoleRejected
 from nautilus_shutdown.errors import RoleTransient
 from nautilus_shutdown.errors import RoleUnsupported
+from nautilus_shutdown.handler import BacktestInterrupted
 from nautilus_shutdown.handler import GracefulShutdownHandler
 from nautilus_shutdown.report import ShutdownReport
 from nautilus_shutdown.report import StepResult
 
 __all__ = [
+    "BacktestInterrupted",
     "GracefulShutdownHandler",
     "RoleRateLimited",
     "RoleRejected",

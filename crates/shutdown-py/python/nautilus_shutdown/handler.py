@@ -23,6 +23,22 @@ from nautilus_shutdown.report import ShutdownReport
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+class BacktestInterrupted(BaseException):
+    """Raised out of ``engine.run()`` by the first signal on a NautilusTrader older than 1.231,
+    whose backtest loop does not read its stop flag at each data point; catch it around the run.
+    (Newer ones stop the run at the next data point, and nothing is raised.)"""
+
+
+def _stop_flag_read_per_data_point() -> bool:
+    import nautilus_trader
+
+    try:
+        major, minor = (int(p) for p in nautilus_trader.__version__.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= (1, 231)
+
+
 class GracefulShutdownHandler:
     """The shutdown of one node: a ``TradingNode`` or a ``BacktestEngine``.
 
@@ -117,10 +133,12 @@ class GracefulShutdownHandler:
         from nautilus_trader.common.component import set_backtest_force_stop
 
         level = self._escalate(sig)
+        print(f"nautilus_shutdown: {signal.Signals(sig).name}: {level}", file=sys.stderr, flush=True)
         if level == "graceful":
             # The engine stops at its next data point; the caller then runs the pipeline.
             set_backtest_force_stop(True)
-        print(f"nautilus_shutdown: {signal.Signals(sig).name}: {level}", file=sys.stderr, flush=True)
+            if not _stop_flag_read_per_data_point():
+                raise BacktestInterrupted(signal.Signals(sig).name)
 
     def _on_signal(self, sig: int) -> None:
         level = self._escalate(sig)
