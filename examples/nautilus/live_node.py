@@ -14,7 +14,8 @@ Options: ``--config PATH`` (the pipeline, TOML; default: the handler's defaults 
 ``--redis HOST:PORT`` (Nautilus's own cache database in Redis: ``CacheConfig(database=...)``; the
 pipeline's snapshot, report and run marker go to the Redis that ``REDIS_URL`` names),
 ``--books N``, ``--orders N``, ``--hang-disconnect`` (the quote client's disconnect never
-returns), ``--stop nautilus|manage_stop|pipeline`` (who handles the stop: Nautilus's own handler,
+returns), ``--start-gate PATH`` (a restart: trading halted, the Sandbox venue given back the cache's
+working orders, then the start gate of PATH; ``gate: open`` or ``gate: halted: ...``), ``--stop nautilus|manage_stop|pipeline`` (who handles the stop: Nautilus's own handler,
 Nautilus with ``manage_stop=True`` strategies, or the pipeline; default ``pipeline``).
 """
 
@@ -33,6 +34,7 @@ from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import CacheConfig
 from nautilus_trader.config import DatabaseConfig
 from nautilus_trader.config import LiveDataClientConfig
+from nautilus_trader.config import LiveExecEngineConfig
 from nautilus_trader.config import LiveRiskEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import StrategyConfig
@@ -45,6 +47,7 @@ from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.enums import order_status_to_str
+from nautilus_trader.model.enums import TradingState
 from nautilus_trader.model.enums import trading_state_to_str
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.objects import Price
@@ -124,14 +127,19 @@ class LiveBook(Strategy):
     def __init__(self, config: LiveBookConfig) -> None:
         super().__init__(config)
         self.placed = False
+        self.resumed = False
         self.ids: dict[str, object] = {}
         self.risk = None  # the node's risk engine, to say its trading state at the stop
         self.on_last_stop = None  # said by the last strategy to stop: what the venue holds
 
     def on_start(self) -> None:
+        # A restart finds its position in the cache (Nautilus's database): it places nothing.
+        self.resumed = bool(self.cache.positions_open(strategy_id=self.id))
         self.subscribe_quote_ticks(INSTRUMENT.id)
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
+        if self.resumed:
+            return
         f = self.order_factory
         if "open" not in self.ids:
             self._send("open", f.market(INSTRUMENT.id, OrderSide.BUY, Quantity.from_str("1.000")))
@@ -156,6 +164,8 @@ class LiveBook(Strategy):
         self.submit_order(order)
 
     def rests(self) -> bool:
+        if self.resumed:
+            return True
         statuses = {n: self.cache.order(i).status for n, i in self.ids.items() if self.cache.order(i)}
         return (
             self.placed
@@ -194,6 +204,25 @@ def venue_state(node: TradingNode) -> dict:
     }
 
 
+def reseed_venue(node: TradingNode) -> int:
+    """A real venue keeps its orders while the node is down; the Sandbox venue is born empty with
+    each process. Give it back the working orders of the cache (Nautilus's database), as a backtest
+    engine does at its start. Returns how many."""
+    cache = node.kernel.cache
+    clients = node.kernel.exec_engine.get_clients_for_orders(cache.orders())
+    exchanges = [c.exchange for c in clients if hasattr(c, "exchange")]
+    count = 0
+    for order in cache.orders_open():
+        if order.is_emulated:
+            continue
+        for exchange in exchanges:
+            engine = exchange.get_matching_engine(order.instrument_id)
+            if engine is not None:
+                engine.process_order(order, order.account_id)
+                count += 1
+    return count
+
+
 def build(args) -> tuple[TradingNode, list[LiveBook]]:
     cache = None
     if args.redis:
@@ -213,6 +242,8 @@ def build(args) -> tuple[TradingNode, list[LiveBook]]:
         },
         # 20 books place their orders in the same second: above Nautilus's default 100/s.
         risk_engine=LiveRiskEngineConfig(max_order_submit_rate="10000/00:00:01"),
+        # The Sandbox reports nothing at reconciliation: its venue is re-seeded from the cache.
+        exec_engine=LiveExecEngineConfig(reconciliation=False),
         timeout_connection=5.0,
         timeout_reconciliation=1.0,
         timeout_portfolio=1.0,
@@ -264,10 +295,15 @@ def main() -> int:
     parser.add_argument("--stop", choices=["nautilus", "manage_stop", "pipeline"], default="pipeline")
     parser.add_argument("--post-stop", type=float, default=0.5)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--start-gate")
     args = parser.parse_args()
 
     node, books = build(args)
     loop = node.get_event_loop()
+    handler = None
+    if args.start_gate:
+        # Nothing trades before the start gate opens the trading gate.
+        node.kernel.risk_engine.set_trading_state(TradingState.HALTED)
     if args.stop == "pipeline":
         if args.config:
             config = ShutdownConfig.from_toml(args.config)
@@ -280,8 +316,16 @@ def main() -> int:
         print(f"restore: {restored['previous_shutdown']}: {restored['summary']}", flush=True)
 
     async def announce() -> None:
-        while not all(b.rests() for b in books):
+        while not (node.kernel.trader.is_running and all(b.rests() for b in books)):
             await asyncio.sleep(0.02)
+        if args.start_gate and handler is not None:
+            print(f"venue: {reseed_venue(node)} working orders back from the cache", flush=True)
+            gate = await handler.start_gate(ShutdownConfig.from_toml(args.start_gate))
+            if gate.exit_code != 0:
+                why = [p for s in gate.steps for p in ([s.error] if s.error else []) + s.problems]
+                print("gate: halted: " + "; ".join(why), flush=True)
+                return
+            print("gate: open", flush=True)
         print("ready", flush=True)
 
     loop.create_task(announce())

@@ -11,6 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 use shutdown_core::config::EnvOverrides;
+use shutdown_core::domain::LastKnown;
 use shutdown_core::{
     Level, Node, Pipeline, PipelineConfig, Reason, Report, Shutdown, ShutdownHandle, Signal,
 };
@@ -33,6 +34,9 @@ pub(crate) struct Handler {
     redis: Option<(RedisTarget, Arc<RedisReportSink>)>,
     /// The run marker set by `restore`, cleared by a final report.
     marker: Arc<Mutex<Option<RunMarker>>>,
+    /// What the node knew when it last stopped, as `restore` found it: what a start gate compares
+    /// the venue with.
+    last_known: Arc<Mutex<Option<LastKnown>>>,
     trader_id: String,
     /// The report of the one run, once it ends; later callers get the same one.
     report: Arc<OnceCell<Report>>,
@@ -105,6 +109,7 @@ impl Handler {
             metrics,
             redis,
             marker: Arc::new(Mutex::new(None)),
+            last_known: Arc::new(Mutex::new(None)),
             trader_id,
             report: Arc::new(OnceCell::new()),
             exit_on_force: AtomicBool::new(false),
@@ -167,6 +172,7 @@ impl Handler {
             timeout: REDIS_TIMEOUT,
         };
         let marker = self.marker.clone();
+        let last_known = self.last_known.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             if !options.fallback_dir.exists() {
                 // The marker file lives there too: a node's first start makes it.
@@ -178,10 +184,43 @@ impl Handler {
                 .await
                 .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
             *marker.lock().unwrap_or_else(PoisonError::into_inner) = Some(set);
+            *last_known.lock().unwrap_or_else(PoisonError::into_inner) = restored.last_known();
             let mut json = serde_json::to_value(&restored)
                 .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
             json["summary"] = serde_json::Value::String(restored.summary());
             Ok(json.to_string())
+        })
+    }
+
+    /// Run the start gate of `text` (a pipeline of `reconcile`, `verify`, `resume`...; `origin`
+    /// names it in errors) on the running loop: the venue compared with what `restore` found, every
+    /// difference handled, the trading gate opened only when nothing is left. Resolves to the
+    /// gate's report as JSON (exit code 0: the gate opened).
+    fn start_gate<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        origin: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let config = parse_config(text, origin)?;
+        let pipeline = config
+            .build(&self.node)
+            .map_err(|e| ConfigError::new_err(e.to_string()))?;
+        let last = self
+            .last_known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(last) = last else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "no start gate without knowing the last run: call restore() first (it found no snapshot it can trust: the gate would have nothing to compare the venue with)",
+            ));
+        };
+        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+        self.bridge.bind_loop(locals.clone());
+        let gate = Shutdown::new(pipeline, self.node.clone()).with_extension(last);
+        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+            Ok(gate.run_start_gate().await.to_json_line())
         })
     }
 

@@ -163,3 +163,74 @@ def test_a_sigkill_in_the_middle_of_the_shutdown_is_seen_as_not_clean(tmp_path):
         assert restored.returncode == 10, restored.stdout + restored.stderr
         assert found["previous_shutdown"] == "unclean", found
         assert "still marked running" in found["why"], found
+
+
+def cancel_by_hand(port: int, order_type: str) -> str:
+    """While the node is down, an operator cancels its working order of `order_type` at the venue;
+    Nautilus's database learns it as its reconciliation would (the event appended, the order moved
+    out of the open index). Returns the order's id."""
+    for key in redis(port, "keys", "trader-LIVE-001:orders:*").split():
+        events = [json.loads(e) for e in redis(port, "lrange", key, "0", "-1").splitlines()]
+        if events[0].get("order_type") == order_type and events[-1]["type"] == "OrderAccepted":
+            accepted = events[-1]
+            canceled = {
+                k: accepted[k]
+                for k in ("trader_id", "strategy_id", "instrument_id", "client_order_id",
+                          "venue_order_id", "account_id", "ts_event", "ts_init")
+            }
+            canceled.update(type="OrderCanceled", event_id="6a3a0c8e-0000-4000-8000-000000000001",
+                            reconciliation=True)
+            redis(port, "rpush", key, json.dumps(canceled))
+            client_order_id = accepted["client_order_id"]
+            redis(port, "srem", "trader-LIVE-001:index:orders_open", client_order_id)
+            redis(port, "sadd", "trader-LIVE-001:index:orders_closed", client_order_id)
+            return client_order_id
+    raise AssertionError(f"no working {order_type} in Nautilus's database")
+
+
+GATE = """timeout_secs = 10
+[[steps]]
+kind = "reconcile"
+on_stop_gone = "{policy}"
+[[steps]]
+kind = "verify"
+name = "protect"
+on_unprotected = "{protect}"
+[[steps]]
+kind = "resume"
+"""
+
+
+def test_after_a_sigkill_the_next_start_is_not_clean_and_its_gate_holds_on_a_stop_cancelled_while_down(tmp_path):
+    with redis_server(tmp_path) as port:
+        env = {"REDIS_URL": f"redis://127.0.0.1:{port}"}
+        args = ("--redis", f"127.0.0.1:{port}")
+        first = Proc("live_node.py", *args, "--hang-disconnect", cwd=tmp_path, env=env)
+        first.wait_out("ready")
+        first.signal(signal.SIGTERM)
+        first.wait_err("step=close")  # the snapshot is taken; the close hangs
+        first.signal(signal.SIGKILL)
+        first.wait()
+        stop = cancel_by_hand(port, "STOP_MARKET")
+
+        # The gate holds: the stop is gone, and the policy says keep trading halted.
+        hold = tmp_path / "hold.toml"
+        hold.write_text(GATE.format(policy="halt", protect="report"))
+        second = Proc("live_node.py", *args, "--start-gate", str(hold), cwd=tmp_path, env=env)
+        assert second.wait_out("restore: ").startswith("restore: unclean"), second.stdout
+        held = second.wait_out("gate: ")
+        assert held.startswith("gate: halted") and stop in held, held
+        second.signal(signal.SIGTERM)
+        second.wait()
+        assert second.lines("trading_state ") == ["HALTED"], second.stdout
+        assert json.loads(second.lines("venue ")[0])["unprotected"] == 1
+
+        # Handled: the next start places the stop again, then opens.
+        handle = tmp_path / "handle.toml"
+        handle.write_text(GATE.format(policy="replace_stop", protect="place_stop"))
+        third = Proc("live_node.py", *args, "--start-gate", str(handle), cwd=tmp_path, env=env)
+        assert third.wait_out("gate: ") == "gate: open", third.stdout
+        third.wait_out("ready")
+        third.signal(signal.SIGTERM)
+        assert third.wait() == 0, third.stderr
+        assert json.loads(third.lines("venue ")[0]) == {"working": 0, "stops": 1, "positions": 1, "unprotected": 0}

@@ -88,6 +88,16 @@ class GracefulShutdownHandler:
         next start and by ``shutdownctl restore``."""
         return json.loads(await self._native.restore())
 
+    async def start_gate(self, config: ShutdownConfig) -> ShutdownReport:
+        """At start, after :meth:`restore` and before trading: the start gate of ``config`` (a
+        pipeline of ``reconcile``, ``verify``, ``resume``, ...) compares the venue, as the node sees
+        it, with what the last run knew, handles each difference by its policy and opens the
+        trading gate only when nothing is left (exit code 0); otherwise the gate stays halted and
+        the report says why. Keep the node's trading state HALTED until then."""
+        await self._adapter.prepare()
+        text = config.to_toml(trader_id=self._adapter.trader_id)
+        return ShutdownReport.from_json(await self._native.start_gate(text, config.source))
+
     async def shutdown(self, reason: str = "signal") -> ShutdownReport:
         """Run the pipeline (once: a second call returns the same report) and return its report.
 

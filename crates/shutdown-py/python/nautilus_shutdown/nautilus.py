@@ -295,17 +295,23 @@ class NautilusNode:
                 position_id=position.id,
             )
             self._kernel.msgbus.send(endpoint="RiskEngine.execute", msg=command)
-            settled = (
-                (lambda: self._cache.order(order.client_order_id).status
-                 not in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED))
-                if resting
-                else (lambda: self._cache.order(order.client_order_id).is_closed)
-            )
+            def settled() -> bool:
+                # A live node's engines take commands from a queue: the order may not be in the
+                # cache yet.
+                placed = self._cache.order(order.client_order_id)
+                if placed is None:
+                    return False
+                if resting:
+                    return placed.status not in (OrderStatus.INITIALIZED, OrderStatus.SUBMITTED)
+                return placed.is_closed
+
             await self._until(settled)
         finally:
             if switched:
                 self._risk.set_trading_state(before)
         placed = self._cache.order(order.client_order_id)
+        if placed is None:
+            raise RoleTransient(f"{order.client_order_id.value} did not reach the cache within {CONFIRM_SECS}s")
         status = placed.status
         if status in (OrderStatus.DENIED, OrderStatus.REJECTED):
             events = [e for e in placed.events if hasattr(e, "reason")]
