@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 floor=80
-# Binaries and test helpers are not library code.
-ignore='shutdown-(cli|testkit)/|examples/|src/testing\.rs'
+# Binaries and test helpers are not library code. The Python package's Rust half (shutdown-py) is
+# exercised only from Python (its pytest suite against NautilusTrader), which this measure does not
+# run: it is left out rather than counted at 0.
+ignore='shutdown-(cli|testkit|py)/|examples/|src/testing\.rs'
 
 tools() {
   if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools'; then
