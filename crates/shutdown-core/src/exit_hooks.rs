@@ -10,20 +10,10 @@ use std::time::{Duration, Instant};
 /// A flush to run at the end of the shutdown.
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
-/// The node's exit flushes, and how long they may take together.
-#[derive(Clone)]
+/// The node's exit flushes.
+#[derive(Clone, Default)]
 pub(crate) struct ExitHooks {
     hooks: Vec<(String, Hook)>,
-    pub(crate) bound: Duration,
-}
-
-impl Default for ExitHooks {
-    fn default() -> Self {
-        Self {
-            hooks: Vec::new(),
-            bound: Duration::from_secs(1),
-        }
-    }
 }
 
 impl ExitHooks {
@@ -31,10 +21,11 @@ impl ExitHooks {
         self.hooks.push((name, hook));
     }
 
-    /// Run every hook at once and wait for them, at most `bound` in all; then flush stdout and
-    /// stderr. A hook still running is named on stderr (not in the log: the log writer may be what
-    /// hangs) and left behind. Returns the names of the hooks that did not finish.
-    pub(crate) fn run(&self) -> Vec<String> {
+    /// Run every hook at once and wait for them, at most `bound` in all (the exit flushes'
+    /// share of [`crate::AfterDeadline`]); then flush stdout and stderr. A hook still running is
+    /// named on stderr (not in the log: the log writer may be what hangs) and left behind. Returns
+    /// the names of the hooks that did not finish.
+    pub(crate) fn run(&self, bound: Duration) -> Vec<String> {
         let (done, finished) = mpsc::channel();
         let mut pending: Vec<bool> = vec![true; self.hooks.len()];
         for (i, (name, hook)) in self.hooks.iter().enumerate() {
@@ -52,7 +43,7 @@ impl ExitHooks {
             }
         }
         drop(done);
-        let deadline = Instant::now() + self.bound;
+        let deadline = Instant::now() + bound;
         while pending.iter().any(|p| *p) {
             let left = deadline.saturating_duration_since(Instant::now());
             match finished.recv_timeout(left) {
@@ -67,7 +58,7 @@ impl ExitHooks {
         if !late.is_empty() {
             eprintln!(
                 "shutdown: exit flush not finished within {}s: {} (left behind)",
-                self.bound.as_secs_f64(),
+                bound.as_secs_f64(),
                 late.join(", ")
             );
         }
@@ -85,10 +76,7 @@ mod tests {
     #[test]
     fn every_hook_runs_and_a_stalled_one_costs_the_bound_not_the_exit() {
         let fast = Arc::new(AtomicBool::new(false));
-        let mut hooks = ExitHooks {
-            bound: Duration::from_millis(200),
-            ..ExitHooks::default()
-        };
+        let mut hooks = ExitHooks::default();
         let f = fast.clone();
         hooks.push(
             "fast".into(),
@@ -102,9 +90,9 @@ mod tests {
                 let _ = stall.lock().map(|r| r.recv());
             }),
         );
-        let late = hooks.run();
+        let late = hooks.run(Duration::from_millis(200));
         assert!(fast.load(Ordering::SeqCst));
         assert_eq!(late, vec!["stalled".to_owned()]);
-        assert!(ExitHooks::default().run().is_empty());
+        assert!(ExitHooks::default().run(Duration::from_secs(1)).is_empty());
     }
 }

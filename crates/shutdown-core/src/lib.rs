@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod after_deadline;
 pub mod config;
 pub mod domain;
 mod exit_hooks;
@@ -43,13 +44,14 @@ pub mod __private {
     pub use inventory;
 }
 
+pub use crate::after_deadline::AfterDeadline;
 pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
 pub use crate::pipeline::{
     DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, MetricsConfig, OnError, Pipeline, PipelineSettings,
     PipelineStep, StepSettings, SystemdConfig,
 };
-pub use crate::plan::{Budget, HEADROOM};
+pub use crate::plan::Budget;
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
 pub use crate::report::{
     Count, Counter, EscalationReport, Outcome, Report, ReportSink, StepOutcome, StepReport,

@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::after_deadline::AfterDeadline;
 use crate::config::PipelineConfig;
-
-/// Seconds of headroom between the global timeout and the orchestrator's SIGKILL: time to write the
-/// report and exit after a forced stop.
-pub const HEADROOM: Duration = Duration::from_secs(2);
 
 /// What the timeouts of a pipeline add up to, and what does not fit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,8 +21,12 @@ pub struct Budget {
     pub critical_timeouts_sum_secs: f64,
     /// The orchestrator's grace period, when given.
     pub grace_period_secs: Option<f64>,
-    /// The headroom kept between the global timeout and the grace period.
+    /// What the runner may spend after the global deadline ([`AfterDeadline::worst_case`]): the
+    /// least headroom between the global timeout and the grace period.
     pub headroom_secs: f64,
+    /// The latest the process exits, in seconds from the request: the global timeout plus the
+    /// headroom.
+    pub exits_by_secs: f64,
     /// What does not fit, in words: the config's own warnings first.
     pub warnings: Vec<String>,
 }
@@ -39,7 +40,8 @@ impl PipelineConfig {
         let critical: f64 = (enabled().filter(|s| s.settings.critical))
             .map(|s| s.settings.timeout.as_secs_f64())
             .sum();
-        let headroom = HEADROOM.as_secs_f64();
+        let headroom = AfterDeadline::DEFAULT.worst_case().as_secs_f64();
+        let exits_by = global + headroom;
         let mut warnings: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
         if sum > global {
             warnings.push(format!(
@@ -60,9 +62,10 @@ impl PipelineConfig {
             ));
         }
         let grace = grace_period.map(|g| g.as_secs_f64());
-        if let Some(g) = grace.filter(|g| global + headroom > *g) {
+        if let Some(g) = grace.filter(|g| exits_by > *g) {
             warnings.push(format!(
-                "global timeout {global}s + {headroom}s headroom does not fit in the {g}s grace period: the process would be killed before it can force-exit; raise the grace period or lower timeout_secs"
+                "exits by {exits_by:.1}s at worst (timeout_secs {global}s + {headroom:.1}s after the deadline for the report's sinks and the exit flushes), later than the {g}s grace period: the process would be killed before its report and flushes are out; raise the grace period to {} or lower timeout_secs",
+                exits_by.ceil()
             ));
         }
         Budget {
@@ -71,6 +74,7 @@ impl PipelineConfig {
             critical_timeouts_sum_secs: critical,
             grace_period_secs: grace,
             headroom_secs: headroom,
+            exits_by_secs: exits_by,
             warnings,
         }
     }
@@ -94,7 +98,14 @@ mod tests {
         assert_eq!(b.step_timeouts_sum_secs, 22.0);
         assert_eq!(b.critical_timeouts_sum_secs, 22.0);
         assert_eq!(b.warnings.len(), 3, "{:#?}", b.warnings);
-        assert!(b.warnings[2].contains("does not fit in the 21s grace period"));
+        assert!(
+            b.warnings[2]
+                .starts_with("exits by 22.4s at worst (timeout_secs 20s + 2.4s after the deadline"),
+            "{}",
+            b.warnings[2]
+        );
+        assert!(b.warnings[2].contains("later than the 21s grace period"));
+        assert_eq!(b.exits_by_secs, 22.4);
         let b = config("timeout_secs = 30\n").budget(Some(Duration::from_secs(40)));
         assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
         let b = config("timeout_secs = 28\n[metrics]\npushgateway_url = \"http://pgw:9091\"\n")

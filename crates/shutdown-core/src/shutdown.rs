@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::after_deadline::AfterDeadline;
 use crate::exit_hooks::ExitHooks;
 use crate::node::Node;
 use crate::pipeline::Pipeline;
@@ -27,6 +28,8 @@ pub struct Shutdown {
     pub(crate) extensions: Extensions,
     pub(crate) notifier: Option<Notifier>,
     pub(crate) exit_hooks: ExitHooks,
+    /// What may be spent after the global deadline, on every path.
+    pub(crate) after: AfterDeadline,
 }
 
 impl std::fmt::Debug for Shutdown {
@@ -61,6 +64,7 @@ impl Shutdown {
             extensions: Extensions::default(),
             notifier: Notifier::from_env(),
             exit_hooks: ExitHooks::default(),
+            after: AfterDeadline::DEFAULT,
         }
     }
 
@@ -125,10 +129,17 @@ impl Shutdown {
         self
     }
 
-    /// How long the exit flushes may take together (default 1 s).
+    /// How long the exit flushes may take together (default 1 s); it moves the latest exit after
+    /// the deadline as much ([`Shutdown::after_deadline`]).
     pub fn exit_flush_timeout(mut self, bound: std::time::Duration) -> Self {
-        self.exit_hooks.bound = bound;
+        self.after = self.after.with_exit_flushes(bound);
         self
+    }
+
+    /// What this shutdown may spend after its global deadline: the process exits by
+    /// `timeout_secs` + [`AfterDeadline::worst_case`] at the latest.
+    pub fn after_deadline(&self) -> AfterDeadline {
+        self.after
     }
 
     /// Exit the process with the outcome's code once the report is written; and on force (third

@@ -32,7 +32,9 @@ fn dns_name(id: &str) -> String {
 /// The seconds a pod needs, and the manifest that gives them, for `config` found at `file`.
 pub(crate) fn plan(config: &PipelineConfig, file: &str, pre_stop_secs: u64) -> K8s {
     let timeout = config.settings.timeout.as_secs_f64();
-    let headroom = shutdown_core::HEADROOM.as_secs_f64();
+    let headroom = shutdown_core::AfterDeadline::DEFAULT
+        .worst_case()
+        .as_secs_f64();
     let grace = (pre_stop_secs as f64 + timeout + headroom).ceil() as u64;
     let name = dns_name(&config.settings.trader_id);
     let base = std::path::Path::new(file)

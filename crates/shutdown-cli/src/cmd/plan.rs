@@ -150,6 +150,7 @@ pub(crate) fn run(path: &Path, options: Options) -> i32 {
                 .map(|g| format!(", grace period {g}s"))
                 .unwrap_or_default()
         );
+        outln_wrapped(&exits_by(&budget));
         print_env_overrides(&config.env_overrides);
         for w in &budget.warnings {
             outln_wrapped(&format!("warning: {w}"));
@@ -159,5 +160,26 @@ pub(crate) fn run(path: &Path, options: Options) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// When the process exits at worst, and what the grace period leaves of it.
+fn exits_by(budget: &shutdown_core::Budget) -> String {
+    let head = format!(
+        "exits by {:.1}s at worst ({}s + {:.1}s after the deadline for the report's sinks and the exit flushes)",
+        budget.exits_by_secs, budget.timeout_secs, budget.headroom_secs
+    );
+    match budget.grace_period_secs {
+        Some(g) if g >= budget.exits_by_secs => {
+            format!(
+                "{head}; grace period {g}s leaves {:.1}s",
+                g - budget.exits_by_secs
+            )
+        }
+        Some(g) => format!(
+            "{head}; grace period {g}s is {:.1}s short",
+            budget.exits_by_secs - g
+        ),
+        None => head,
     }
 }

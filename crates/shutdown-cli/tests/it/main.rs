@@ -149,10 +149,17 @@ fn plan_weighs_the_budget_against_the_grace_period() {
         "{s}"
     );
     assert!(!s.contains("warning"), "{s}");
+    // The report's sinks and the exit flushes get 2.4 s after the deadline at most.
+    assert!(
+        s.contains("exits by 22.4s at worst (20s + 2.4s after the deadline"),
+        "{s}"
+    );
+    assert!(s.contains("grace period 60s leaves 37.6s"), "{s}");
     let out = ctl(&["plan", PIPELINE, "--grace-period", "20", "--deny-warnings"]);
     assert_eq!(out.status.code(), Some(1));
     let s = text(&out.stdout);
-    assert!(s.contains("does not fit in the 20s"), "{s}");
+    assert!(s.contains("later than the 20s grace period"), "{s}");
+    assert!(s.contains("grace period 20s is 2.4s short"), "{s}");
     assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
     let out = ctl(&["plan", PIPELINE, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -166,11 +173,11 @@ fn plan_k8s_gives_the_grace_period_the_budget_needs() {
     let out = ctl(&["plan", PIPELINE, "--k8s", "--pre-stop", "0", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // 20 s global + 2 s headroom, no preStop.
-    assert_eq!(v["kubernetes"]["termination_grace_period_seconds"], 22);
+    // 20 s global + 2.4 s after the deadline (the worst case `plan` prints), rounded up; no preStop.
+    assert_eq!(v["kubernetes"]["termination_grace_period_seconds"], 23);
     let manifest = v["kubernetes"]["manifest"].as_str().unwrap();
     assert!(
-        manifest.contains("terminationGracePeriodSeconds: 22\n"),
+        manifest.contains("terminationGracePeriodSeconds: 23\n"),
         "{manifest}"
     );
     assert!(
@@ -178,7 +185,7 @@ fn plan_k8s_gives_the_grace_period_the_budget_needs() {
         "no hook asked: {manifest}"
     );
     let out = ctl(&["plan", PIPELINE, "--k8s", "--pre-stop", "5"]);
-    assert!(text(&out.stdout).contains("terminationGracePeriodSeconds: 27\n"));
+    assert!(text(&out.stdout).contains("terminationGracePeriodSeconds: 28\n"));
     assert!(text(&out.stdout).contains("command: [\"sleep\", \"5\"]"));
     // Without --k8s, --pre-stop means nothing: refused.
     assert_eq!(

@@ -17,10 +17,6 @@ use crate::step::{Partial, Receipt, ShutdownStep, StepContext};
 use crate::systemd;
 use crate::trigger::{Level, Reason};
 
-/// The least the other report sinks are given, even past the global deadline (inside the 2 s
-/// headroom `plan` keeps between the budget and the grace period).
-pub(super) const SINK_GRACE: Duration = Duration::from_secs(1);
-
 impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
@@ -175,14 +171,18 @@ impl Run {
         let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
             return std::future::pending().await;
         };
-        // What is left of the budget, and never less than a moment inside the headroom: a
-        // shutdown that hit its deadline still owes its sinks the report.
+        // What is left of the budget, and never less than the sinks' share of the time after the
+        // deadline: a shutdown that hit its deadline still owes its sinks the report. A forced one
+        // gets that share only, as the force-exit thread would.
         let left = self.deadline.saturating_duration_since(Instant::now());
-        let grace = left.max(SINK_GRACE);
+        let grace = match s.handle.level() {
+            Level::Force => s.after.sinks,
+            _ => left.max(s.after.sinks),
+        };
         let report = s.sinks.write(report, grace).await;
         systemd::ends(s.notifier.as_ref(), &self.reason, &report);
         report.log(&self.span);
-        s.exit_hooks.run();
+        s.exit_hooks.run(s.after.exit_flushes);
         // Written and flushed: the force-exit thread, if one waits, may exit now.
         self.shared.written();
         if s.exit_process {
@@ -201,7 +201,7 @@ impl Run {
         let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
             return self.shared.lock().so_far.report(&s.pipeline, &s.handle);
         };
-        self.write_blocking(report, SINK_GRACE)
+        self.write_blocking(report, s.after.sinks)
     }
 
     /// Write `report` without leaning on the runtime: the file and the log line, then the other
@@ -209,7 +209,7 @@ impl Run {
     pub(super) fn write_blocking(&self, report: Report, grace: Duration) -> Report {
         let s = &self.shutdown;
         let report = s.sinks.write_blocking(report, grace);
-        s.exit_hooks.run();
+        s.exit_hooks.run(s.after.exit_flushes);
         self.shared.written();
         report
     }
