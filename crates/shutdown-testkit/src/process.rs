@@ -113,6 +113,31 @@ impl Proc {
     }
 }
 
+/// How a process ended under [`Proc::kill_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited by itself, with this code (`None`: by a signal).
+    Exited(Option<i32>),
+    /// It was still running at the deadline: SIGKILL, as an orchestrator's grace period ends.
+    Killed,
+}
+
+impl Proc {
+    /// Wait for the exit until `deadline`; then SIGKILL it, as an orchestrator does when its grace
+    /// period ends.
+    pub fn kill_at(&self, deadline: Instant) -> Ended {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.exit.recv_timeout(left) {
+            Ok(status) => Ended::Exited(status.code()),
+            Err(_) => {
+                let _ = kill(self.pid, Signal::SIGKILL);
+                let _ = self.exit.recv_timeout(Duration::from_secs(5));
+                Ended::Killed
+            }
+        }
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);

@@ -48,6 +48,11 @@ impl TestNode {
         self.proc.signal(signal);
     }
 
+    /// Wait for the exit until `deadline`, then SIGKILL it (an orchestrator's grace period).
+    pub fn kill_at(&self, deadline: std::time::Instant) -> shutdown_testkit::process::Ended {
+        self.proc.kill_at(deadline)
+    }
+
     pub fn wait_exit(&self, limit: Duration) -> (i32, Duration) {
         let (code, waited) = self.proc.wait_exit(limit);
         (code.expect("exit code, not a signal"), waited)

@@ -4,6 +4,7 @@
 //! `TESTNODE_EXIT_FLUSH=PATH`, an exit flush writes `flushed` to PATH (a trace exporter's batch,
 //! say); with `TESTNODE_EXIT_STALL=1` too, a second exit flush never returns. With
 //! `TESTNODE_SINK_STALL=1`, a report sink (`stalled`, timeout 30 s) never answers. With
+//! `TESTNODE_REDIS_URL=URL`, the report goes to Redis too (`RedisReportSink`). With
 //! `TESTNODE_HOST_HANGS=1`, the node exits on force only (`exit_on_force`): once the report is back
 //! it prints `returned CODE` and hangs, as a host whose own work after the pipeline never ends.
 
@@ -68,6 +69,29 @@ async fn main() {
                     std::thread::park();
                 }
             });
+        }
+    }
+    if let Ok(url) = std::env::var("TESTNODE_REDIS_URL") {
+        let sink = shutdown_redis::RedisTarget::parse(&url)
+            .map_err(|e| e.0)
+            .and_then(|target| {
+                let trader = shutdown.pipeline().settings.trader_id.clone();
+                let timeout = std::time::Duration::from_secs(1);
+                shutdown_redis::RedisReportSink::new(
+                    target,
+                    &trader,
+                    5,
+                    timeout,
+                    "testnode-fallback",
+                )
+                .map_err(|e| e.to_string())
+            });
+        match sink {
+            Ok(sink) => shutdown = shutdown.with_sink(std::sync::Arc::new(sink)),
+            Err(e) => {
+                eprintln!("TESTNODE_REDIS_URL: {e}");
+                std::process::exit(exit_code::INVALID_CONFIG);
+            }
         }
     }
     if std::env::var("TESTNODE_SINK_STALL").is_ok_and(|v| v == "1") {
