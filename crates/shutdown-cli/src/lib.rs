@@ -27,11 +27,16 @@ use shutdown_redis::RedisTarget;
 
 /// Validate, plan and dry-run graceful-shutdown pipelines for trading nodes.
 #[derive(Parser)]
-#[command(name = "shutdownctl", version)]
+#[command(name = "shutdownctl", version, max_term_width = 80)]
 pub struct Cli {
     /// Colour in the log on stderr: auto (a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// The run's log on stderr: -v info, -vv debug (SHUTDOWNCTL_LOG or RUST_LOG choose any
+    /// filter). Without it the output is the command's alone: what the log would say of a run is
+    /// in its report.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -340,13 +345,29 @@ where
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(cli.color.enabled())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHUTDOWNCTL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter(cli.verbose))
         .init();
     let code = run(cli);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The log on stderr: what `SHUTDOWNCTL_LOG` or `RUST_LOG` say; else, by `-v`, the run's log at info
+/// or debug; else warnings from outside the pipeline only. A pipeline's own log lines (a step that
+/// failed, the report as one line) say what its report says, and the report is the output.
+fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    for var in ["SHUTDOWNCTL_LOG", "RUST_LOG"] {
+        if let Ok(filter) = EnvFilter::try_from_env(var) {
+            return filter;
+        }
+    }
+    EnvFilter::new(match verbose {
+        0 => {
+            "warn,shutdown=off,shutdown_core=off,shutdown_steps=off,shutdown_redis=off,shutdown_paper=off"
+        }
+        1 => "info",
+        _ => "debug",
+    })
 }
 
 /// Run one command; returns its exit code.

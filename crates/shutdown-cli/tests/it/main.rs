@@ -13,6 +13,8 @@ fn ctl(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env_remove("SHUTDOWN_TIMEOUT_SECS")
+        .env_remove("SHUTDOWNCTL_LOG")
+        .env_remove("RUST_LOG")
         .output()
         .expect("run shutdownctl")
 }
@@ -646,8 +648,9 @@ fn color_is_chosen_by_flag_and_no_color_turns_it_off() {
         "--scenario",
         "examples/scenarios/hostile.toml",
     ];
+    // The log shows with -v (without, a dry-run's output is its report alone).
     let with = |color: &'static str| {
-        let mut a = vec!["--color", color];
+        let mut a = vec!["-v", "--color", color];
         a.extend(hostile);
         a
     };
@@ -657,7 +660,7 @@ fn color_is_chosen_by_flag_and_no_color_turns_it_off() {
     );
     assert!(!run(&with("never"), false), "--color never does not");
     // stderr is a pipe here, so auto means no colour; NO_COLOR wins over auto too.
-    assert!(!run(&hostile, false));
+    assert!(!run(&[&["-v"][..], &hostile[..]].concat(), false));
     assert!(!run(&with("auto"), true));
 }
 
@@ -1213,4 +1216,69 @@ fn restore_says_cannot_tell_with_exit_1_when_its_evidence_cannot_be_read() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).starts_with("no previous shutdown recorded"));
+}
+
+#[test]
+fn every_help_fits_80_columns() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["steps"],
+        &["validate"],
+        &["plan"],
+        &["dry-run"],
+        &["reconcile"],
+        &["report"],
+        &["restore"],
+        &["fleet"],
+        &["fleet", "halt"],
+        &["fleet", "resume"],
+        &["fleet", "shutdown"],
+        &["fleet", "status"],
+        &["completions"],
+        &["man"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = ctl(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = text(&out.stdout);
+        let widest = help.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(
+            widest <= 80,
+            "`shutdownctl {}` is {widest} columns wide:\n{help}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn a_human_dry_run_prints_its_report_alone_and_the_log_only_when_asked() {
+    let args = [
+        "dry-run",
+        "examples/configs/pipeline.toml",
+        "--scenario",
+        "examples/scenarios/hostile.toml",
+    ];
+    let out = ctl(&args);
+    assert_eq!(out.status.code(), Some(10));
+    // A step failed: the report says so, once; no log line says it again.
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("could not be cancelled: stuck-1"),
+        "{report}"
+    );
+    assert_eq!(text(&out.stderr), "", "nothing on stderr without -v");
+    let verbose = ctl(&[&["-v"][..], &args[..]].concat());
+    let log = text(&verbose.stderr);
+    assert!(log.contains("step failed") && log.contains("INFO"), "{log}");
+    let without_timing = |s: &str| -> String {
+        let lines = s.lines().filter(|l| !l.starts_with("simulated:"));
+        lines.collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(
+        without_timing(&text(&verbose.stdout)),
+        without_timing(&report),
+        "-v adds the log, not to the output"
+    );
 }
