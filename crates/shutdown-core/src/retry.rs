@@ -2,6 +2,7 @@
 //! steps and for custom ones.
 
 use std::future::Future;
+use std::hash::Hasher;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -48,14 +49,13 @@ impl Retryable for RoleError {
     }
 }
 
-/// Jitter in [0.5, 1.0) of the delay, from a hash of the key and attempt: spread, yet repeatable.
+/// Jitter in [0.5, 1.0) of the delay, from a hash (FNV-1a) of the key and attempt: spread, yet
+/// repeatable.
 fn jitter(key: &str, attempt: u32) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes().chain(attempt.to_le_bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    0.5 + (h >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+    let mut h = fnv::FnvHasher::default();
+    h.write(key.as_bytes());
+    h.write(&attempt.to_le_bytes());
+    0.5 + (h.finish() >> 11) as f64 / (1u64 << 53) as f64 / 2.0
 }
 
 /// Call `f` until it succeeds, fails for good, runs out of retries, or the next wait would pass

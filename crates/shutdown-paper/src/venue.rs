@@ -1,6 +1,7 @@
 //! The simulated venue and in-memory node: one `PaperNode` that implements every node role.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,13 +39,12 @@ impl Draws {
         let decision = format!("{what}:{key}");
         let n = self.counts.entry(decision.clone()).or_default();
         *n += 1;
-        // FNV-1a of the decision and its count, mixed with the seed by SplitMix64.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in decision.bytes().chain(n.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut z = (h ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        // FNV-1a of the decision and its count, mixed with the seed by SplitMix64's finaliser: a
+        // keyed hash, not a stream, so the draw does not depend on the order of the requests.
+        let mut h = fnv::FnvHasher::default();
+        h.write(decision.as_bytes());
+        h.write(&n.to_le_bytes());
+        let mut z = (h.finish() ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;

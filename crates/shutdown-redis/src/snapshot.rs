@@ -1,5 +1,6 @@
 //! The state snapshot: what it holds, how it is encoded into hash entries, and its digest.
 
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -207,30 +208,26 @@ pub struct Meta {
 /// FNV-1a (64-bit) over every collection name, id and value, in id order: cheap, stable, and enough
 /// to catch a partial or mixed snapshot (it is not a cryptographic hash). Fed incrementally, so a
 /// snapshot can be digested while it streams.
-#[derive(Debug, Clone)]
-pub struct Digest(u64);
+#[derive(Default)]
+pub struct Digest(fnv::FnvHasher);
 
-impl Default for Digest {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Digest").field(&self.finish()).finish()
     }
 }
 
 impl Digest {
     /// Feed one field (a collection name, an id or a value).
     pub fn eat(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0.write(bytes);
         // A separator, so ("ab","c") and ("a","bc") differ.
-        self.0 ^= 0xff;
-        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        self.0.write(&[0xff]);
     }
 
     /// The digest as text.
     pub fn finish(&self) -> String {
-        format!("fnv1a64:{:016x}", self.0)
+        format!("fnv1a64:{:016x}", self.0.finish())
     }
 }
 

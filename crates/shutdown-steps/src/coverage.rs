@@ -1,8 +1,5 @@
 //! The protection rule: which resting orders protect a position, and whether they cover it.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rust_decimal::Decimal;
 use serde::Serialize;
 use shutdown_core::domain::{Order, OrderType, Position, PositionSide, Residence, Side};
@@ -166,29 +163,7 @@ pub fn coverage<'a>(
 }
 
 /// FNV-1a: instrument symbols are short and not attacker-chosen, so a fast hash beats SipHash here.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type FastMap<K, V> = fnv::FnvHashMap<K, V>;
 
 /// Items bucketed by group, in one flat array: the items of group `g` are
 /// `items[starts[g]..starts[g + 1]]`, in their original order (a counting sort: linear, and no
