@@ -33,19 +33,16 @@ pub(crate) fn print_json(value: &impl Serialize) {
 
 /// Split `text` into lines of at most `width` characters, at spaces where possible.
 pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
+    let lines: Vec<String> =
+        (textwrap::wrap(text, textwrap::Options::new(width).break_words(true)))
+            .into_iter()
+            .map(|l| l.into_owned())
+            .collect();
+    if lines.is_empty() {
+        vec![String::new()]
+    } else {
+        lines
     }
-    lines.push(line);
-    lines
 }
 
 /// Print `text` wrapped to 78 columns, the lines after the first indented by two.

@@ -406,28 +406,23 @@ impl fmt::Display for Report {
 const WIDTH: usize = 80;
 
 /// `text` in lines of at most [`WIDTH`] characters, the first after `first`, the others after
-/// `rest`; a word longer than a line is cut.
+/// `rest`; a word longer than a line is broken across lines (an id is shown whole).
 fn wrap(text: &str, first: &str, rest: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = first.to_owned();
-    let mut empty = true;
-    for word in text.split_whitespace() {
-        let width = line.chars().count();
-        if !empty && width + 1 + word.chars().count() > WIDTH {
-            lines.push(std::mem::replace(&mut line, rest.to_owned()));
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        let room = WIDTH.saturating_sub(line.chars().count()).max(1);
-        line.push_str(&truncate(word, room));
-        empty = false;
+    let options = textwrap::Options::new(WIDTH)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(true);
+    let lines: Vec<String> = (textwrap::wrap(text, options).into_iter())
+        .map(|l| l.into_owned())
+        .collect();
+    if lines.is_empty() {
+        vec![first.to_owned()]
+    } else {
+        lines
     }
-    lines.push(line);
-    lines
 }
 
+/// `s` in at most `max` characters, its end replaced by `…` when it is longer (a column's width).
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
