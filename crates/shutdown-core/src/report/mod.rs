@@ -558,22 +558,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "report".into());
-    // Unique per write: two sinks may write the same file at once.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{file_name}.tmp.{}.{n}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    // A name of its own per write (two sinks may write the same file at once), removed if the write
+    // fails; readable as a file `File::create` makes (the textfile collector reads it as another
+    // user), not tempfile's 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(&dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable.
+    fs::File::open(&dir)?.sync_all()
 }
 
 /// Read a report written by [`FileSink`].
@@ -632,6 +629,18 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [std::ffi::OsString::from("report.json")]);
+    }
+
+    #[test]
+    fn a_report_file_is_as_readable_as_a_file_the_process_creates() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, plain) = (dir.path().join("report.json"), dir.path().join("plain"));
+        FileSink::new(&path).write(&sample()).unwrap();
+        fs::File::create(&plain).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // The textfile collector and an operator read it as other users: not tempfile's 0600.
+        assert_eq!(mode(&path), mode(&plain));
     }
 
     #[test]
