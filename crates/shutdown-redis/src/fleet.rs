@@ -430,11 +430,12 @@ pub async fn wait_for_acks(
 
 /// This host's name (`localhost` when it cannot be read): in node ids, and in who issued a command.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// How a node follows the fleet.
