@@ -31,6 +31,7 @@ pub mod report;
 pub mod retry;
 mod runner;
 mod shutdown;
+mod signal;
 mod signals;
 mod step;
 pub mod systemd;
@@ -58,7 +59,8 @@ pub use crate::report::{
     exit_code,
 };
 pub use crate::shutdown::Shutdown;
-pub use crate::signals::{Signal, SignalListener};
+pub use crate::signal::Signal;
+pub use crate::signals::SignalListener;
 pub use crate::step::{
     DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,
     StepOutput, TradingHold,
@@ -72,7 +74,7 @@ pub mod errors {
     pub use crate::node::{MissingRole, RoleError};
     pub use crate::registry::{OptionError, RegistryError, UnknownKind};
     pub use crate::report::{ReadReportError, SinkError};
-    pub use crate::signals::UnknownSignal;
+    pub use crate::signal::UnknownSignal;
     pub use crate::step::StepError;
 }
 

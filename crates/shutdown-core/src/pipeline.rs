@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::registry::Registry;
-use crate::signals::Signal;
+use crate::signal::Signal;
 use crate::step::ShutdownStep;
 
 /// Global budget when the config sets none.

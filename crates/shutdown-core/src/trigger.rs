@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Serialize, Serializer};
 use tokio::sync::Notify;
 
-use crate::signals::Signal;
+use crate::signal::Signal;
 
 /// Why the node is shutting down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use crate::pipeline::OnError;
 use crate::registry::unknown_message;
-use crate::signals::Signal;
+use crate::signal::Signal;
 
 /// The most seconds any timeout may be: a day.
 pub const MAX_SECONDS: f64 = 86_400.0;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::pipeline::{DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, OnError};
-use crate::signals::Signal;
+use crate::signal::Signal;
 
 fn parse(toml: &str) -> Result<PipelineConfig, ConfigErrors> {
     PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::None)

@@ -12,7 +12,7 @@ use crate::report::{FileSink, ReportSink};
 use crate::ShutdownStep;
 use crate::pipeline::{OnError, PipelineStep};
 use crate::report::{Counter, Outcome, StepOutcome};
-use crate::signals::Signal;
+use crate::signal::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
 use crate::trigger::Level;
 use crate::trigger::ShutdownHandle;
