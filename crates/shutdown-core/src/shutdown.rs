@@ -9,6 +9,7 @@ use crate::node::Node;
 use crate::pipeline::Pipeline;
 use crate::report::deliver::Sinks;
 use crate::report::{FileSink, Report, ReportSink};
+use crate::runner::Job;
 use crate::signals::SignalListener;
 use crate::step::Extensions;
 use crate::systemd::Notifier;
@@ -16,27 +17,14 @@ use crate::trigger::{Reason, ShutdownHandle};
 
 /// Runs a pipeline once, when asked, and reports.
 pub struct Shutdown {
-    pub(crate) pipeline: Arc<Pipeline>,
-    pub(crate) node: Node,
-    pub(crate) handle: ShutdownHandle,
-    pub(crate) sinks: Sinks,
-    pub(crate) exit_process: bool,
-    /// Exit with 12 on a force, from the force-exit thread (also when `exit_process` is not set).
-    pub(crate) exit_on_force: bool,
-    pub(crate) dry_run: bool,
-    pub(crate) in_place: bool,
-    pub(crate) extensions: Extensions,
-    pub(crate) notifier: Option<Notifier>,
-    pub(crate) exit_hooks: ExitHooks,
-    /// What may be spent after the global deadline, on every path.
-    pub(crate) after: AfterDeadline,
+    /// What the runner gets: this builder sets it up.
+    job: Job,
 }
-
 impl std::fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shutdown")
-            .field("pipeline", &self.pipeline)
-            .field("exit_process", &self.exit_process)
+            .field("pipeline", &self.job.pipeline)
+            .field("exit_process", &self.job.exit_process)
             .finish_non_exhaustive()
     }
 }
@@ -53,18 +41,20 @@ impl Shutdown {
             others: Vec::new(),
         };
         Self {
-            pipeline,
-            node,
-            handle: ShutdownHandle::new(),
-            sinks,
-            exit_process: false,
-            exit_on_force: false,
-            dry_run: false,
-            in_place: false,
-            extensions: Extensions::default(),
-            notifier: Notifier::from_env(),
-            exit_hooks: ExitHooks::default(),
-            after: AfterDeadline::DEFAULT,
+            job: Job {
+                pipeline,
+                node,
+                handle: ShutdownHandle::new(),
+                sinks,
+                exit_process: false,
+                exit_on_force: false,
+                dry_run: false,
+                in_place: false,
+                extensions: Extensions::default(),
+                notifier: Notifier::from_env(),
+                exit_hooks: ExitHooks::default(),
+                after: AfterDeadline::DEFAULT,
+            },
         }
     }
 
@@ -72,13 +62,13 @@ impl Shutdown {
     /// `EXTEND_TIMEOUT_USEC` while a critical step progresses; see [`crate::systemd`]). By default
     /// the socket `NOTIFY_SOCKET` names, if it names one; `None` to say nothing.
     pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Self {
-        self.notifier = notifier;
+        self.job.notifier = notifier;
         self
     }
 
     /// A dry run: steps are told not to write outside the process (see [`crate::StepContext::dry_run`]).
     pub fn dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
+        self.job.dry_run = dry_run;
         self
     }
 
@@ -87,7 +77,7 @@ impl Shutdown {
     /// everything then runs on one thread in a fixed order, and the same seed gives the same run.
     /// A step that blocks its thread then blocks the whole runtime: never for a live node.
     pub fn poll_in_place(mut self, in_place: bool) -> Self {
-        self.in_place = in_place;
+        self.job.in_place = in_place;
         self
     }
 
@@ -95,13 +85,13 @@ impl Shutdown {
     /// [`crate::StepContext::extension`]. The node or the operator's tool passes run-time things
     /// this way: where Redis is, a client of its own.
     pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
-        self.extensions.insert(value);
+        self.job.extensions.insert(value);
         self
     }
 
     /// Use this handle (share one with code that must trigger or observe the shutdown).
     pub fn with_handle(mut self, handle: ShutdownHandle) -> Self {
-        self.handle = handle;
+        self.job.handle = handle;
         self
     }
 
@@ -111,7 +101,7 @@ impl Shutdown {
     /// fails or does not answer in time is named in the report's `sink_errors` (and the report file
     /// is rewritten to say so).
     pub fn with_sink(mut self, sink: Arc<dyn ReportSink>) -> Self {
-        self.sinks.others.push(sink);
+        self.job.sinks.others.push(sink);
         self
     }
 
@@ -125,29 +115,29 @@ impl Shutdown {
         name: impl Into<String>,
         flush: impl Fn() + Send + Sync + 'static,
     ) -> Self {
-        self.exit_hooks.push(name.into(), Arc::new(flush));
+        self.job.exit_hooks.push(name.into(), Arc::new(flush));
         self
     }
 
     /// How long the exit flushes may take together (default 1 s); it moves the latest exit after
     /// the deadline as much ([`Shutdown::after_deadline`]).
     pub fn exit_flush_timeout(mut self, bound: std::time::Duration) -> Self {
-        self.after = self.after.with_exit_flushes(bound);
+        self.job.after = self.job.after.with_exit_flushes(bound);
         self
     }
 
     /// What this shutdown may spend after its global deadline: the process exits by
     /// `timeout_secs` + [`AfterDeadline::worst_case`] at the latest.
     pub fn after_deadline(&self) -> AfterDeadline {
-        self.after
+        self.job.after
     }
 
     /// Exit the process with the outcome's code once the report is written; and on force (third
     /// signal, global deadline), write the report and exit with 12 from a dedicated thread, even
     /// while the async runtime cannot run.
     pub fn exit_process(mut self, exit: bool) -> Self {
-        self.exit_process = exit;
-        self.exit_on_force = exit;
+        self.job.exit_process = exit;
+        self.job.exit_on_force = exit;
         self
     }
 
@@ -158,28 +148,28 @@ impl Shutdown {
     /// code). That work is bounded too: past the global deadline, the same thread exits the process
     /// with the report's code.
     pub fn exit_on_force(mut self, exit: bool) -> Self {
-        self.exit_on_force = exit;
+        self.job.exit_on_force = exit;
         self
     }
 
     /// The handle that requests, escalates and observes this shutdown.
     pub fn handle(&self) -> ShutdownHandle {
-        self.handle.clone()
+        self.job.handle.clone()
     }
 
     /// The pipeline.
     pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        &self.job.pipeline
     }
 
     /// Listen for the pipeline's signals until the returned listener is dropped.
     pub fn listen_signals(&self) -> std::io::Result<SignalListener> {
-        SignalListener::start(&self.pipeline.settings.signals, self.handle.clone())
+        SignalListener::start(&self.job.pipeline.settings.signals, self.job.handle.clone())
     }
 
     /// Wait for a request (signal, [`ShutdownHandle::trigger`]), then run.
     pub async fn run_when_requested(self) -> Report {
-        self.handle.requested().await;
+        self.job.handle.requested().await;
         self.run().await
     }
 
@@ -189,7 +179,7 @@ impl Shutdown {
     /// [`Shutdown::with_extension`]) and open the trading gate only when nothing is left outstanding.
     /// A signal during the gate escalates it as it would a shutdown.
     pub async fn run_start_gate(self) -> Report {
-        self.handle.trigger(Reason::Start);
+        self.job.handle.trigger(Reason::Start);
         self.run().await
     }
 
@@ -203,6 +193,6 @@ impl Shutdown {
     /// runtime's blocking pool until its call returns, so a runtime dropped afterwards waits for that
     /// call (a node that exits the process, [`Shutdown::exit_process`], does not wait).
     pub async fn run(self) -> Report {
-        crate::runner::run(self).await
+        crate::runner::run(self.job).await
     }
 }

@@ -125,4 +125,3 @@ mod tests {
         assert!(err.to_string().contains("SIGBOGUS"), "{err}");
     }
 }
-

@@ -20,9 +20,9 @@ use crate::trigger::{Level, Reason};
 impl Run {
     /// Run the steps in order, then write the report (and exit the process when asked to).
     pub(super) async fn supervise(self: Arc<Self>) -> Report {
-        let steps = &self.shutdown.pipeline.steps;
+        let steps = &self.job.pipeline.steps;
         tracing::info!(parent: &self.span, steps = steps.len(), "shutdown started");
-        systemd::begins(self.shutdown.notifier.as_ref(), &self.reason, steps.len());
+        systemd::begins(self.job.notifier.as_ref(), &self.reason, steps.len());
         for (index, ps) in steps.iter().enumerate() {
             let report = match self.admit(ps) {
                 Ok(step) => self.run_step(index, ps, step).await,
@@ -40,7 +40,7 @@ impl Run {
     /// after an `on_error = "abort"` failure; a disabled step is skipped; after a second signal only
     /// critical steps run. A step that may run is returned; for one that may not, its outcome and why.
     fn admit(&self, ps: &PipelineStep) -> Result<Arc<dyn ShutdownStep>, (StepOutcome, String)> {
-        let handle = &self.shutdown.handle;
+        let handle = &self.job.handle;
         if Instant::now() >= self.deadline {
             handle.force(Reason::Deadline);
         }
@@ -84,7 +84,7 @@ impl Run {
         report.offset = (started.saturating_duration_since(self.started)).as_secs_f64();
         report.budget = budget.as_secs_f64();
         if deadline == self.deadline && report.outcome == StepOutcome::TimedOut {
-            self.shutdown.handle.force(Reason::Deadline);
+            self.job.handle.force(Reason::Deadline);
         }
         report.log(&span);
         report
@@ -101,7 +101,7 @@ impl Run {
         deadline: Instant,
         span: &tracing::Span,
     ) -> StepReport {
-        let (s, critical) = (&self.shutdown, ps.settings.critical);
+        let (s, critical) = (&self.job, ps.settings.critical);
         let (cancel, partial) = (CancellationToken::new(), Partial::default());
         let ctx = self.context(ps, deadline, cancel.clone(), partial.clone());
         // Says the step started, and while it runs, how it goes.
@@ -147,7 +147,7 @@ impl Run {
         cancel: CancellationToken,
         partial: Partial,
     ) -> StepContext {
-        let (s, shared) = (&self.shutdown, self.shared.clone());
+        let (s, shared) = (&self.job, self.shared.clone());
         StepContext {
             reason: self.reason.clone(),
             name: ps.settings.name.clone(),
@@ -167,7 +167,7 @@ impl Run {
     /// exit the process with its code. When the force-exit thread has taken the report, it exits the
     /// process: this waits for that.
     async fn finish(&self) -> Report {
-        let s = &self.shutdown;
+        let s = &self.job;
         let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
             return std::future::pending().await;
         };
@@ -195,7 +195,7 @@ impl Run {
     /// written where it cannot hang, then to the other sinks within a second, then the exit
     /// flushes.
     pub(super) fn lost(&self) -> Report {
-        let s = &self.shutdown;
+        let s = &self.job;
         tracing::error!(parent: &self.span, "the shutdown's supervision stopped before the end");
         s.handle.force(Reason::Api);
         let Some(report) = self.shared.take(&s.pipeline, &s.handle) else {
@@ -207,7 +207,7 @@ impl Run {
     /// Write `report` without leaning on the runtime: the file and the log line, then the other
     /// sinks on threads of their own within `grace`, then the exit flushes.
     pub(super) fn write_blocking(&self, report: Report, grace: Duration) -> Report {
-        let s = &self.shutdown;
+        let s = &self.job;
         let report = s.sinks.write_blocking(report, grace);
         s.exit_hooks.run(s.after.exit_flushes);
         self.shared.written();

@@ -16,7 +16,7 @@ use crate::trigger::{Level, Reason};
 pub(super) fn start(run: &Arc<Run>) {
     let run = run.clone();
     let left = (run.deadline).saturating_duration_since(tokio::time::Instant::now());
-    let hard_deadline = std::time::Instant::now() + left + run.shutdown.after.take_over;
+    let hard_deadline = std::time::Instant::now() + left + run.job.after.take_over;
     let spawned = std::thread::Builder::new()
         .name("shutdown-force".into())
         .spawn(move || force_exit(&run, hard_deadline));
@@ -26,7 +26,7 @@ pub(super) fn start(run: &Arc<Run>) {
 }
 
 fn force_exit(run: &Run, hard_deadline: std::time::Instant) -> ! {
-    let (s, shared, after) = (&run.shutdown, &run.shared, run.shutdown.after);
+    let (s, shared, after) = (&run.job, &run.shared, run.job.after);
     if s.handle.wait_blocking(Level::Force, Some(hard_deadline)) < Level::Force {
         s.handle.force(Reason::Deadline);
     }

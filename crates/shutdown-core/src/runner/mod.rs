@@ -1,4 +1,6 @@
-//! The runner: what [`Shutdown::run`] does. One job per file:
+//! The runner: what [`crate::Shutdown::run`] does, given the [`Job`] the builder set up. One job
+//! per file:
+//! - `job.rs`: what one run needs (the pipeline, the node, the sinks, what happens on a force);
 //! - `mod.rs`: one run's shared state, and the start of its supervision on a task of its own;
 //! - `exec.rs`: the supervision, one step at a time: admit (the skip rules), guard (a `select!` of
 //!   the step against its deadline, a force and, for a step that is not critical, a hurry) and the
@@ -15,7 +17,10 @@
 mod drive;
 mod exec;
 mod force;
+mod job;
 mod progress;
+
+pub(crate) use job::Job;
 
 use std::sync::Arc;
 
@@ -24,14 +29,13 @@ use tokio::time::Instant;
 use self::progress::Shared;
 use crate::report::Report;
 use crate::report::assemble::SoFar;
-use crate::shutdown::Shutdown;
 use crate::step::SharedResults;
 use crate::trigger::Reason;
 
 /// One run of a pipeline: what the supervision, the steps and the force-exit thread share.
 pub(super) struct Run {
     /// What to run, and how.
-    shutdown: Shutdown,
+    job: Job,
     reason: Reason,
     shared: Arc<Shared>,
     results: SharedResults,
@@ -41,16 +45,16 @@ pub(super) struct Run {
     span: tracing::Span,
 }
 
-/// Run `shutdown` now (requesting it with reason `api` if nobody has), its supervision on a task of
-/// its own; see [`Shutdown::run`].
-pub(crate) async fn run(shutdown: Shutdown) -> Report {
-    shutdown.handle.trigger(Reason::Api);
-    let reason = shutdown.handle.reason().unwrap_or(Reason::Api);
+/// Run `job` now (requesting it with reason `api` if nobody has), its supervision on a task of its
+/// own; see [`crate::Shutdown::run`].
+pub(crate) async fn run(job: Job) -> Report {
+    job.handle.trigger(Reason::Api);
+    let reason = job.handle.reason().unwrap_or(Reason::Api);
     let started = Instant::now();
-    let settings = &shutdown.pipeline.settings;
+    let settings = &job.pipeline.settings;
     let span = tracing::info_span!("shutdown", reason = %reason, trader_id = %settings.trader_id,
         timeout_secs = settings.timeout.as_secs_f64());
-    let so_far = SoFar::new(&shutdown.pipeline, &reason, started);
+    let so_far = SoFar::new(&job.pipeline, &reason, started);
     let run = Arc::new(Run {
         shared: Arc::new(Shared::new(so_far)),
         deadline: started + settings.timeout,
@@ -58,9 +62,9 @@ pub(crate) async fn run(shutdown: Shutdown) -> Report {
         reason,
         results: SharedResults::default(),
         span,
-        shutdown,
+        job,
     });
-    if run.shutdown.exit_on_force {
+    if run.job.exit_on_force {
         force::start(&run);
     }
     match tokio::spawn(run.clone().supervise()).await {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::Shutdown;
 use crate::node::Node;
 use crate::pipeline::Pipeline;
 use crate::report::{FileSink, ReportSink};
