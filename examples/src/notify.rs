@@ -3,6 +3,7 @@
 //! It registers itself by kind through `inventory`, exactly as the built-in steps do, so any program
 //! that links this crate can use `kind = "notify"` in its TOML.
 
+use shutdown_core::StepDefaults;
 use std::io::Write;
 use std::time::Duration;
 
@@ -77,6 +78,10 @@ impl ShutdownStep for Notify {
         "notify"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn plan(&self) -> Vec<String> {
         vec![format!("tell the operators: {:?}", self.0.message)]
     }
@@ -114,14 +119,16 @@ impl ShutdownStep for Notify {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(2.0, false);
+
 shutdown_core::register_step! {
     kind: "notify",
     summary: "Tell the operators the node is stopping (an example of a step defined in its own crate).",
     config: NotifyConfig,
     options: OPTIONS,
     requires: [],
-    critical: false,
-    default_timeout_secs: 2.0,
+    defaults: DEFAULTS,
 }
 
 #[cfg(test)]

@@ -49,8 +49,8 @@ pub use crate::after_deadline::AfterDeadline;
 pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
 pub use crate::pipeline::{
-    DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, MetricsConfig, OnError, Pipeline, PipelineSettings,
-    PipelineStep, StepSettings, SystemdConfig,
+    DEFAULT_TIMEOUT_SECS, MetricsConfig, OnError, Pipeline, PipelineSettings, PipelineStep,
+    StepSettings, SystemdConfig,
 };
 pub use crate::plan::Budget;
 pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
@@ -62,8 +62,8 @@ pub use crate::shutdown::Shutdown;
 pub use crate::signal::Signal;
 pub use crate::signals::SignalListener;
 pub use crate::step::{
-    DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep, StepContext, StepError,
-    StepOutput, TradingHold,
+    DEFAULT_TRADER_ID, DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep,
+    StepContext, StepDefaults, StepError, StepOutput, TradingHold,
 };
 pub use crate::trigger::{Escalation, Level, Reason, ShutdownHandle};
 

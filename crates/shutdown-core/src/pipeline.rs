@@ -7,16 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::registry::Registry;
 use crate::signal::Signal;
-use crate::step::ShutdownStep;
+use crate::step::{DEFAULT_TRADER_ID, ShutdownStep, StepDefaults};
 
 /// Global budget when the config sets none.
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
-/// Default trader id.
-pub const DEFAULT_TRADER_ID: &str = "trader-001";
-/// The budget of a step whose kind is not registered and whose timeout is not set.
-pub const UNREGISTERED_STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the runner does when a step fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
@@ -48,17 +43,13 @@ pub struct StepSettings {
 
 impl StepSettings {
     /// The settings of a step of `kind` that the config says nothing about: named after its kind,
-    /// with the registered kind's default timeout and criticality (an unregistered kind gets 5 s and is
-    /// not critical), `on_error = "continue"`.
-    pub fn for_kind(kind: &'static str) -> Self {
-        let registered = Registry::global().ok().and_then(|r| r.get(kind).ok());
+    /// with its `defaults` (timeout, criticality), `on_error = "continue"`.
+    pub fn new(kind: &'static str, defaults: StepDefaults) -> Self {
         Self {
             name: kind.to_owned(),
             kind,
-            timeout: registered.map_or(UNREGISTERED_STEP_TIMEOUT, |r| {
-                Duration::from_secs_f64(r.default_timeout_secs)
-            }),
-            critical: registered.is_some_and(|r| r.critical),
+            timeout: defaults.timeout,
+            critical: defaults.critical,
             on_error: OnError::Continue,
         }
     }
@@ -168,16 +159,16 @@ impl std::fmt::Debug for PipelineStep {
 }
 
 impl PipelineStep {
-    /// A step with its kind's registered defaults (see [`StepSettings::for_kind`]): an in-code
-    /// `cancel` is critical and has its 10 s, as it would from TOML.
+    /// A step with its own defaults ([`ShutdownStep::defaults`], the values its kind is registered
+    /// with): an in-code `cancel` is critical and has its 10 s, as it would from TOML.
     pub fn new(step: impl ShutdownStep) -> Self {
         Self::from_boxed(Box::new(step))
     }
 
-    /// A step built from a registered kind's config (`StepConfig::build`), with its kind's defaults.
+    /// A step built from a registered kind's config (`StepConfig::build`), with its own defaults.
     pub fn from_boxed(step: Box<dyn ShutdownStep>) -> Self {
         Self {
-            settings: StepSettings::for_kind(step.kind()),
+            settings: StepSettings::new(step.kind(), step.defaults()),
             enabled: true,
             step: Some(Arc::from(step)),
         }
@@ -278,5 +269,42 @@ impl Pipeline {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::step::{StepContext, StepError, StepOutput};
+
+    struct Mine(Option<StepDefaults>);
+
+    #[async_trait]
+    impl ShutdownStep for Mine {
+        fn kind(&self) -> &'static str {
+            "mine"
+        }
+        fn defaults(&self) -> StepDefaults {
+            self.0.unwrap_or(StepDefaults::DEFAULT)
+        }
+        async fn run(&self, _: StepContext) -> Result<StepOutput, StepError> {
+            Ok(StepOutput::new())
+        }
+    }
+
+    #[test]
+    fn a_step_built_in_code_has_the_defaults_it_declares_and_no_registry_is_asked() {
+        // "mine" is registered nowhere: what it says of itself is what it gets.
+        let declared = PipelineStep::new(Mine(Some(StepDefaults::new(7.5, true))));
+        assert_eq!(declared.settings.timeout, Duration::from_millis(7500));
+        assert!(declared.settings.critical);
+        assert_eq!(declared.settings.name, "mine");
+        let silent = PipelineStep::new(Mine(None));
+        assert_eq!(silent.settings.timeout, Duration::from_secs(5));
+        assert!(!silent.settings.critical);
     }
 }

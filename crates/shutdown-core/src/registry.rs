@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::node::{MissingRole, Node, Role};
-use crate::step::ShutdownStep;
+use crate::step::{ShutdownStep, StepDefaults};
 
 /// The documentation of one option of a step kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,10 +185,9 @@ pub struct StepRegistration {
     pub options: &'static [OptionDoc],
     /// Roles the step needs from the node.
     pub requires: &'static [Role],
-    /// Whether the step is critical unless the config says otherwise.
-    pub critical: bool,
-    /// Timeout when the config sets none.
-    pub default_timeout_secs: f64,
+    /// Timeout and criticality when the config sets none (the step's own
+    /// [`crate::ShutdownStep::defaults`]).
+    pub defaults: StepDefaults,
     /// Parse and validate the options (no I/O).
     pub parse: ParseFn,
     /// The fields of the options struct, as serde reads them (to check `options` against).
@@ -267,8 +266,7 @@ macro_rules! register_step {
         config: $config:ty,
         options: $options:expr,
         requires: [$($role:ident),* $(,)?],
-        critical: $critical:expr,
-        default_timeout_secs: $timeout:expr $(,)?
+        defaults: $defaults:expr $(,)?
     ) => {
         $crate::__private::inventory::submit! {
             $crate::registry::StepRegistration {
@@ -276,11 +274,28 @@ macro_rules! register_step {
                 summary: $summary,
                 options: $options,
                 requires: &[$($crate::node::Role::$role),*],
-                critical: $critical,
-                default_timeout_secs: $timeout,
+                defaults: $defaults,
                 parse: |options| $crate::__private::parse_boxed::<$config>(options, $options),
                 fields: || $crate::__private::field_names::<$config>(),
             }
+        }
+    };
+    (
+        kind: $kind:expr,
+        summary: $summary:expr,
+        config: $config:ty,
+        options: $options:expr,
+        requires: [$($role:ident),* $(,)?],
+        critical: $critical:expr,
+        default_timeout_secs: $timeout:expr $(,)?
+    ) => {
+        $crate::register_step! {
+            kind: $kind,
+            summary: $summary,
+            config: $config,
+            options: $options,
+            requires: [$($role),*],
+            defaults: $crate::StepDefaults::new($timeout, $critical),
         }
     };
 }
@@ -419,8 +434,7 @@ mod tests {
         summary: "first",
         options: &[],
         requires: &[],
-        critical: false,
-        default_timeout_secs: 1.0,
+        defaults: crate::StepDefaults::new(1.0, false),
         parse: |_| Err(vec![]),
         fields: || &[],
     };
@@ -429,8 +443,7 @@ mod tests {
         summary: "second",
         options: &[],
         requires: &[],
-        critical: false,
-        default_timeout_secs: 1.0,
+        defaults: crate::StepDefaults::new(1.0, false),
         parse: |_| Err(vec![]),
         fields: || &[],
     };
@@ -500,8 +513,7 @@ mod tests {
                 doc: "",
             }],
             requires: &[],
-            critical: false,
-            default_timeout_secs: 1.0,
+            defaults: crate::StepDefaults::new(1.0, false),
             parse: |_| Err(vec![]),
             fields: || &["field"],
         };

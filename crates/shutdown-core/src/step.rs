@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -14,6 +15,38 @@ use tokio_util::sync::CancellationToken;
 use crate::node::Node;
 use crate::report::{Counter, StepReport};
 use crate::trigger::Reason;
+
+/// The trader id of a pipeline whose config names none.
+pub const DEFAULT_TRADER_ID: &str = "trader-001";
+
+/// What a step gets when no config and no code say otherwise.
+///
+/// ```
+/// use shutdown_core::StepDefaults;
+/// const CANCEL: StepDefaults = StepDefaults::new(10.0, true);
+/// assert_eq!(CANCEL.timeout.as_secs(), 10);
+/// assert!(!StepDefaults::DEFAULT.critical);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepDefaults {
+    /// The step's own timeout.
+    pub timeout: Duration,
+    /// Whether it runs after a second signal.
+    pub critical: bool,
+}
+
+impl StepDefaults {
+    /// 5 s, not critical.
+    pub const DEFAULT: StepDefaults = StepDefaults::new(5.0, false);
+
+    /// A timeout of `timeout_secs` seconds (to the millisecond), critical or not.
+    pub const fn new(timeout_secs: f64, critical: bool) -> Self {
+        Self {
+            timeout: Duration::from_millis((timeout_secs * 1000.0) as u64),
+            critical,
+        }
+    }
+}
 
 /// One step of a shutdown pipeline.
 ///
@@ -43,6 +76,13 @@ use crate::trigger::Reason;
 pub trait ShutdownStep: Send + Sync + 'static {
     /// The kind this step was registered under (`halt`, `cancel`, ...).
     fn kind(&self) -> &'static str;
+
+    /// Its timeout and whether it is critical, when neither the config nor the code says: the same
+    /// values the kind is registered with (`register_step!`'s `defaults`), so that a step built in
+    /// code gets what it would get from TOML. By default 5 s, not critical.
+    fn defaults(&self) -> StepDefaults {
+        StepDefaults::DEFAULT
+    }
 
     /// What the step would do, one line each, without side effects (for `plan` and `dry-run`). By
     /// default, one line naming the kind: say more when there is more to say.
@@ -119,7 +159,7 @@ impl StepContext {
             cancel: CancellationToken::new(),
             node,
             results: SharedResults::default(),
-            trader_id: crate::pipeline::DEFAULT_TRADER_ID.to_owned(),
+            trader_id: DEFAULT_TRADER_ID.to_owned(),
             receipt: Receipt::default(),
             dry_run: false,
             extensions: Extensions::default(),

@@ -1,5 +1,6 @@
 //! `flush`: one atomic snapshot of the node's state to Redis, or to a local fallback file.
 
+use shutdown_core::StepDefaults;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,6 +327,10 @@ impl ShutdownStep for Flush {
         "flush"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("the state snapshot was not saved: the next start must rebuild its state from the venue".into())
     }
@@ -490,12 +495,14 @@ fn held(snapshot: &Snapshot) -> String {
     format!("{orders} orders, {positions} positions, {accounts} accounts, {strategies} strategies")
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(5.0, true);
+
 shutdown_core::register_step! {
     kind: "flush",
     summary: "Snapshot orders, positions, accounts and strategy state to Redis in one transaction, or to a fallback file.",
     config: FlushConfig,
     options: OPTIONS,
     requires: [StateSource],
-    critical: true,
-    default_timeout_secs: 5.0,
+    defaults: DEFAULTS,
 }

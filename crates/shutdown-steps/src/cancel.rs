@@ -1,5 +1,6 @@
 //! `cancel`: cancel working orders by id, keeping protective stops, confirmed from the venue's order state.
 
+use shutdown_core::StepDefaults;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -490,6 +491,10 @@ impl ShutdownStep for Cancel {
         "cancel"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn counts(&self) -> &'static [Counter] {
         &[Counter::OrdersCancelled, Counter::OrdersOrphaned]
     }
@@ -765,12 +770,14 @@ impl ShutdownStep for Cancel {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(10.0, true);
+
 shutdown_core::register_step! {
     kind: "cancel",
     summary: "Cancel working orders by id, keeping protective stops; report every order left open.",
     config: CancelConfig,
     options: OPTIONS,
     requires: [OrderGateway],
-    critical: true,
-    default_timeout_secs: 10.0,
+    defaults: DEFAULTS,
 }

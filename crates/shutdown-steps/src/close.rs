@@ -1,5 +1,6 @@
 //! `close`: for each venue connection, in parallel: disarm the dead-man's switch, log out, disconnect.
 
+use shutdown_core::StepDefaults;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,6 +191,10 @@ impl ShutdownStep for Close {
         "close"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("venue connections were not closed cleanly: an armed dead-man's switch (cancel-on-disconnect) cancels resting orders, protective stops included, when this process exits".into())
     }
@@ -283,12 +288,14 @@ impl ShutdownStep for Close {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(5.0, false);
+
 shutdown_core::register_step! {
     kind: "close",
     summary: "Disarm dead-man's switches, log out and disconnect every venue connection, in parallel.",
     config: CloseConfig,
     options: OPTIONS,
     requires: [Connections],
-    critical: false,
-    default_timeout_secs: 5.0,
+    defaults: DEFAULTS,
 }

@@ -1,5 +1,6 @@
 //! `halt`: stop new orders at the source, and confirm it by reading the gate back.
 
+use shutdown_core::StepDefaults;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -75,6 +76,10 @@ impl ShutdownStep for Halt {
         "halt"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some(
             "new orders were not halted at the source: strategies may still have sent orders"
@@ -96,12 +101,14 @@ impl ShutdownStep for Halt {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(2.0, false);
+
 shutdown_core::register_step! {
     kind: "halt",
     summary: "Stop new orders at the source and confirm it by reading the gate back.",
     config: HaltConfig,
     options: OPTIONS,
     requires: [TradingGate],
-    critical: false,
-    default_timeout_secs: 2.0,
+    defaults: DEFAULTS,
 }

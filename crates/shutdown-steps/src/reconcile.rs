@@ -8,6 +8,7 @@
 //! would not tell, is a problem of the step: the start gate ends degraded and `resume` keeps the
 //! gate halted.
 
+use shutdown_core::StepDefaults;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -371,6 +372,10 @@ impl ShutdownStep for Reconcile {
         "reconcile"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("the venue was not compared with the last snapshot: what changed while the node was down is unknown".into())
     }
@@ -584,12 +589,14 @@ fn serde_plain(value: impl Serialize) -> String {
         .unwrap_or_default()
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(10.0, true);
+
 shutdown_core::register_step! {
     kind: "reconcile",
     summary: "At start: compare the venue with the last snapshot (fills, vanished orders, stops gone, orders never known, changed positions) and handle each difference by its policy.",
     config: ReconcileConfig,
     options: OPTIONS,
     requires: [OrderGateway, PositionBook],
-    critical: true,
-    default_timeout_secs: 10.0,
+    defaults: DEFAULTS,
 }

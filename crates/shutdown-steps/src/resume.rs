@@ -2,6 +2,7 @@
 //! it succeeded with no problem left (every difference handled, every position protected), and
 //! confirms it by reading the gate back. Otherwise the gate stays halted and the step says why.
 
+use shutdown_core::StepDefaults;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -114,6 +115,10 @@ impl ShutdownStep for Resume {
         "resume"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn if_not_done(&self) -> Option<String> {
         Some("the trading gate stays halted: the node does not trade".into())
     }
@@ -151,12 +156,14 @@ impl ShutdownStep for Resume {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(2.0, false);
+
 shutdown_core::register_step! {
     kind: "resume",
     summary: "At start: open the trading gate, only when every step before succeeded with nothing left outstanding; confirm it by reading the gate back.",
     config: ResumeConfig,
     options: OPTIONS,
     requires: [TradingGate],
-    critical: false,
-    default_timeout_secs: 2.0,
+    defaults: DEFAULTS,
 }

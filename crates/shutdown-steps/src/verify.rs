@@ -1,5 +1,6 @@
 //! `verify`: every open position must be covered by resting stops; report, place a stop, flatten or fail.
 
+use shutdown_core::StepDefaults;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -222,6 +223,10 @@ impl ShutdownStep for Verify {
         "verify"
     }
 
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
+
     fn counts(&self) -> &'static [Counter] {
         &[Counter::PositionsUnprotected]
     }
@@ -368,12 +373,14 @@ impl ShutdownStep for Verify {
     }
 }
 
+/// Its timeout and criticality, for its registration and for a step built in code alike.
+const DEFAULTS: StepDefaults = StepDefaults::new(5.0, true);
+
 shutdown_core::register_step! {
     kind: "verify",
     summary: "Check that every open position is covered by resting reduce-only stops; report, place a stop, flatten or fail.",
     config: VerifyConfig,
     options: OPTIONS,
     requires: [OrderGateway, PositionBook],
-    critical: true,
-    default_timeout_secs: 5.0,
+    defaults: DEFAULTS,
 }

@@ -43,6 +43,7 @@ fn wait_ready(
     }
 }
 
+use shutdown_core::StepDefaults;
 use std::io::Write;
 use std::time::Duration;
 
@@ -115,6 +116,9 @@ impl ShutdownStep for Sleep {
     fn kind(&self) -> &'static str {
         "sleep"
     }
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
     fn plan(&self) -> Vec<String> {
         vec![format!("wait {:?}", self.0)]
     }
@@ -131,6 +135,9 @@ impl ShutdownStep for Block {
     fn kind(&self) -> &'static str {
         "block"
     }
+    fn defaults(&self) -> StepDefaults {
+        DEFAULTS
+    }
     fn plan(&self) -> Vec<String> {
         vec![format!("block the thread for {:?}", self.0)]
     }
@@ -142,14 +149,16 @@ impl ShutdownStep for Block {
     }
 }
 
+/// The test steps' timeout and criticality, registered and in code.
+const DEFAULTS: StepDefaults = StepDefaults::new(10.0, false);
+
 shutdown_core::register_step! {
     kind: "sleep",
     summary: "Test step: wait in async time.",
     config: SleepConfig,
     options: SECS,
     requires: [],
-    critical: false,
-    default_timeout_secs: 10.0,
+    defaults: DEFAULTS,
 }
 
 shutdown_core::register_step! {
@@ -158,6 +167,5 @@ shutdown_core::register_step! {
     config: BlockConfig,
     options: SECS,
     requires: [],
-    critical: false,
-    default_timeout_secs: 10.0,
+    defaults: DEFAULTS,
 }

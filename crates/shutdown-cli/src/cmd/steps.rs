@@ -20,8 +20,8 @@ pub(crate) fn run(json: bool, markdown: bool) -> i32 {
         let kinds: Vec<_> = registry
             .registrations()
             .map(|r| serde_json::json!({
-                "kind": r.kind, "summary": r.summary, "critical": r.critical,
-                "default_timeout_secs": r.default_timeout_secs, "requires": r.requires, "options": r.options,
+                "kind": r.kind, "summary": r.summary, "critical": r.defaults.critical,
+                "default_timeout_secs": r.defaults.timeout.as_secs_f64(), "requires": r.requires, "options": r.options,
             }))
             .collect();
         print_json(&kinds);
@@ -34,8 +34,8 @@ pub(crate) fn run(json: bool, markdown: bool) -> i32 {
         }
         outln!(
             "    default timeout {}s, {}",
-            r.default_timeout_secs,
-            if r.critical {
+            r.defaults.timeout.as_secs_f64(),
+            if r.defaults.critical {
                 "critical"
             } else {
                 "not critical"
@@ -65,8 +65,8 @@ fn steps_markdown(registry: &Registry) -> String {
         md.push_str(&format!("### `{}`\n\n{}\n\n", r.kind, r.summary));
         md.push_str(&format!(
             "Default timeout {}s; {}; needs the node roles: {}.\n\n",
-            r.default_timeout_secs,
-            if r.critical {
+            r.defaults.timeout.as_secs_f64(),
+            if r.defaults.critical {
                 "critical"
             } else {
                 "not critical"

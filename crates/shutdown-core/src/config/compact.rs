@@ -39,7 +39,7 @@ pub(super) fn steps(parser: &mut Parser<'_>, top: Option<&TopLevel>) -> Vec<Step
         match (registration.parse)(&StepOptions::default()) {
             Ok(config) => steps.push(StepSpec {
                 index: i + 1,
-                settings: StepSettings::for_kind(registration.kind),
+                settings: StepSettings::new(registration.kind, registration.defaults),
                 enabled: switch(kind),
                 registration,
                 config,

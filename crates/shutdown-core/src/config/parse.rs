@@ -377,7 +377,7 @@ impl<'a> Parser<'a> {
             }
         };
         let (keys, options) = (keys?, options?);
-        let mut settings = StepSettings::for_kind(registration.kind);
+        let mut settings = StepSettings::new(registration.kind, registration.defaults);
         if let Some(StepName(name)) = keys.name {
             settings.name = name;
         }

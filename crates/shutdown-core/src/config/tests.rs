@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
-use crate::pipeline::{DEFAULT_TIMEOUT_SECS, DEFAULT_TRADER_ID, OnError};
+use crate::pipeline::{DEFAULT_TIMEOUT_SECS, OnError};
 use crate::signal::Signal;
+use crate::step::DEFAULT_TRADER_ID;
 
 fn parse(toml: &str) -> Result<PipelineConfig, ConfigErrors> {
     PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::None)
