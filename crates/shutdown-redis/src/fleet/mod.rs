@@ -7,7 +7,7 @@
 //! that was away (restarting, disconnected, partitioned) still halts as soon as it is back. It
 //! halts its trading gate on `halt` and `shutdown`, triggers its pipeline with reason `fleet` on
 //! `shutdown`, and acknowledges each command that covers it with its outcome. While a halt covers
-//! it, its [`TradingHold`] keeps the start gate's `resume` from opening the gate.
+//! it, its [`TradingHold`](shutdown_core::TradingHold) keeps the start gate's `resume` from opening the gate.
 //!
 //! Every fleet key lives in one hash slot of its own (`{shutdown-fleet}:...`), so the transaction
 //! holds on Redis Cluster; the operator waits for a replica to take it (`WAIT`), so a Sentinel
