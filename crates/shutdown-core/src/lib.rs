@@ -22,6 +22,7 @@ mod after_deadline;
 pub mod config;
 pub mod domain;
 mod exit_hooks;
+mod fields;
 pub mod node;
 mod pipeline;
 mod plan;
@@ -40,7 +41,7 @@ mod trigger;
 /// What `register_step!` expands to needs; not an API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::config::fields::field_names;
+    pub use crate::fields::field_names;
     pub use crate::registry::parse_boxed;
     pub use inventory;
 }
@@ -69,8 +70,8 @@ pub use crate::trigger::{Escalation, Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.
 pub mod errors {
-    pub use crate::config::fields::FieldError;
     pub use crate::config::{ConfigErrors, ConfigProblem};
+    pub use crate::fields::FieldError;
     pub use crate::node::{MissingRole, RoleError};
     pub use crate::registry::{OptionError, RegistryError, UnknownKind};
     pub use crate::report::{ReadReportError, SinkError};

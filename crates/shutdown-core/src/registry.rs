@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::fields::{closest, unknown_message};
 use crate::node::{MissingRole, Node, Role};
 use crate::step::{ShutdownStep, StepDefaults};
 
@@ -116,7 +117,7 @@ impl OptionValue {
 }
 
 /// A problem with one option of a step.
-pub type OptionError = crate::config::fields::FieldError;
+pub type OptionError = crate::fields::FieldError;
 
 /// Parse a step's options into `T`, gathering one error per offending key: a key not in `docs` is
 /// unknown (with a did-you-mean), and each key of the wrong type or value is named.
@@ -125,50 +126,22 @@ pub fn parse_options<T: DeserializeOwned>(
     docs: &[OptionDoc],
 ) -> Result<T, Vec<OptionError>> {
     let known: Vec<&str> = docs.iter().map(|d| d.name).collect();
-    crate::config::fields::deserialize_all(options.table.clone(), &known, "option").map_err(
-        |errors| {
-            errors
-                .into_iter()
-                .map(|mut e| {
-                    // serde names an enum's Rust type; the documented type lists the choices.
-                    let doc = docs.iter().find(|d| Some(d.name) == e.key.as_deref());
-                    if let (Some(doc), true) = (doc, e.message.contains("variant")) {
-                        let found = (options.table.get(doc.name))
-                            .map(|v| format!("{:?}", v.to_string()))
-                            .unwrap_or_default();
-                        e.message = format!("expected one of {}, found {found}", doc.ty);
-                    }
-                    e
-                })
-                .collect()
-        },
-    )
-}
-
-/// `unknown option `x`; did you mean `y`? (known: a, b, c)`.
-pub(crate) fn unknown_message(what: &str, name: &str, known: &[&str]) -> String {
-    let mut sorted: Vec<&str> = known.to_vec();
-    sorted.sort_unstable();
-    let mut msg = format!("unknown {what} `{name}`");
-    if let Some(best) = closest(name, &sorted) {
-        msg.push_str(&format!("; did you mean `{best}`?"));
-    }
-    if sorted.is_empty() {
-        msg.push_str(&format!(" (this {what} takes none)"));
-    } else {
-        msg.push_str(&format!(" (known: {})", sorted.join(", ")));
-    }
-    msg
-}
-
-/// The known name closest to `name`, if any is close enough to be a likely typo.
-pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
-        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+    crate::fields::deserialize_all(options.table.clone(), &known, "option").map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|mut e| {
+                // serde names an enum's Rust type; the documented type lists the choices.
+                let doc = docs.iter().find(|d| Some(d.name) == e.key.as_deref());
+                if let (Some(doc), true) = (doc, e.message.contains("variant")) {
+                    let found = (options.table.get(doc.name))
+                        .map(|v| format!("{:?}", v.to_string()))
+                        .unwrap_or_default();
+                    e.message = format!("expected one of {}, found {found}", doc.ty);
+                }
+                e
+            })
+            .collect()
+    })
 }
 
 /// Parses a step's options (the `parse` of a [`StepRegistration`]).

@@ -12,7 +12,7 @@ use std::path::Path;
 use config::{Map, Value, ValueKind};
 
 use super::{ConfigErrors, ConfigProblem, EnvOverrides};
-use crate::registry::unknown_message;
+use crate::fields::unknown_message;
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SHUTDOWN_";

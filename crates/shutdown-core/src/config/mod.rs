@@ -8,7 +8,6 @@
 //! - `compact.rs`: the compact form (no `[[steps]]`).
 
 mod compact;
-pub(crate) mod fields;
 mod load;
 mod parse;
 
@@ -81,11 +80,11 @@ impl fmt::Display for ConfigProblem {
         if let Some(step) = &self.step {
             write!(f, ": step {}", step.index)?;
             if let Some(name) = &step.name {
-                write!(f, " ({})", fields::shorten(name))?;
+                write!(f, " ({})", crate::fields::shorten(name))?;
             }
         }
         if let Some(key) = &self.key {
-            write!(f, ": `{}`", fields::shorten(key))?;
+            write!(f, ": `{}`", crate::fields::shorten(key))?;
         }
         write!(f, ": {}", self.message)
     }

@@ -8,13 +8,14 @@ use config::{Map, Value, ValueKind};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::fields::{
+use super::{ConfigErrors, ConfigProblem, PipelineConfig, StepRef, StepSpec};
+use crate::fields::closest;
+use crate::fields::{
     FieldError, Flag, HttpUrl, Id, LogLevel, OnErrorValue, Raw, Seconds, Signals, StepName,
     deserialize_all, field_names,
 };
-use super::{ConfigErrors, ConfigProblem, PipelineConfig, StepRef, StepSpec, compact};
 use crate::pipeline::{MetricsConfig, PipelineSettings, StepSettings};
-use crate::registry::{Registry, StepOptions, closest};
+use crate::registry::{Registry, StepOptions};
 
 /// The top-level keys. `metrics` and `steps` are read on their own, so that their problems name
 /// their own keys.
@@ -179,7 +180,8 @@ impl<'a> Parser<'a> {
                 }
                 self.steps(value)
             }
-            None => compact::steps(&mut self, top.as_ref()),
+            // The compact form (compact.rs).
+            None => self.compact_steps(top.as_ref()),
         };
         for s in &steps {
             if s.settings.timeout > settings.timeout {

@@ -1,6 +1,7 @@
-//! Typed configuration values (seconds, names, signals, choices) that serde reads with messages a
-//! person understands, and [`deserialize_all`], which keeps every error of a table instead of the
-//! first.
+//! How a field of the configuration is read, for the pipeline's keys and every step's options alike:
+//! typed values (seconds, names, signals, choices) that serde reads with messages a person
+//! understands, [`deserialize_all`], which keeps every error of a table instead of the first, and
+//! the did-you-mean of an unknown name.
 //!
 //! A value read from the environment is a string; a string that reads as the number or the boolean
 //! expected is taken as one, in the file as in the environment.
@@ -13,7 +14,6 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use crate::pipeline::OnError;
-use crate::registry::unknown_message;
 use crate::signal::Signal;
 
 /// The most seconds any timeout may be: a day.
@@ -441,6 +441,32 @@ pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
         Err(Found(fields)) => fields,
         Ok(_) => &[],
     }
+}
+
+/// `unknown option `x`; did you mean `y`? (known: a, b, c)`.
+pub(crate) fn unknown_message(what: &str, name: &str, known: &[&str]) -> String {
+    let mut sorted: Vec<&str> = known.to_vec();
+    sorted.sort_unstable();
+    let mut msg = format!("unknown {what} `{name}`");
+    if let Some(best) = closest(name, &sorted) {
+        msg.push_str(&format!("; did you mean `{best}`?"));
+    }
+    if sorted.is_empty() {
+        msg.push_str(&format!(" (this {what} takes none)"));
+    } else {
+        msg.push_str(&format!(" (known: {})", sorted.join(", ")));
+    }
+    msg
+}
+
+/// The known name closest to `name`, if any is close enough to be a likely typo.
+pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
