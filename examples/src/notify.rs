@@ -8,52 +8,21 @@ use std::io::Write;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::registry::out_of_range;
-use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 
-/// Options of `notify`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "message",
-        ty: "string",
-        default: "\"node stopping\"",
-        doc: "What to tell the operators.",
-    },
-    OptionDoc {
-        name: "path",
-        ty: "string",
-        default: "none",
-        doc: "Append the message to this file as well as printing it.",
-    },
-    OptionDoc {
-        name: "delay_secs",
-        ty: "float",
-        default: "0",
-        doc: "How long the notification channel takes to answer (to rehearse a slow step).",
-    },
-];
-
-/// Options of `notify`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// The message.
-    #[serde(default = "default_message")]
-    pub message: String,
-    /// A file to append to.
-    #[serde(default)]
-    pub path: Option<std::path::PathBuf>,
-    /// Simulated latency.
-    #[serde(default)]
-    pub delay_secs: f64,
-}
-
-fn default_message() -> String {
-    "node stopping".into()
+shutdown_core::step_options! {
+    /// Options of `notify`.
+    pub struct NotifyConfig {
+        /// What to tell the operators.
+        pub message: String = "node stopping".into(),
+        /// Append the message to this file as well as printing it.
+        pub path: Option<std::path::PathBuf> = None,
+        /// How long the notification channel takes to answer (to rehearse a slow step).
+        pub delay_secs: f64 = 0.0,
+    }
 }
 
 impl StepConfig for NotifyConfig {
@@ -126,7 +95,6 @@ shutdown_core::register_step! {
     kind: "notify",
     summary: "Tell the operators the node is stopping (an example of a step defined in its own crate).",
     config: NotifyConfig,
-    options: OPTIONS,
     requires: [],
     defaults: DEFAULTS,
 }
@@ -137,6 +105,10 @@ mod tests {
     fn the_documented_options_are_the_fields_with_their_defaults() {
         let registry = shutdown_core::Registry::global().expect("no duplicate kinds");
         let notify = registry.get("notify").expect("notify is registered");
-        assert_eq!(notify.drift(), Vec::<String>::new());
+        let docs = (notify.options)();
+        let names: Vec<&str> = docs.iter().map(|o| o.name).collect();
+        assert_eq!(names, (notify.fields)(), "documented = read");
+        assert_eq!(&*docs[0].default, "\"node stopping\"");
+        assert_eq!(&*docs[1].default, "none");
     }
 }

@@ -24,6 +24,7 @@ pub mod domain;
 mod exit_hooks;
 mod fields;
 pub mod node;
+mod options;
 mod pipeline;
 mod plan;
 pub mod redact;

@@ -4,26 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::fields::{closest, unknown_message};
 use crate::node::{MissingRole, Node, Role};
 use crate::step::{ShutdownStep, StepDefaults};
 
-/// The documentation of one option of a step kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OptionDoc {
-    /// Key in the step's TOML table.
-    pub name: &'static str,
-    /// Value type as written in TOML (`float`, `bool`, `integer`, `string`, `"a" | "b"`).
-    #[serde(rename = "type")]
-    pub ty: &'static str,
-    /// Default, as written in TOML.
-    pub default: &'static str,
-    /// What the option means.
-    pub doc: &'static str,
-}
+pub use crate::options::{OptionDoc, OptionType, defaults_of, doc_text, shown_default};
 
 /// A step kind's validated options, ready to build the step for a node.
 pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
@@ -154,8 +141,8 @@ pub struct StepRegistration {
     pub kind: &'static str,
     /// One line saying what the step does.
     pub summary: &'static str,
-    /// The step's own options.
-    pub options: &'static [OptionDoc],
+    /// The step's own options, documented.
+    pub options: fn() -> Vec<OptionDoc>,
     /// Roles the step needs from the node.
     pub requires: &'static [Role],
     /// Timeout and criticality when the config sets none (the step's own
@@ -168,42 +155,6 @@ pub struct StepRegistration {
 }
 
 inventory::collect!(StepRegistration);
-
-impl StepRegistration {
-    /// Where the documented options and the options struct disagree: an option documented but not a
-    /// field, a field not documented, or a documented default that does not parse to what an empty
-    /// table gives. Empty when they agree. (A default that is not a TOML value, such as "the trader
-    /// id", is not checked.)
-    pub fn drift(&self) -> Vec<String> {
-        let kind = self.kind;
-        let fields = (self.fields)();
-        let documented: Vec<&str> = self.options.iter().map(|o| o.name).collect();
-        let mut drift: Vec<String> = Vec::new();
-        for name in documented.iter().filter(|d| !fields.contains(d)) {
-            drift.push(format!(
-                "{kind}: option `{name}` is documented but is not a field"
-            ));
-        }
-        for name in fields.iter().filter(|f| !documented.contains(f)) {
-            drift.push(format!("{kind}: field `{name}` is not documented"));
-        }
-        let empty = (self.parse)(&StepOptions::default()).map(|c| format!("{c:?}"));
-        for o in self.options {
-            let Ok(table) = crate::config::parse_table(&format!("{} = {}", o.name, o.default))
-            else {
-                continue;
-            };
-            let parsed = (self.parse)(&StepOptions::new(table)).map(|c| format!("{c:?}"));
-            if parsed != empty {
-                drift.push(format!(
-                    "{kind}: option `{}` documents the default {}, which is not what it defaults to",
-                    o.name, o.default
-                ));
-            }
-        }
-        drift
-    }
-}
 
 /// Parse options into `T` and box it: the usual `parse` function of a registration.
 pub fn parse_boxed<T: StepConfig + DeserializeOwned>(
@@ -218,21 +169,44 @@ pub fn parse_boxed<T: StepConfig + DeserializeOwned>(
     Ok(Box::new(config))
 }
 
-/// Submit a step kind to the registry.
+/// Submit a step kind to the registry. The options are the config's own, declared once with
+/// [`step_options!`](crate::step_options); the defaults are the step's ([`crate::StepDefaults`]).
 ///
 /// ```ignore
 /// shutdown_core::register_step! {
 ///     kind: "notify",
 ///     summary: "Post a message to the operators' channel.",
 ///     config: NotifyConfig,
-///     options: NOTIFY_OPTIONS,
 ///     requires: [],
-///     critical: false,
-///     default_timeout_secs: 2.0,
+///     defaults: DEFAULTS,
 /// }
 /// ```
+///
+/// A config documented by hand names its `options: &[OptionDoc]`; `critical:` and
+/// `default_timeout_secs:` may stand for `defaults:`.
 #[macro_export]
 macro_rules! register_step {
+    (
+        kind: $kind:expr,
+        summary: $summary:expr,
+        config: $config:ty,
+        requires: [$($role:ident),* $(,)?],
+        defaults: $defaults:expr $(,)?
+    ) => {
+        $crate::__private::inventory::submit! {
+            $crate::registry::StepRegistration {
+                kind: $kind,
+                summary: $summary,
+                options: <$config>::option_docs,
+                requires: &[$($crate::node::Role::$role),*],
+                defaults: $defaults,
+                parse: |options| {
+                    $crate::__private::parse_boxed::<$config>(options, &<$config>::option_docs())
+                },
+                fields: || $crate::__private::field_names::<$config>(),
+            }
+        }
+    };
     (
         kind: $kind:expr,
         summary: $summary:expr,
@@ -245,7 +219,7 @@ macro_rules! register_step {
             $crate::registry::StepRegistration {
                 kind: $kind,
                 summary: $summary,
-                options: $options,
+                options: || $options.to_vec(),
                 requires: &[$($crate::node::Role::$role),*],
                 defaults: $defaults,
                 parse: |options| $crate::__private::parse_boxed::<$config>(options, $options),
@@ -405,7 +379,7 @@ mod tests {
     static A: StepRegistration = StepRegistration {
         kind: "a",
         summary: "first",
-        options: &[],
+        options: Vec::new,
         requires: &[],
         defaults: crate::StepDefaults::new(1.0, false),
         parse: |_| Err(vec![]),
@@ -414,7 +388,7 @@ mod tests {
     static A2: StepRegistration = StepRegistration {
         kind: "a",
         summary: "second",
-        options: &[],
+        options: Vec::new,
         requires: &[],
         defaults: crate::StepDefaults::new(1.0, false),
         parse: |_| Err(vec![]),
@@ -440,18 +414,8 @@ mod tests {
             retries: u32,
         }
         const DOCS: &[OptionDoc] = &[
-            OptionDoc {
-                name: "rate",
-                ty: "float",
-                default: "1.0",
-                doc: "",
-            },
-            OptionDoc {
-                name: "retries",
-                ty: "integer",
-                default: "3",
-                doc: "",
-            },
+            OptionDoc::new("rate", "float", "1.0", ""),
+            OptionDoc::new("retries", "integer", "3", ""),
         ];
         let options = StepOptions::from_pairs([
             ("rate", OptionValue::Str("fast".into())),
@@ -464,38 +428,68 @@ mod tests {
         assert!(errors[1].message.contains("did you mean `retries`"));
     }
 
+    mod declared {
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Mode {
+            Quick,
+            Thorough,
+        }
+
+        impl crate::registry::OptionType for Mode {
+            const NAME: &'static str = "\"quick\" | \"thorough\"";
+        }
+
+        crate::step_options! {
+            /// Options of a test kind.
+            pub struct Declared {
+                /// Requests in flight.
+                /// At most this many.
+                pub max_in_flight: usize = 8,
+                /// Per second; 0 for no pacing.
+                pub rate: f64 = 0.0,
+                /// How.
+                pub mode: Mode = Mode::Quick,
+                /// Where, if anywhere.
+                pub url: Option<String> = None,
+                /// The variable.
+                pub url_env: String = "REDIS_URL".into(),
+            }
+        }
+    }
+
     #[test]
-    fn drift_between_documented_options_and_the_struct_is_found() {
-        // The test kinds document defaults (8, "a") that their optional fields do not have.
-        let cancel = Registry::global().unwrap().get("cancel").unwrap();
-        let drift = cancel.drift();
+    fn declared_options_are_documented_from_their_declaration() {
+        let docs = declared::Declared::option_docs();
+        let shown: Vec<(&str, &str, &str, &str)> = (docs.iter())
+            .map(|d| (d.name, d.ty, &*d.default, &*d.doc))
+            .collect();
         assert_eq!(
-            drift,
+            shown,
             [
-                "cancel: option `max_in_flight` documents the default 8, which is not what it defaults to",
-                "cancel: option `mode` documents the default \"a\", which is not what it defaults to",
+                (
+                    "max_in_flight",
+                    "integer",
+                    "8",
+                    "Requests in flight. At most this many."
+                ),
+                ("rate", "float", "0.0", "Per second; 0 for no pacing."),
+                ("mode", "\"quick\" | \"thorough\"", "\"quick\"", "How."),
+                ("url", "string", "none", "Where, if anywhere."),
+                ("url_env", "string", "\"REDIS_URL\"", "The variable."),
             ]
         );
-        static UNDOCUMENTED: StepRegistration = StepRegistration {
-            kind: "u",
-            summary: "",
-            options: &[OptionDoc {
-                name: "documented",
-                ty: "bool",
-                default: "none",
-                doc: "",
-            }],
-            requires: &[],
-            defaults: crate::StepDefaults::new(1.0, false),
-            parse: |_| Err(vec![]),
-            fields: || &["field"],
-        };
-        assert_eq!(
-            UNDOCUMENTED.drift(),
-            [
-                "u: option `documented` is documented but is not a field",
-                "u: field `field` is not documented"
-            ]
+        // What is documented is what an empty table gives, and every key is a field serde reads.
+        let empty: declared::Declared = parse_options(&StepOptions::default(), &docs).unwrap();
+        assert_eq!(empty.max_in_flight, 8);
+        assert_eq!(empty.mode, declared::Mode::Quick);
+        let unknown = StepOptions::from_pairs([("max_inflight", OptionValue::Int(2))]);
+        let errors = parse_options::<declared::Declared>(&unknown, &docs).unwrap_err();
+        assert!(
+            errors[0].message.contains("did you mean `max_in_flight`"),
+            "{errors:?}"
         );
     }
 }

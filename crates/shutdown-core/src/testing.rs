@@ -164,18 +164,8 @@ impl StepConfig for KindConfig {
 }
 
 pub(crate) const KIND_OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "max_in_flight",
-        ty: "integer",
-        default: "8",
-        doc: "concurrent requests",
-    },
-    OptionDoc {
-        name: "mode",
-        ty: "string",
-        default: "\"a\"",
-        doc: "a mode",
-    },
+    OptionDoc::new("max_in_flight", "integer", "8", "concurrent requests"),
+    OptionDoc::new("mode", "string", "\"a\"", "a mode"),
 ];
 
 crate::register_step! {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::StateSource;
 use shutdown_core::registry::out_of_range;
 use shutdown_core::retry::{Backoff, Retryable, retry};
 use shutdown_core::{
-    DryRunDir, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
+    DryRunDir, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
 };
 use tokio::time::Instant;
 
@@ -21,157 +21,43 @@ use crate::snapshot::{Snapshot, now_rfc3339};
 use crate::store::{WriteOptions, write_snapshot};
 use crate::target::RedisTarget;
 
-/// Options of `flush`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "url",
-        ty: "string",
-        default: "\"\"",
-        doc: "Redis URL: one server (redis://, rediss://, redis+unix://), a Cluster (redis+cluster://HOST:PORT,HOST:PORT) or the master Sentinel names (redis+sentinel://HOST:PORT,HOST:PORT/SERVICE). Prefer url_env for URLs with a password.",
-    },
-    OptionDoc {
-        name: "url_env",
-        ty: "string",
-        default: "\"REDIS_URL\"",
-        doc: "Environment variable holding the Redis URL; it wins over `url` when set. With no URL at all, the snapshot goes to the file in fallback_dir as its destination.",
-    },
-    OptionDoc {
-        name: "tls_ca_file",
-        ty: "string",
-        default: "none",
-        doc: "PEM file of the CA that signed the server's certificate, for a rediss:// URL to one server; the system trust store otherwise.",
-    },
-    OptionDoc {
-        name: "key_prefix",
-        ty: "string",
-        default: "the trader id",
-        doc: "Keys are `{key_prefix}:...`: the braces are a hash tag, so one transaction stays in one Redis Cluster slot.",
-    },
-    OptionDoc {
-        name: "connect_timeout_ms",
-        ty: "integer",
-        default: "1000",
-        doc: "Connect timeout of each attempt.",
-    },
-    OptionDoc {
-        name: "response_timeout_ms",
-        ty: "integer",
-        default: "5000",
-        doc: "Response timeout of each command (a large snapshot needs more than the redis crate's 500 ms).",
-    },
-    OptionDoc {
-        name: "retries",
-        ty: "integer",
-        default: "3",
-        doc: "Attempts after the first, with doubling backoff, within the step's budget.",
-    },
-    OptionDoc {
-        name: "backoff_ms",
-        ty: "integer",
-        default: "100",
-        doc: "First retry delay.",
-    },
-    OptionDoc {
-        name: "chunk_size",
-        ty: "integer",
-        default: "1000",
-        doc: "Entries per HSET while staging.",
-    },
-    OptionDoc {
-        name: "wait_replicas",
-        ty: "integer",
-        default: "0",
-        doc: "Replicas that must acknowledge (WAIT); fewer is reported as a problem. 0 skips WAIT.",
-    },
-    OptionDoc {
-        name: "wait_timeout_ms",
-        ty: "integer",
-        default: "500",
-        doc: "How long WAIT may take.",
-    },
-    OptionDoc {
-        name: "verify_full",
-        ty: "bool",
-        default: "false",
-        doc: "Read every entry back and check the digest, not only counts and the stored digest.",
-    },
-    OptionDoc {
-        name: "fallback_dir",
-        ty: "string",
-        default: "\"shutdown-fallback\"",
-        doc: "Directory of the fallback file `<trader_id>-snapshot.json`, written when Redis cannot take the snapshot.",
-    },
-];
-
-fn default_url_env() -> String {
-    "REDIS_URL".into()
-}
-fn default_fallback_dir() -> PathBuf {
-    PathBuf::from("shutdown-fallback")
-}
-
-/// Options of `flush`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlushConfig {
-    /// Redis URL.
-    #[serde(default)]
-    pub url: String,
-    /// Environment variable with the URL.
-    #[serde(default = "default_url_env")]
-    pub url_env: String,
-    /// CA certificates (PEM) for `rediss://`.
-    #[serde(default)]
-    pub tls_ca_file: Option<PathBuf>,
-    /// Key prefix (the trader id when empty).
-    #[serde(default)]
-    pub key_prefix: String,
-    /// Connect timeout.
-    #[serde(default = "d1000")]
-    pub connect_timeout_ms: u64,
-    /// Response timeout.
-    #[serde(default = "d5000")]
-    pub response_timeout_ms: u64,
-    /// Retries.
-    #[serde(default = "d3")]
-    pub retries: u32,
-    /// First retry delay.
-    #[serde(default = "d100")]
-    pub backoff_ms: u64,
-    /// Entries per HSET.
-    #[serde(default = "d1000usize")]
-    pub chunk_size: usize,
-    /// Replicas for WAIT.
-    #[serde(default)]
-    pub wait_replicas: u32,
-    /// WAIT timeout.
-    #[serde(default = "d500")]
-    pub wait_timeout_ms: u64,
-    /// Full read-back.
-    #[serde(default)]
-    pub verify_full: bool,
-    /// Fallback directory.
-    #[serde(default = "default_fallback_dir")]
-    pub fallback_dir: PathBuf,
-}
-
-fn d3() -> u32 {
-    3
-}
-fn d100() -> u64 {
-    100
-}
-fn d500() -> u64 {
-    500
-}
-fn d1000() -> u64 {
-    1000
-}
-fn d5000() -> u64 {
-    5000
-}
-fn d1000usize() -> usize {
-    1000
+shutdown_core::step_options! {
+    /// Options of `flush`.
+    pub struct FlushConfig {
+        /// Redis URL: one server (redis://, rediss://, redis+unix://), a Cluster
+        /// (redis+cluster://HOST:PORT,HOST:PORT) or the master Sentinel names
+        /// (redis+sentinel://HOST:PORT,HOST:PORT/SERVICE). Prefer url_env for URLs with a password.
+        pub url: String = String::new(),
+        /// Environment variable holding the Redis URL; it wins over `url` when set. With no URL at
+        /// all, the snapshot goes to the file in fallback_dir as its destination.
+        pub url_env: String = "REDIS_URL".into(),
+        /// PEM file of the CA that signed the server's certificate, for a rediss:// URL to one
+        /// server; the system trust store otherwise.
+        pub tls_ca_file: Option<PathBuf> = None,
+        /// Keys are `{key_prefix}:...`: the braces are a hash tag, so one transaction stays in one
+        /// Redis Cluster slot. Empty: the trader id.
+        pub key_prefix: String = String::new(),
+        /// Connect timeout of each attempt.
+        pub connect_timeout_ms: u64 = 1000,
+        /// Response timeout of each command (a large snapshot needs more than the redis crate's
+        /// 500 ms).
+        pub response_timeout_ms: u64 = 5000,
+        /// Attempts after the first, with doubling backoff, within the step's budget.
+        pub retries: u32 = 3,
+        /// First retry delay.
+        pub backoff_ms: u64 = 100,
+        /// Entries per HSET while staging.
+        pub chunk_size: usize = 1000,
+        /// Replicas that must acknowledge (WAIT); fewer is reported as a problem. 0 skips WAIT.
+        pub wait_replicas: u32 = 0,
+        /// How long WAIT may take.
+        pub wait_timeout_ms: u64 = 500,
+        /// Read every entry back and check the digest, not only counts and the stored digest.
+        pub verify_full: bool = false,
+        /// Directory of the fallback file `<trader_id>-snapshot.json`, written when Redis cannot
+        /// take the snapshot.
+        pub fallback_dir: PathBuf = PathBuf::from("shutdown-fallback"),
+    }
 }
 
 impl StepConfig for FlushConfig {
@@ -502,7 +388,6 @@ shutdown_core::register_step! {
     kind: "flush",
     summary: "Snapshot orders, positions, accounts and strategy state to Redis in one transaction, or to a fallback file.",
     config: FlushConfig,
-    options: OPTIONS,
     requires: [StateSource],
     defaults: DEFAULTS,
 }

@@ -13,92 +13,32 @@ use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway, StateSource};
 use shutdown_core::registry::out_of_range;
-use shutdown_core::{
-    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use shutdown_core::retry::{Backoff, retry, work_deadline};
 
-/// Options of `cancel`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "keep_protective_stops",
-        ty: "bool",
-        default: "true",
-        doc: "Leave reduce-only and close-position stops resting (they protect open positions after exit).",
-    },
-    OptionDoc {
-        name: "max_in_flight",
-        ty: "integer",
-        default: "8",
-        doc: "Cancel requests in flight at once.",
-    },
-    OptionDoc {
-        name: "rate_per_sec",
-        ty: "float",
-        default: "0",
-        doc: "Cancel requests per second, to stay under the venue's rate limit; 0 for no pacing.",
-    },
-    OptionDoc {
-        name: "retries",
-        ty: "integer",
-        default: "5",
-        doc: "Retries of one cancel after a transient or rate-limited answer.",
-    },
-    OptionDoc {
-        name: "backoff_ms",
-        ty: "integer",
-        default: "100",
-        doc: "First retry delay in milliseconds; doubles each retry (jittered), at most 2 s.",
-    },
-    OptionDoc {
-        name: "max_rounds",
-        ty: "integer",
-        default: "5",
-        doc: "Rounds of list-then-cancel before the orders still open are reported as orphans.",
-    },
-    OptionDoc {
-        name: "use_mass_cancel",
-        ty: "bool",
-        default: "false",
-        doc: "Start with the venue's mass-cancel, when it can spare protective stops (or when keep_protective_stops = false); every cancel is still confirmed from order state.",
-    },
-];
-
-/// Options of `cancel`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CancelConfig {
-    /// Leave protective stops resting.
-    pub keep_protective_stops: bool,
-    /// Requests in flight at once.
-    pub max_in_flight: usize,
-    /// Requests per second; 0 for no pacing.
-    pub rate_per_sec: f64,
-    /// Retries per cancel.
-    pub retries: u32,
-    /// First retry delay.
-    pub backoff_ms: u64,
-    /// Rounds before giving up.
-    pub max_rounds: u32,
-    /// Start with a mass-cancel.
-    pub use_mass_cancel: bool,
-}
-
-impl Default for CancelConfig {
-    fn default() -> Self {
-        Self {
-            keep_protective_stops: true,
-            max_in_flight: 8,
-            rate_per_sec: 0.0,
-            retries: 5,
-            backoff_ms: 100,
-            max_rounds: 5,
-            use_mass_cancel: false,
-        }
+shutdown_core::step_options! {
+    /// Options of `cancel`.
+    pub struct CancelConfig {
+        /// Leave reduce-only and close-position stops resting (they protect open positions after
+        /// exit).
+        pub keep_protective_stops: bool = true,
+        /// Cancel requests in flight at once.
+        pub max_in_flight: usize = 8,
+        /// Cancel requests per second, to stay under the venue's rate limit; 0 for no pacing.
+        pub rate_per_sec: f64 = 0.0,
+        /// Retries of one cancel after a transient or rate-limited answer.
+        pub retries: u32 = 5,
+        /// First retry delay in milliseconds; doubles each retry (jittered), at most 2 s.
+        pub backoff_ms: u64 = 100,
+        /// Rounds of list-then-cancel before the orders still open are reported as orphans.
+        pub max_rounds: u32 = 5,
+        /// Start with the venue's mass-cancel, when it can spare protective stops (or when
+        /// keep_protective_stops = false); every cancel is still confirmed from order state.
+        pub use_mass_cancel: bool = false,
     }
 }
 
@@ -777,7 +717,6 @@ shutdown_core::register_step! {
     kind: "cancel",
     summary: "Cancel working orders by id, keeping protective stops; report every order left open.",
     config: CancelConfig,
-    options: OPTIONS,
     requires: [OrderGateway],
     defaults: DEFAULTS,
 }

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{Connections, PositionBook};
 use shutdown_core::registry::out_of_range;
-use shutdown_core::{
-    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::task::JoinSet;
 
 use tokio::time::Instant;
@@ -22,47 +20,18 @@ use shutdown_core::retry::{Backoff, retry, work_deadline};
 
 use crate::verify::VerifySummary;
 
-/// Options of `close`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "disarm_dead_man",
-        ty: "bool",
-        default: "true",
-        doc: "Disarm the dead-man's switch (cancel-on-disconnect, countdown cancel-all) before disconnecting, so the venue does not cancel the protective stops after exit. A switch that stays armed fires when the process exits: every position is then reported unprotected at exit.",
-    },
-    OptionDoc {
-        name: "logout",
-        ty: "bool",
-        default: "true",
-        doc: "Log the session out before disconnecting.",
-    },
-    OptionDoc {
-        name: "connection_timeout_secs",
-        ty: "float",
-        default: "2.0",
-        doc: "Budget of each connection (they close in parallel).",
-    },
-];
-
-/// Options of `close`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CloseConfig {
-    /// Disarm first.
-    pub disarm_dead_man: bool,
-    /// Log out.
-    pub logout: bool,
-    /// Per-connection budget.
-    pub connection_timeout_secs: f64,
-}
-
-impl Default for CloseConfig {
-    fn default() -> Self {
-        Self {
-            disarm_dead_man: true,
-            logout: true,
-            connection_timeout_secs: 2.0,
-        }
+shutdown_core::step_options! {
+    /// Options of `close`.
+    pub struct CloseConfig {
+        /// Disarm the dead-man's switch (cancel-on-disconnect, countdown cancel-all) before
+        /// disconnecting, so the venue does not cancel the protective stops after exit. A switch
+        /// that stays armed fires when the process exits: every position is then reported
+        /// unprotected at exit.
+        pub disarm_dead_man: bool = true,
+        /// Log the session out before disconnecting.
+        pub logout: bool = true,
+        /// Budget of each connection (they close in parallel).
+        pub connection_timeout_secs: f64 = 2.0,
     }
 }
 
@@ -295,7 +264,6 @@ shutdown_core::register_step! {
     kind: "close",
     summary: "Disarm dead-man's switches, log out and disconnect every venue connection, in parallel.",
     config: CloseConfig,
-    options: OPTIONS,
     requires: [Connections],
     defaults: DEFAULTS,
 }

@@ -6,46 +6,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::gate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
 use shutdown_core::registry::out_of_range;
-use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 
-/// Options of `halt`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "confirm",
-        ty: "bool",
-        default: "true",
-        doc: "Read the gate back and fail unless it reports halted.",
-    },
-    OptionDoc {
-        name: "retries",
-        ty: "integer",
-        default: "3",
-        doc: "Retries of a transient or rate-limited halt call.",
-    },
-];
-
-/// Options of `halt`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HaltConfig {
-    /// Read the gate back.
-    pub confirm: bool,
-    /// Retries.
-    pub retries: u32,
-}
-
-impl Default for HaltConfig {
-    fn default() -> Self {
-        Self {
-            confirm: true,
-            retries: 3,
-        }
+shutdown_core::step_options! {
+    /// Options of `halt`.
+    pub struct HaltConfig {
+        /// Read the gate back and fail unless it reports halted.
+        pub confirm: bool = true,
+        /// Retries of a transient or rate-limited halt call.
+        pub retries: u32 = 3,
     }
 }
 
@@ -108,7 +81,6 @@ shutdown_core::register_step! {
     kind: "halt",
     summary: "Stop new orders at the source and confirm it by reading the gate back.",
     config: HaltConfig,
-    options: OPTIONS,
     requires: [TradingGate],
     defaults: DEFAULTS,
 }

@@ -21,54 +21,12 @@ use shutdown_core::domain::{
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{OrderGateway, PositionBook};
 use shutdown_core::retry::{retry, work_deadline};
-use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::time::Instant;
 
 use crate::coverage::{CoverageRules, coverage};
 use crate::venue::{self, Action, BACKOFF, Remedy, read_book};
 use crate::words;
-
-/// Options of `reconcile`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "on_order_filled",
-        ty: "\"report\" | \"halt\"",
-        default: "\"report\"",
-        doc: "An order the node knew as working filled (wholly or partly) while it was away.",
-    },
-    OptionDoc {
-        name: "on_order_vanished",
-        ty: "\"report\" | \"halt\"",
-        default: "\"report\"",
-        doc: "An order the node knew as working is cancelled, expired or unknown at the venue (not a protective stop: see on_stop_gone).",
-    },
-    OptionDoc {
-        name: "on_unknown_order",
-        ty: "\"report\" | \"halt\"",
-        default: "\"halt\"",
-        doc: "A working order at the venue the node did not hold as working: never known (placed by hand, or by another process), known as done, or being cancelled when the node stopped.",
-    },
-    OptionDoc {
-        name: "on_stop_gone",
-        ty: "\"report\" | \"replace_stop\" | \"flatten\" | \"halt\"",
-        default: "\"replace_stop\"",
-        doc: "A protective stop the node knew is no longer resting (a dead-man's switch or cancel-on-disconnect wiped it, or it was held by the process): report it, place a stop again for what its position now lacks (at the old trigger when it is still on the loss side, else stop_distance_pct from the mark), exit the position, or keep the gate halted.",
-    },
-    OptionDoc {
-        name: "on_position_changed",
-        ty: "\"report\" | \"replace_stop\" | \"flatten\" | \"halt\"",
-        default: "\"report\"",
-        doc: "A position is not what the node knew (size or side changed, opened or closed): report it, place a stop for what it now lacks, exit it, or keep the gate halted.",
-    },
-    OptionDoc {
-        name: "stop_distance_pct",
-        ty: "float",
-        default: "1.0",
-        doc: "Distance from the mark price, in percent, of a stop placed when the old trigger cannot be used.",
-    },
-];
 
 /// What to do about a difference in orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -78,6 +36,10 @@ pub enum OrderPolicy {
     Report,
     /// Keep the trading gate halted until an operator has looked.
     Halt,
+}
+
+impl shutdown_core::registry::OptionType for OrderPolicy {
+    const NAME: &'static str = "\"report\" | \"halt\"";
 }
 
 /// What to do about a difference that touches a position.
@@ -94,34 +56,32 @@ pub enum PositionPolicy {
     Halt,
 }
 
-/// Options of `reconcile`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReconcileConfig {
-    /// Orders that filled while away.
-    pub on_order_filled: OrderPolicy,
-    /// Orders that vanished while away.
-    pub on_order_vanished: OrderPolicy,
-    /// Orders the node never knew.
-    pub on_unknown_order: OrderPolicy,
-    /// Protective stops that are gone.
-    pub on_stop_gone: PositionPolicy,
-    /// Positions that changed.
-    pub on_position_changed: PositionPolicy,
-    /// Distance of a placed stop from the mark, in percent.
-    pub stop_distance_pct: f64,
+impl shutdown_core::registry::OptionType for PositionPolicy {
+    const NAME: &'static str = "\"report\" | \"replace_stop\" | \"flatten\" | \"halt\"";
 }
 
-impl Default for ReconcileConfig {
-    fn default() -> Self {
-        Self {
-            on_order_filled: OrderPolicy::Report,
-            on_order_vanished: OrderPolicy::Report,
-            on_unknown_order: OrderPolicy::Halt,
-            on_stop_gone: PositionPolicy::ReplaceStop,
-            on_position_changed: PositionPolicy::Report,
-            stop_distance_pct: 1.0,
-        }
+shutdown_core::step_options! {
+    /// Options of `reconcile`.
+    pub struct ReconcileConfig {
+        /// An order the node knew as working filled (wholly or partly) while it was away.
+        pub on_order_filled: OrderPolicy = OrderPolicy::Report,
+        /// An order the node knew as working is cancelled, expired or unknown at the venue (not a
+        /// protective stop: see on_stop_gone).
+        pub on_order_vanished: OrderPolicy = OrderPolicy::Report,
+        /// A working order at the venue the node did not hold as working: never known (placed by
+        /// hand, or by another process), known as done, or being cancelled when the node stopped.
+        pub on_unknown_order: OrderPolicy = OrderPolicy::Halt,
+        /// A protective stop the node knew is no longer resting (a dead-man's switch or
+        /// cancel-on-disconnect wiped it, or it was held by the process): report it, place a stop
+        /// again for what its position now lacks (at the old trigger when it is still on the loss
+        /// side, else stop_distance_pct from the mark), exit the position, or keep the gate halted.
+        pub on_stop_gone: PositionPolicy = PositionPolicy::ReplaceStop,
+        /// A position is not what the node knew (size or side changed, opened or closed): report
+        /// it, place a stop for what it now lacks, exit it, or keep the gate halted.
+        pub on_position_changed: PositionPolicy = PositionPolicy::Report,
+        /// Distance from the mark price, in percent, of a stop placed when the old trigger cannot
+        /// be used.
+        pub stop_distance_pct: f64 = 1.0,
     }
 }
 
@@ -596,7 +556,6 @@ shutdown_core::register_step! {
     kind: "reconcile",
     summary: "At start: compare the venue with the last snapshot (fills, vanished orders, stops gone, orders never known, changed positions) and handle each difference by its policy.",
     config: ReconcileConfig,
-    options: OPTIONS,
     requires: [OrderGateway, PositionBook],
     defaults: DEFAULTS,
 }

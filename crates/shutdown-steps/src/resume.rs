@@ -8,46 +8,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::gate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
 use shutdown_core::registry::out_of_range;
-use shutdown_core::{
-    Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 
-/// Options of `resume`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "confirm",
-        ty: "bool",
-        default: "true",
-        doc: "Read the gate back and fail unless it reports open.",
-    },
-    OptionDoc {
-        name: "retries",
-        ty: "integer",
-        default: "3",
-        doc: "Retries of a transient or rate-limited resume call.",
-    },
-];
-
-/// Options of `resume`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResumeConfig {
-    /// Read the gate back.
-    pub confirm: bool,
-    /// Retries.
-    pub retries: u32,
-}
-
-impl Default for ResumeConfig {
-    fn default() -> Self {
-        Self {
-            confirm: true,
-            retries: 3,
-        }
+shutdown_core::step_options! {
+    /// Options of `resume`.
+    pub struct ResumeConfig {
+        /// Read the gate back and fail unless it reports open.
+        pub confirm: bool = true,
+        /// Retries of a transient or rate-limited resume call.
+        pub retries: u32 = 3,
     }
 }
 
@@ -163,7 +136,6 @@ shutdown_core::register_step! {
     kind: "resume",
     summary: "At start: open the trading gate, only when every step before succeeded with nothing left outstanding; confirm it by reading the gate back.",
     config: ResumeConfig,
-    options: OPTIONS,
     requires: [TradingGate],
     defaults: DEFAULTS,
 }

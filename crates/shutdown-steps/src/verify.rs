@@ -9,37 +9,13 @@ use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, Position, Side};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{OrderGateway, PositionBook};
-use shutdown_core::{
-    Counter, Node, OptionDoc, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,
-};
+use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
 use crate::venue::{self, Action, Remedy, read_book};
 use crate::words;
 use shutdown_core::retry::work_deadline;
-
-/// Options of `verify`.
-pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "on_unprotected",
-        ty: "\"report\" | \"place_stop\" | \"flatten\" | \"fail\"",
-        default: "\"report\"",
-        doc: "What to do about an unprotected position: report it (degraded), place a reduce-only stop for the missing quantity, exit it with a reduce-only market order, or fail the step.",
-    },
-    OptionDoc {
-        name: "stop_distance_pct",
-        ty: "float",
-        default: "1.0",
-        doc: "Distance of a placed stop from the mark price, in percent, on the loss side.",
-    },
-    OptionDoc {
-        name: "quantity_tolerance",
-        ty: "decimal",
-        default: "0",
-        doc: "Covered quantity may fall short of the position by this much (one lot step); it forgives a shortfall of cover, never the absence of a stop.",
-    },
-];
 
 /// What to do about an unprotected position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -55,25 +31,21 @@ pub enum OnUnprotected {
     Fail,
 }
 
-/// Options of `verify`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VerifyConfig {
-    /// Policy.
-    pub on_unprotected: OnUnprotected,
-    /// Stop distance in percent.
-    pub stop_distance_pct: f64,
-    /// Quantity tolerance.
-    pub quantity_tolerance: Decimal,
+impl shutdown_core::registry::OptionType for OnUnprotected {
+    const NAME: &'static str = "\"report\" | \"place_stop\" | \"flatten\" | \"fail\"";
 }
 
-impl Default for VerifyConfig {
-    fn default() -> Self {
-        Self {
-            on_unprotected: OnUnprotected::Report,
-            stop_distance_pct: 1.0,
-            quantity_tolerance: Decimal::ZERO,
-        }
+shutdown_core::step_options! {
+    /// Options of `verify`.
+    pub struct VerifyConfig {
+        /// What to do about an unprotected position: report it (degraded), place a reduce-only stop
+        /// for the missing quantity, exit it with a reduce-only market order, or fail the step.
+        pub on_unprotected: OnUnprotected = OnUnprotected::Report,
+        /// Distance of a placed stop from the mark price, in percent, on the loss side.
+        pub stop_distance_pct: f64 = 1.0,
+        /// Covered quantity may fall short of the position by this much (one lot step); it forgives
+        /// a shortfall of cover, never the absence of a stop.
+        pub quantity_tolerance: Decimal = Decimal::ZERO,
     }
 }
 
@@ -380,7 +352,6 @@ shutdown_core::register_step! {
     kind: "verify",
     summary: "Check that every open position is covered by resting reduce-only stops; report, place a stop, flatten or fail.",
     config: VerifyConfig,
-    options: OPTIONS,
     requires: [OrderGateway, PositionBook],
     defaults: DEFAULTS,
 }

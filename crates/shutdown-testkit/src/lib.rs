@@ -61,12 +61,12 @@ fn say(event: &str, name: &str) {
     let _ = out.flush();
 }
 
-const SECS: &[OptionDoc] = &[OptionDoc {
-    name: "secs",
-    ty: "float",
-    default: "1.0",
-    doc: "How long the step takes.",
-}];
+const SECS: &[OptionDoc] = &[OptionDoc::new(
+    "secs",
+    "float",
+    "1.0",
+    "How long the step takes.",
+)];
 
 fn default_secs() -> f64 {
     1.0

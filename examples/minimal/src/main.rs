@@ -5,23 +5,19 @@ extern crate shutdown_steps as _; // halt, cancel, verify, close
 
 use async_trait::async_trait;
 use shutdown_core::errors::MissingRole;
-use shutdown_core::{Node, OptionDoc, PipelineConfig, Shutdown, ShutdownStep, StepConfig};
+use shutdown_core::{Node, PipelineConfig, Shutdown, ShutdownStep, StepConfig, StepDefaults};
 use shutdown_core::{StepContext, StepError, StepOutput};
 use shutdown_paper::{PaperNode, Scenario};
 
-/// The node's own step, `announce`: its options, and the step itself.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Announce {
-    text: String,
-}
+use serde::{Deserialize, Serialize};
 
-const OPTIONS: &[OptionDoc] = &[OptionDoc {
-    name: "text",
-    ty: "string",
-    default: "\"\"",
-    doc: "What to print when the node stops.",
-}];
+shutdown_core::step_options! {
+    /// The node's own step, `announce`: its options (declared once), and the step itself.
+    struct Announce {
+        /// What to print when the node stops.
+        text: String = String::new(),
+    }
+}
 
 impl StepConfig for Announce {
     fn build(&self, _: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole> {
@@ -41,7 +37,7 @@ impl ShutdownStep for Announce {
 }
 
 shutdown_core::register_step! { kind: "announce", summary: "Print a line when the node stops.",
-config: Announce, options: OPTIONS, requires: [], critical: false, default_timeout_secs: 1.0 }
+config: Announce, requires: [], defaults: StepDefaults::new(1.0, false) }
 
 async fn node(config: &str, scenario: &str) -> Result<(), Box<dyn std::error::Error>> {
     let node = PaperNode::new(&Scenario::load(scenario)?).node();

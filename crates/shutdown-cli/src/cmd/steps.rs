@@ -21,7 +21,7 @@ pub(crate) fn run(json: bool, markdown: bool) -> i32 {
             .registrations()
             .map(|r| serde_json::json!({
                 "kind": r.kind, "summary": r.summary, "critical": r.defaults.critical,
-                "default_timeout_secs": r.defaults.timeout.as_secs_f64(), "requires": r.requires, "options": r.options,
+                "default_timeout_secs": r.defaults.timeout.as_secs_f64(), "requires": r.requires, "options": (r.options)(),
             }))
             .collect();
         print_json(&kinds);
@@ -41,14 +41,14 @@ pub(crate) fn run(json: bool, markdown: bool) -> i32 {
                 "not critical"
             }
         );
-        for o in r.options {
+        for o in (r.options)() {
             for (i, line) in wrap(&format!("{} ({}, default {})", o.name, o.ty, o.default), 74)
                 .iter()
                 .enumerate()
             {
                 outln!("    {}{line}", if i == 0 { "" } else { "  " });
             }
-            for line in wrap(o.doc, 70) {
+            for line in wrap(&o.doc, 70) {
                 outln!("        {line}");
             }
         }
@@ -78,7 +78,7 @@ fn steps_markdown(registry: &Registry) -> String {
             }
         ));
         md.push_str("| option | type | default | meaning |\n|---|---|---|---|\n");
-        for o in r.options {
+        for o in (r.options)() {
             md.push_str(&format!(
                 "| `{}` | {} | {} | {} |\n",
                 o.name,

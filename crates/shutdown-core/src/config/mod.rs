@@ -225,12 +225,6 @@ impl PipelineConfig {
     }
 }
 
-/// A TOML text as a table of values, as a config file's would be (for checks of documented
-/// defaults).
-pub(crate) fn parse_table(text: &str) -> Result<config::Map<String, config::Value>, ConfigErrors> {
-    load::parse_toml(text, "text")
-}
-
 /// One enabled step for `node`: every missing role is named before the step's own build runs.
 fn build_step(
     spec: &StepSpec,

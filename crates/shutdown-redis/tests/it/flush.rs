@@ -348,5 +348,21 @@ async fn too_few_replicas_acknowledging_is_reported() {
 fn the_documented_flush_options_are_its_fields_with_their_defaults() {
     let registry = shutdown_core::Registry::global().unwrap();
     let flush = registry.get("flush").unwrap();
-    assert_eq!(flush.drift(), Vec::<String>::new());
+    let docs = (flush.options)();
+    let names: Vec<&str> = docs.iter().map(|o| o.name).collect();
+    assert_eq!(
+        names,
+        (flush.fields)(),
+        "every option documented is a field serde reads"
+    );
+    let default = |name: &str| {
+        docs.iter()
+            .find(|o| o.name == name)
+            .unwrap()
+            .default
+            .clone()
+    };
+    assert_eq!(default("url_env"), "\"REDIS_URL\"");
+    assert_eq!(default("response_timeout_ms"), "5000");
+    assert_eq!(default("fallback_dir"), "\"shutdown-fallback\"");
 }
