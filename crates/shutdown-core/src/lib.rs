@@ -43,6 +43,7 @@ mod trigger;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::fields::field_names;
+    pub use crate::options::{defaults_of, doc_text, shown_default};
     pub use crate::registry::parse_boxed;
     pub use inventory;
 }
@@ -50,12 +51,13 @@ pub mod __private {
 pub use crate::after_deadline::AfterDeadline;
 pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
 pub use crate::node::Node;
+pub use crate::options::{OptionDoc, OptionType};
 pub use crate::pipeline::{
     DEFAULT_TIMEOUT_SECS, MetricsConfig, OnError, Pipeline, PipelineSettings, PipelineStep,
     StepSettings, SystemdConfig,
 };
 pub use crate::plan::Budget;
-pub use crate::registry::{OptionDoc, Registry, StepConfig, StepRegistration};
+pub use crate::registry::{Registry, StepConfig, StepRegistration};
 pub use crate::report::{
     Count, Counter, EscalationReport, Outcome, Report, ReportSink, StepOutcome, StepReport,
     exit_code,

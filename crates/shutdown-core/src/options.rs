@@ -109,7 +109,7 @@ pub fn doc_text(lines: &[&'static str]) -> Cow<'static, str> {
 /// Declare a step kind's options once: the struct, its `Default` and its documentation.
 ///
 /// Every field has a doc comment (what the option means, as `shutdownctl steps` shows it), a type
-/// with an [`OptionType`](crate::registry::OptionType) and a default (`= value`). The struct reads
+/// with an [`OptionType`] and a default (`= value`). The struct reads
 /// every key as optional and refuses unknown keys; `Type::option_docs()` documents it for
 /// [`register_step!`](crate::register_step). Needs `serde` (with `derive`) in the calling crate.
 ///
@@ -157,18 +157,18 @@ macro_rules! step_options {
 
         impl $name {
             /// Every option: its name, type, default and meaning, from the declaration.
-            pub fn option_docs() -> ::std::vec::Vec<$crate::registry::OptionDoc> {
-                let defaults = $crate::registry::defaults_of(&<Self as ::core::default::Default>::default());
+            pub fn option_docs() -> ::std::vec::Vec<$crate::OptionDoc> {
+                let defaults = $crate::__private::defaults_of(&<Self as ::core::default::Default>::default());
                 ::std::vec![$(
-                    $crate::registry::OptionDoc {
+                    $crate::OptionDoc {
                         name: ::core::stringify!($field),
-                        ty: <$ty as $crate::registry::OptionType>::NAME,
-                        default: $crate::registry::shown_default(
+                        ty: <$ty as $crate::OptionType>::NAME,
+                        default: $crate::__private::shown_default(
                             &defaults,
                             ::core::stringify!($field),
-                            <$ty as $crate::registry::OptionType>::NAME,
+                            <$ty as $crate::OptionType>::NAME,
                         ),
-                        doc: $crate::registry::doc_text(&[$($doc),+]),
+                        doc: $crate::__private::doc_text(&[$($doc),+]),
                     },
                 )*]
             }

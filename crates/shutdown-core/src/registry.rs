@@ -10,7 +10,7 @@ use crate::fields::{closest, unknown_message};
 use crate::node::{MissingRole, Node, Role};
 use crate::step::{ShutdownStep, StepDefaults};
 
-pub use crate::options::{OptionDoc, OptionType, defaults_of, doc_text, shown_default};
+use crate::options::OptionDoc;
 
 /// A step kind's validated options, ready to build the step for a node.
 pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
@@ -438,7 +438,7 @@ mod tests {
             Thorough,
         }
 
-        impl crate::registry::OptionType for Mode {
+        impl crate::OptionType for Mode {
             const NAME: &'static str = "\"quick\" | \"thorough\"";
         }
 

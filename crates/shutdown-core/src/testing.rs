@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::OptionDoc;
 use crate::node::{MissingRole, Node};
-use crate::registry::{OptionDoc, StepConfig};
+use crate::registry::StepConfig;
 use crate::report::Counter;
 use crate::step::{ShutdownStep, StepContext, StepError, StepOutput};
 

@@ -38,7 +38,7 @@ pub enum OrderPolicy {
     Halt,
 }
 
-impl shutdown_core::registry::OptionType for OrderPolicy {
+impl shutdown_core::OptionType for OrderPolicy {
     const NAME: &'static str = "\"report\" | \"halt\"";
 }
 
@@ -56,7 +56,7 @@ pub enum PositionPolicy {
     Halt,
 }
 
-impl shutdown_core::registry::OptionType for PositionPolicy {
+impl shutdown_core::OptionType for PositionPolicy {
     const NAME: &'static str = "\"report\" | \"replace_stop\" | \"flatten\" | \"halt\"";
 }
 

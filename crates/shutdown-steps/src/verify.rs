@@ -31,7 +31,7 @@ pub enum OnUnprotected {
     Fail,
 }
 
-impl shutdown_core::registry::OptionType for OnUnprotected {
+impl shutdown_core::OptionType for OnUnprotected {
     const NAME: &'static str = "\"report\" | \"place_stop\" | \"flatten\" | \"fail\"";
 }
 

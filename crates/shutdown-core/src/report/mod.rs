@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) mod assemble;
 pub(crate) mod deliver;
 
 /// Exit codes of a shutdown, as documented in the README.

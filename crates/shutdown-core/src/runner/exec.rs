@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use super::Run;
 use super::drive::{InPoll, drive};
+use super::so_far::{HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, timed_out_note};
 use crate::pipeline::PipelineStep;
-use crate::report::assemble::{HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, timed_out_note};
 use crate::report::{Report, StepOutcome, StepReport};
 use crate::step::{Partial, Receipt, ShutdownStep, StepContext};
 use crate::systemd;

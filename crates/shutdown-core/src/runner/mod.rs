@@ -8,10 +8,11 @@
 //! - `drive.rs`: polls a step's future on the blocking pool, so a step that blocks its thread holds
 //!   a pool thread, never a runtime worker nor the supervision (or in place, for simulations);
 //! - `progress.rs`: who has the report, the supervision or the force-exit thread;
+//! - `so_far.rs`: the report from what is known so far (each step's entry, and the words of its
+//!   notes), which the supervision, a receipt or the force-exit thread turns into a report;
 //! - `force.rs`: the force-exit thread of a node that exits the process.
 //!
-//! What the report says (each step's entry, and the words of its notes) is `report/assemble.rs`;
-//! where it goes, `report/deliver.rs`; what the service manager hears, `systemd.rs`; the exit
+//! Where the report goes is `report/deliver.rs`; what the service manager hears, `systemd.rs`; the exit
 //! flushes, `exit_hooks.rs`.
 
 mod drive;
@@ -19,6 +20,7 @@ mod exec;
 mod force;
 mod job;
 mod progress;
+mod so_far;
 
 pub(crate) use job::Job;
 
@@ -27,8 +29,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use self::progress::Shared;
+use self::so_far::SoFar;
 use crate::report::Report;
-use crate::report::assemble::SoFar;
 use crate::step::SharedResults;
 use crate::trigger::Reason;
 

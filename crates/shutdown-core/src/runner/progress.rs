@@ -4,9 +4,9 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::so_far::SoFar;
 use crate::pipeline::Pipeline;
 use crate::report::Report;
-use crate::report::assemble::SoFar;
 use crate::trigger::ShutdownHandle;
 
 /// Who has the report, in the order it goes out.

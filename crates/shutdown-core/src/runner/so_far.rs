@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::{EscalationReport, Outcome, Report, StepOutcome, StepReport, secs};
 use crate::pipeline::{OnError, Pipeline, PipelineStep, StepSettings};
+use crate::report::{EscalationReport, Outcome, Report, StepOutcome, StepReport, secs};
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// What is known of one shutdown so far.
