@@ -124,12 +124,12 @@ pub fn svg(report: &Report) -> String {
         report.outcome,
         report.exit_code,
         report.duration,
-        escape(&report.reason),
+        report.reason,
         escape(&report.trader_id),
         report.outcome,
         report.exit_code,
         report.duration,
-        escape(&report.reason),
+        report.reason,
     );
     for (i, s) in report.steps.iter().enumerate() {
         let y = TOP + ROW * i as f64;
@@ -185,7 +185,7 @@ pub fn svg(report: &Report) -> String {
             level_name(e.level),
             bottom + 12.0,
             level_name(e.level),
-            escape(&e.reason),
+            e.reason,
             e.offset
         );
     }

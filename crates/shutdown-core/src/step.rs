@@ -448,21 +448,14 @@ impl StepOutput {
     }
 }
 
-/// Why a step failed, with whatever details it gathered before failing.
+/// Why a step failed, with what it gathered before failing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepError {
     /// What went wrong.
     pub message: String,
-    /// Structured details for the report.
-    pub details: serde_json::Map<String, serde_json::Value>,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Problems found before failing.
-    pub problems: Vec<String>,
-    /// Counts for the metrics, as far as the step got.
-    pub counts: BTreeMap<Counter, u64>,
-    /// What the step did before it failed, in one line for a person.
-    pub summary: Option<String>,
+    /// What the step gathered before it failed: details, attempts, problems, counts as far as it
+    /// got, and what it did in one line.
+    pub output: StepOutput,
 }
 
 impl StepError {
@@ -470,60 +463,37 @@ impl StepError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            details: serde_json::Map::new(),
-            attempts: 1,
-            problems: Vec::new(),
-            counts: BTreeMap::new(),
-            summary: None,
+            output: StepOutput::new(),
         }
     }
 
     /// Say what the step did before it failed, in one line for a person.
     pub fn summary(mut self, summary: impl Into<String>) -> Self {
-        self.summary = Some(summary.into());
+        self.output = self.output.summary(summary);
         self
     }
 
     /// Add a detail.
     pub fn detail(mut self, key: &str, value: impl Serialize) -> Self {
-        self.details.insert(key.to_owned(), to_json(value));
+        self.output = self.output.detail(key, value);
         self
     }
 
     /// Set the number of attempts.
     pub fn attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts;
+        self.output.attempts = attempts;
         self
     }
 
     /// Keep what an output holds (a step that gathered results, then judged them a failure).
     pub fn with_output(mut self, output: StepOutput) -> Self {
-        self.summary = output.summary.or(self.summary);
-        self.details.extend(output.details);
-        self.attempts = output.attempts;
-        self.problems.extend(output.problems);
-        self.counts.extend(output.counts);
+        let mine = &mut self.output;
+        mine.summary = output.summary.or(mine.summary.take());
+        mine.details.extend(output.details);
+        mine.attempts = output.attempts;
+        mine.problems.extend(output.problems);
+        mine.counts.extend(output.counts);
         self
-    }
-
-    /// The message, and what the step gathered before it failed.
-    pub(crate) fn into_parts(self) -> (String, StepOutput) {
-        let Self {
-            message,
-            details,
-            attempts,
-            problems,
-            counts,
-            summary,
-        } = self;
-        let output = StepOutput {
-            details,
-            attempts,
-            problems,
-            counts,
-            summary,
-        };
-        (message, output)
     }
 }
 

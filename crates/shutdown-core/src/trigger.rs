@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::Notify;
 
 use crate::signal::Signal;
@@ -39,6 +39,30 @@ impl fmt::Display for Reason {
 impl Serialize for Reason {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = String;
+
+    /// What [`Reason`]'s `Display` writes: `api`, `fleet`, `deadline`, `start` or a signal name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "api" => Reason::Api,
+            "fleet" => Reason::Fleet,
+            "deadline" => Reason::Deadline,
+            "start" => Reason::Start,
+            _ => Reason::Signal(s.parse().map_err(|_| {
+                format!("unknown reason {s:?} (api, fleet, deadline, start or a signal name)")
+            })?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -255,6 +279,25 @@ impl ShutdownHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_reads_back_as_written_and_an_unknown_one_is_named() {
+        let mut all = vec![Reason::Api, Reason::Fleet, Reason::Deadline, Reason::Start];
+        all.extend(Signal::ALL.map(Reason::Signal));
+        for reason in all {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Reason>(&json).unwrap(),
+                reason,
+                "{json}"
+            );
+        }
+        let err = serde_json::from_str::<Reason>("\"SIGKILL\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown reason \"SIGKILL\""),
+            "{err}"
+        );
+    }
 
     #[test]
     fn signals_escalate_graceful_hurry_force_and_keep_the_first_reason() {

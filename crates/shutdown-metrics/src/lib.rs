@@ -45,7 +45,7 @@ pub fn encode(report: &Report, const_labels: &[(&str, &str)]) -> Result<String, 
     )
     .map_err(err)?;
     total
-        .with_label_values(&[report.reason.as_str(), &report.outcome.to_string()])
+        .with_label_values(&[&report.reason.to_string(), &report.outcome.to_string()])
         .inc();
     let duration = Gauge::new(
         "shutdown_duration_seconds",

@@ -91,13 +91,13 @@ where
     let start = started(report);
     let mut attributes = vec![
         KeyValue::new("trader_id", report.trader_id.clone()),
-        KeyValue::new("reason", report.reason.clone()),
+        KeyValue::new("reason", report.reason.to_string()),
         KeyValue::new("outcome", report.outcome.to_string()),
         KeyValue::new("exit_code", i64::from(report.exit_code)),
         KeyValue::new("timeout_secs", report.timeout_secs),
     ];
     if let Some(by) = &report.forced_by {
-        attributes.push(KeyValue::new("forced_by", by.clone()));
+        attributes.push(KeyValue::new("forced_by", by.to_string()));
     }
     let mut root = tracer
         .span_builder("shutdown")
@@ -115,7 +115,7 @@ where
             start + secs(e.offset),
             vec![
                 KeyValue::new("level", format!("{:?}", e.level).to_lowercase()),
-                KeyValue::new("reason", e.reason.clone()),
+                KeyValue::new("reason", e.reason.to_string()),
             ],
         );
     }

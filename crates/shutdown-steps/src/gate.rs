@@ -155,7 +155,7 @@ mod tests {
         *gate.halted.lock().unwrap() = true;
         let e = set(&gate, false, true, 0, deadline()).await.unwrap_err();
         assert_eq!(e.message, "the gate still reports halted after resume");
-        assert_eq!(e.details["confirmed"], false);
+        assert_eq!(e.output.details["confirmed"], false);
         // Without confirm, the call's answer is all there is.
         assert!(set(&gate, false, false, 0, deadline()).await.is_ok());
     }
@@ -174,6 +174,6 @@ mod tests {
         };
         let e = set(&gate, false, true, 2, deadline()).await.unwrap_err();
         assert!(e.message.starts_with("the gate did not open"), "{e}");
-        assert_eq!(e.attempts, 3);
+        assert_eq!(e.output.attempts, 3);
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::trigger::Reason;
+
 pub(crate) mod deliver;
 
 /// Exit codes of a shutdown, as documented in the README.
@@ -224,11 +226,12 @@ pub struct StepReport {
 pub struct Report {
     /// Trader id of the node.
     pub trader_id: String,
-    /// What started the shutdown (`SIGTERM`, `SIGINT`, `api`, `fleet`, `deadline`).
-    pub reason: String,
+    /// What started the shutdown (`SIGTERM`, `SIGINT`, `api`, `fleet`, `deadline`), or `start` for
+    /// a start gate.
+    pub reason: Reason,
     /// What forced it, when it was forced (`deadline`, a signal name, `api`).
     #[serde(default)]
-    pub forced_by: Option<String>,
+    pub forced_by: Option<Reason>,
     /// When the pipeline started (RFC 3339, UTC).
     pub started_at: String,
     /// Seconds from start to the report.
@@ -254,9 +257,9 @@ pub struct Report {
 #[non_exhaustive]
 pub struct EscalationReport {
     /// The level reached: `graceful`, `hurry` or `force`.
-    pub level: crate::Level,
+    pub level: crate::trigger::Level,
     /// What raised it (`SIGTERM`, `api`, `deadline`, ...).
-    pub reason: String,
+    pub reason: Reason,
     /// Seconds from the start of the pipeline (0 for the request that started it).
     pub offset: f64,
 }
@@ -332,8 +335,8 @@ impl StepReport {
 impl fmt::Display for Report {
     /// A table that fits in 80 columns.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.reason.as_str() {
-            "start" => "start gate",
+        let what = match self.reason {
+            Reason::Start => "start gate",
             _ => "shutdown",
         };
         writeln!(
@@ -589,7 +592,7 @@ mod tests {
     fn sample() -> Report {
         Report {
             trader_id: "trader-001".into(),
-            reason: "SIGTERM".into(),
+            reason: Reason::Signal(crate::Signal::Term),
             forced_by: None,
             started_at: "2026-01-01T00:00:00Z".into(),
             duration: 1.5,
@@ -670,7 +673,7 @@ mod tests {
         let mut ok = r.steps[0].clone();
         ok.outcome = StepOutcome::Succeeded;
         r.steps.push(ok);
-        r.reason = "start".into();
+        r.reason = Reason::Start;
         let text = r.to_string();
         assert!(text.starts_with("start gate degraded (exit 10)"), "{text}");
         let rows: Vec<&str> = text.lines().skip(2).collect();

@@ -13,7 +13,7 @@ use super::drive::{InPoll, drive};
 use super::so_far::{HELD_ITS_THREAD, IN_A_HURRY, entry, forced_note, timed_out_note};
 use crate::pipeline::PipelineStep;
 use crate::report::{Report, StepOutcome, StepReport};
-use crate::step::{Partial, Receipt, ShutdownStep, StepContext};
+use crate::step::{Partial, Receipt, ShutdownStep, StepContext, StepError};
 use crate::systemd;
 use crate::trigger::{Level, Reason};
 
@@ -114,7 +114,7 @@ impl Run {
             out = driven => match out {
                 Ok(Ok(out)) => return out.into_report(entry(ps, StepOutcome::Succeeded, None)),
                 Ok(Err(e)) => {
-                    let (message, out) = e.into_parts();
+                    let StepError { message, output: out } = e;
                     return out.into_report(entry(ps, StepOutcome::Failed, Some(message)));
                 }
                 Err(panic) => (StepOutcome::Panicked, format!("panicked: {panic}")),

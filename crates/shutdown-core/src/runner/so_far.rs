@@ -16,7 +16,7 @@ use crate::trigger::{Reason, ShutdownHandle};
 #[derive(Debug)]
 pub(crate) struct SoFar {
     trader_id: String,
-    reason: String,
+    reason: Reason,
     started_at: String,
     started: Instant,
     timeout: Duration,
@@ -35,7 +35,7 @@ impl SoFar {
             .unwrap_or_default();
         Self {
             trader_id: pipeline.settings.trader_id.clone(),
-            reason: reason.to_string(),
+            reason: reason.clone(),
             started_at,
             started,
             timeout: pipeline.settings.timeout,
@@ -69,7 +69,7 @@ impl SoFar {
         #[derive(serde::Serialize)]
         struct Receipt<'a> {
             trader_id: &'a str,
-            reason: &'a str,
+            reason: &'a Reason,
             started_at: &'a str,
             timeout_secs: f64,
             steps: &'a [StepReport],
@@ -147,7 +147,7 @@ impl SoFar {
         Report {
             trader_id: self.trader_id.clone(),
             reason: self.reason.clone(),
-            forced_by: forced_by.map(|r| r.to_string()),
+            forced_by,
             started_at: self.started_at.clone(),
             duration: self.started.elapsed().as_secs_f64(),
             outcome,
@@ -158,7 +158,7 @@ impl SoFar {
             escalations: (handle.escalations().into_iter())
                 .map(|e| EscalationReport {
                     level: e.level,
-                    reason: e.reason.to_string(),
+                    reason: e.reason,
                     offset: e.at.saturating_duration_since(self.started).as_secs_f64(),
                 })
                 .collect(),

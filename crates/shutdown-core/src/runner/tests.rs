@@ -15,8 +15,8 @@ use crate::pipeline::{OnError, PipelineStep};
 use crate::report::{Counter, Outcome, StepOutcome};
 use crate::signal::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
-use crate::trigger::Level;
 use crate::trigger::ShutdownHandle;
+use crate::trigger::{Level, Reason};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -55,7 +55,7 @@ async fn steps_run_in_the_order_written_and_a_clean_run_exits_0() {
     );
     assert_eq!(report.outcome, Outcome::Clean);
     assert_eq!(report.exit_code, 0);
-    assert_eq!(report.reason, "api");
+    assert_eq!(report.reason, Reason::Api);
     assert!((report.step("b").unwrap().duration - 1.0).abs() < 0.01);
 }
 
@@ -118,7 +118,7 @@ async fn a_step_gets_no_more_than_what_is_left_of_the_global_budget() {
     );
     assert_eq!(report.outcome, Outcome::Forced);
     assert_eq!(report.exit_code, 12);
-    assert_eq!(report.forced_by.as_deref(), Some("deadline"));
+    assert_eq!(report.forced_by, Some(Reason::Deadline));
     assert!(!log.lines().iter().any(|l| l.starts_with("last")));
     let long = report.step("long").unwrap();
     assert_eq!(long.budget, 2.0);
@@ -242,7 +242,7 @@ async fn after_the_second_signal_only_critical_steps_run() {
         Some("skipped: second signal, non-critical steps are skipped")
     );
     assert!(report.step("cancel").unwrap().problems.is_empty());
-    assert_eq!(report.reason, "SIGTERM");
+    assert_eq!(report.reason, Reason::Signal(Signal::Term));
     assert_eq!(report.outcome, Outcome::Degraded);
     assert!(!log.lines().contains(&"slow:end".to_owned()));
 }
@@ -281,7 +281,7 @@ async fn the_third_signal_forces_at_once_while_a_step_hangs() {
         ]
     );
     assert_eq!(report.exit_code, 12);
-    assert_eq!(report.forced_by.as_deref(), Some("SIGINT"));
+    assert_eq!(report.forced_by, Some(Reason::Signal(Signal::Int)));
     assert!(
         report.steps[0]
             .error
@@ -289,15 +289,15 @@ async fn the_third_signal_forces_at_once_while_a_step_hangs() {
             .unwrap()
             .contains("forced by SIGINT")
     ); // Each signal is in the report, at the time it came (the first before the run started).
-    let escalations: Vec<(Level, &str, f64)> = (report.escalations.iter())
-        .map(|e| (e.level, e.reason.as_str(), e.offset))
+    let escalations: Vec<(Level, Reason, f64)> = (report.escalations.iter())
+        .map(|e| (e.level, e.reason.clone(), e.offset))
         .collect();
     assert_eq!(
         escalations,
         [
-            (Level::Graceful, "SIGINT", 0.0),
-            (Level::Hurry, "SIGINT", 1.0),
-            (Level::Force, "SIGINT", 2.0)
+            (Level::Graceful, Reason::Signal(Signal::Int), 0.0),
+            (Level::Hurry, Reason::Signal(Signal::Int), 1.0),
+            (Level::Force, Reason::Signal(Signal::Int), 2.0)
         ]
     );
 }
@@ -329,7 +329,7 @@ async fn concurrent_triggers_coalesce_into_one_run() {
         .filter(|l| l.starts_with("only:start"))
         .count();
     assert_eq!(starts, 1);
-    assert!(report.reason == "fleet" || report.reason == "api");
+    assert!(report.reason == Reason::Fleet || report.reason == Reason::Api);
 }
 
 #[tokio::test(start_paused = true)]
@@ -577,7 +577,7 @@ async fn a_force_ends_the_shutdown_while_a_step_holds_its_thread() {
         ]
     );
     assert_eq!(report.exit_code, 12);
-    assert_eq!(report.forced_by.as_deref(), Some("SIGINT"));
+    assert_eq!(report.forced_by, Some(Reason::Signal(Signal::Int)));
     let error = report.steps[0].error.as_deref().unwrap();
     assert!(error.contains("forced by SIGINT"), "{error}");
 }
@@ -672,7 +672,7 @@ async fn a_blocking_step_after_a_slow_one_still_ends_at_the_global_deadline() {
         ]
     );
     assert_eq!(report.exit_code, 12);
-    assert_eq!(report.forced_by.as_deref(), Some("deadline"));
+    assert_eq!(report.forced_by, Some(Reason::Deadline));
     assert_eq!(run.await.unwrap().steps, report.steps);
 }
 
