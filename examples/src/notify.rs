@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::registry::out_of_range;
+use shutdown_core::out_of_range;
 use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 
 shutdown_core::step_options! {

@@ -17,9 +17,9 @@ use crate::pipeline::OnError;
 use crate::signal::Signal;
 
 /// The most seconds any timeout may be: a day.
-pub const MAX_SECONDS: f64 = 86_400.0;
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
 /// The longest name (step, trader id, job): longer ones only make unreadable lines.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// Whatever a config value is, before it is given its type: what messages say was found.
 #[derive(Debug, Clone, PartialEq)]
@@ -340,7 +340,7 @@ pub struct FieldError {
 /// Deserialize `table` into `T`, keeping one error per offending key: each bad key is named, taken
 /// out, and the rest tried again. A key not in `known` is unknown (with a did-you-mean); `what`
 /// says what a key is called in messages (`key`, `option`).
-pub fn deserialize_all<T: DeserializeOwned>(
+pub(crate) fn deserialize_all<T: DeserializeOwned>(
     mut table: Map<String, Value>,
     known: &[&str],
     what: &str,
@@ -460,7 +460,7 @@ pub(crate) fn unknown_message(what: &str, name: &str, known: &[&str]) -> String 
 }
 
 /// The known name closest to `name`, if any is close enough to be a likely typo.
-pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(name, k), *k))

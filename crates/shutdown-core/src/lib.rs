@@ -1,3 +1,4 @@
+#![deny(unreachable_pub)]
 //! Graceful, bounded, observable shutdown for live trading nodes.
 //!
 //! A shutdown is a pipeline of steps (halt, cancel, verify, flush, close, or your own) assembled from
@@ -19,17 +20,15 @@
 //! ```
 
 mod after_deadline;
-pub mod config;
-pub mod domain;
+mod config;
 mod exit_hooks;
 mod fields;
-pub mod node;
 mod options;
 mod pipeline;
 mod plan;
 pub mod redact;
-pub mod registry;
-pub mod report;
+mod registry;
+mod report;
 pub mod retry;
 mod runner;
 mod shutdown;
@@ -37,7 +36,19 @@ mod signal;
 mod signals;
 mod step;
 pub mod systemd;
+mod trading;
 mod trigger;
+
+pub use crate::trading::domain;
+
+/// The roles a node plays for the steps: each a trait the venue's code implements, gathered in a
+/// [`Node`].
+pub mod node {
+    pub use crate::trading::roles::{
+        CancelAck, Connections, ExitRequest, MassCancelAck, MassCancelScope, OrderGateway,
+        PositionBook, Role, RoleResult, StateSource, StopRequest, TradingGate,
+    };
+}
 
 /// What `register_step!` expands to needs; not an API.
 #[doc(hidden)]
@@ -49,37 +60,39 @@ pub mod __private {
 }
 
 pub use crate::after_deadline::AfterDeadline;
-pub use crate::config::{ConfigErrors, ConfigProblem, PipelineConfig};
-pub use crate::node::Node;
+pub use crate::config::{EnvOverrides, MAX_FILE_BYTES, PipelineConfig};
 pub use crate::options::{OptionDoc, OptionType};
 pub use crate::pipeline::{
     DEFAULT_TIMEOUT_SECS, MetricsConfig, OnError, Pipeline, PipelineSettings, PipelineStep,
     StepSettings, SystemdConfig,
 };
 pub use crate::plan::Budget;
-pub use crate::registry::{Registry, StepConfig, StepRegistration};
+pub use crate::registry::{
+    ParseFn, Registry, StepConfig, StepOptions, StepRegistration, out_of_range,
+};
 pub use crate::report::{
-    Count, Counter, EscalationReport, Outcome, Report, ReportSink, StepOutcome, StepReport,
-    exit_code,
+    Count, DEFAULT_SINK_TIMEOUT, EscalationReport, FileSink, LogSink, Outcome, Report, ReportSink,
+    StepOutcome, StepReport, exit_code, read_report, secs, write_atomic,
 };
 pub use crate::shutdown::Shutdown;
 pub use crate::signal::Signal;
 pub use crate::signals::SignalListener;
 pub use crate::step::{
     DEFAULT_TRADER_ID, DryRunDir, Extensions, Partial, Receipt, SharedResults, ShutdownStep,
-    StepContext, StepDefaults, StepError, StepOutput, TradingHold,
+    StepContext, StepDefaults, StepError, StepOutput,
 };
+pub use crate::trading::{Counter, Node, TradingHold};
 pub use crate::trigger::{Escalation, Level, Reason, ShutdownHandle};
 
 /// Every error type of this crate.
 pub mod errors {
     pub use crate::config::{ConfigErrors, ConfigProblem};
     pub use crate::fields::FieldError;
-    pub use crate::node::{MissingRole, RoleError};
     pub use crate::registry::{OptionError, RegistryError, UnknownKind};
     pub use crate::report::{ReadReportError, SinkError};
     pub use crate::signal::UnknownSignal;
     pub use crate::step::StepError;
+    pub use crate::trading::roles::{MissingRole, RoleError};
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 
 use crate::fields::{closest, unknown_message};
-use crate::node::{MissingRole, Node, Role};
 use crate::step::{ShutdownStep, StepDefaults};
+use crate::trading::roles::{MissingRole, Node, Role};
 
 use crate::options::OptionDoc;
 
@@ -28,7 +28,7 @@ pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
 /// A problem when `value` of `key` is not within `min..=max` (and, for floats, finite).
 ///
 /// ```
-/// use shutdown_core::registry::out_of_range;
+/// use shutdown_core::out_of_range;
 /// assert!(out_of_range("retries", 3, 0, 100).is_none());
 /// let e = out_of_range("rate_per_sec", f64::NAN, 0.0, 1e6).unwrap();
 /// assert_eq!(e.message, "must be a finite number from 0 to 1000000, found NaN");
@@ -108,7 +108,7 @@ pub type OptionError = crate::fields::FieldError;
 
 /// Parse a step's options into `T`, gathering one error per offending key: a key not in `docs` is
 /// unknown (with a did-you-mean), and each key of the wrong type or value is named.
-pub fn parse_options<T: DeserializeOwned>(
+pub(crate) fn parse_options<T: DeserializeOwned>(
     options: &StepOptions,
     docs: &[OptionDoc],
 ) -> Result<T, Vec<OptionError>> {
@@ -194,7 +194,7 @@ macro_rules! register_step {
         defaults: $defaults:expr $(,)?
     ) => {
         $crate::__private::inventory::submit! {
-            $crate::registry::StepRegistration {
+            $crate::StepRegistration {
                 kind: $kind,
                 summary: $summary,
                 options: <$config>::option_docs,
@@ -216,7 +216,7 @@ macro_rules! register_step {
         defaults: $defaults:expr $(,)?
     ) => {
         $crate::__private::inventory::submit! {
-            $crate::registry::StepRegistration {
+            $crate::StepRegistration {
                 kind: $kind,
                 summary: $summary,
                 options: || $options.to_vec(),
@@ -428,6 +428,7 @@ mod tests {
         assert!(errors[1].message.contains("did you mean `retries`"));
     }
 
+    #[allow(unreachable_pub)] // what step_options! declares is public, as in a step crate
     mod declared {
         use serde::{Deserialize, Serialize};
 

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::node::RoleError;
-
 /// How to retry a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -30,23 +28,6 @@ pub trait Retryable {
     }
     /// The error to give when the deadline comes before an answer.
     fn timed_out() -> Self;
-}
-
-impl Retryable for RoleError {
-    fn is_retryable(&self) -> bool {
-        RoleError::is_retryable(self)
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            RoleError::RateLimited { retry_after } => *retry_after,
-            _ => None,
-        }
-    }
-
-    fn timed_out() -> Self {
-        RoleError::Transient("no answer before the deadline".into())
-    }
 }
 
 /// Jitter in [0.5, 1.0) of the delay, from a hash (FNV-1a) of the key and attempt: spread, yet
@@ -108,6 +89,7 @@ pub fn work_deadline(deadline: Instant) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trading::roles::RoleError;
 
     #[test]
     fn jitter_is_repeatable_and_in_range() {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::after_deadline::AfterDeadline;
 use crate::exit_hooks::ExitHooks;
-use crate::node::Node;
 use crate::pipeline::Pipeline;
 use crate::report::deliver::Sinks;
 use crate::report::{FileSink, Report, ReportSink};
@@ -13,6 +12,7 @@ use crate::runner::Job;
 use crate::signals::SignalListener;
 use crate::step::Extensions;
 use crate::systemd::Notifier;
+use crate::trading::roles::Node;
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// Runs a pipeline once, when asked, and reports.
@@ -175,7 +175,7 @@ impl Shutdown {
 
     /// Run the pipeline as a start gate: reason `start`, before the node trades. The same runner,
     /// budgets, report and exit codes; the steps (`reconcile`, `verify`, `resume`, say) compare the
-    /// venue with what the node last knew ([`crate::domain::LastKnown`], handed over with
+    /// venue with what the node last knew ([`crate::trading::domain::LastKnown`], handed over with
     /// [`Shutdown::with_extension`]) and open the trading gate only when nothing is left outstanding.
     /// A signal during the gate escalates it as it would a shutdown.
     pub async fn run_start_gate(self) -> Report {

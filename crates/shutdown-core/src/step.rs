@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::Node;
-use crate::report::{Counter, StepReport};
+use crate::report::StepReport;
+use crate::trading::{Counter, Node};
 use crate::trigger::Reason;
 
 /// The trader id of a pipeline whose config names none.
@@ -242,29 +242,6 @@ impl Extensions {
 impl fmt::Debug for Extensions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Extensions({} values)", self.map.len())
-    }
-}
-
-/// Something outside the node that forbids trading, such as a fleet halt: handed to the steps as
-/// an extension, it keeps the start gate's `resume` from opening the trading gate while it holds.
-#[derive(Clone)]
-pub struct TradingHold(Arc<dyn Fn() -> Option<String> + Send + Sync>);
-
-impl TradingHold {
-    /// A hold that asks `why` each time: `Some(reason)` while trading is forbidden.
-    pub fn new(why: impl Fn() -> Option<String> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(why))
-    }
-
-    /// Why trading is forbidden now, or `None`.
-    pub fn why(&self) -> Option<String> {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for TradingHold {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TradingHold").field(&self.why()).finish()
     }
 }
 
@@ -505,8 +482,8 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-impl From<crate::node::RoleError> for StepError {
-    fn from(e: crate::node::RoleError) -> Self {
+impl From<crate::trading::roles::RoleError> for StepError {
+    fn from(e: crate::trading::roles::RoleError) -> Self {
         StepError::new(e.to_string())
     }
 }

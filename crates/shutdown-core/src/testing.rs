@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::OptionDoc;
-use crate::node::{MissingRole, Node};
 use crate::registry::StepConfig;
-use crate::report::Counter;
 use crate::step::{ShutdownStep, StepContext, StepError, StepOutput};
+use crate::trading::Counter;
+use crate::trading::roles::{MissingRole, Node};
 
 /// A shared log of `name:event` lines.
 #[derive(Clone, Default)]

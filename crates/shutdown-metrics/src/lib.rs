@@ -224,7 +224,7 @@ impl ReportSink for MetricsSink {
                 &[("job", &self.job), ("trader_id", &self.trader_id)],
             )
             .and_then(|body| {
-                shutdown_core::report::write_atomic(path, body.as_bytes())
+                shutdown_core::write_atomic(path, body.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             });
             if let Err(e) = written {

@@ -33,7 +33,8 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use shutdown_core::report::{ReportSink, SinkError};
+use shutdown_core::ReportSink;
+use shutdown_core::errors::SinkError;
 use shutdown_core::{Outcome, Report, StepOutcome};
 
 #[cfg(feature = "otlp")]

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{
     Counter, Outcome, Pipeline, PipelineConfig, PipelineStep, Shutdown, ShutdownStep, StepContext,
     StepError, StepOutput,

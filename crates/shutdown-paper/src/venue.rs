@@ -12,9 +12,10 @@ use shutdown_core::domain::{
     Account, ConnectionInfo, Order, OrderStatus, OrderType, Position, Residence, Side,
     StrategyState,
 };
+use shutdown_core::errors::RoleError;
 use shutdown_core::node::{
     CancelAck, Connections, ExitRequest, MassCancelAck, MassCancelScope, OrderGateway,
-    PositionBook, RoleError, RoleResult, StateSource, StopRequest, TradingGate,
+    PositionBook, RoleResult, StateSource, StopRequest, TradingGate,
 };
 use tokio::time::Instant;
 

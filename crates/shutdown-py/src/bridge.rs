@@ -9,7 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3_async_runtimes::TaskLocals;
 use serde::de::DeserializeOwned;
-use shutdown_core::node::{RoleError, RoleResult};
+use shutdown_core::errors::RoleError;
+use shutdown_core::node::RoleResult;
 
 /// The Python adapter of one node, and the event loop its coroutines run on.
 pub(crate) struct Bridge {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::domain::LastKnown;
 use shutdown_core::{
     Level, Node, Pipeline, PipelineConfig, Reason, Report, Shutdown, ShutdownHandle, Signal,

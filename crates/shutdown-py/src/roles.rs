@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use shutdown_core::Node;
 use shutdown_core::domain::{Account, ConnectionInfo, Order, Position, StrategyState};
+use shutdown_core::errors::RoleError;
 use shutdown_core::node::{
-    CancelAck, Connections, ExitRequest, OrderGateway, PositionBook, RoleError, RoleResult,
-    StateSource, StopRequest, TradingGate,
+    CancelAck, Connections, ExitRequest, OrderGateway, PositionBook, RoleResult, StateSource,
+    StopRequest, TradingGate,
 };
 
 use crate::bridge::Bridge;

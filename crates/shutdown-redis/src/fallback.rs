@@ -34,7 +34,7 @@ pub fn write(dir: &Path, snapshot: &Snapshot, redis_error: &str) -> Result<PathB
         snapshot: snapshot.clone(),
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-    shutdown_core::report::write_atomic(&path, &bytes)
+    shutdown_core::write_atomic(&path, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }

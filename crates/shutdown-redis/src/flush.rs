@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::StateSource;
-use shutdown_core::registry::out_of_range;
+use shutdown_core::out_of_range;
 use shutdown_core::retry::{Backoff, Retryable, retry};
 use shutdown_core::{
     DryRunDir, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput,

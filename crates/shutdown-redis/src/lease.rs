@@ -48,7 +48,7 @@ pub struct LeaseOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {
     /// Another node held it for the whole wait.
-    #[error("another node holds the lease of {trader_id} ({place}); waited {}", shutdown_core::report::secs(*waited))]
+    #[error("another node holds the lease of {trader_id} ({place}); waited {}", shutdown_core::secs(*waited))]
     Held {
         /// The trader id.
         trader_id: String,
@@ -252,7 +252,7 @@ async fn renew(
             }
             Err(e) => format!(
                 "the lease could not be renewed within its {} ({e})",
-                shutdown_core::report::secs(ttl)
+                shutdown_core::secs(ttl)
             ),
         };
         tracing::error!(why = %why, "lease lost");

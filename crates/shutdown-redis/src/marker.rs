@@ -71,7 +71,7 @@ impl RunMarker {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = marker_path(dir, trader_id);
-        shutdown_core::report::write_atomic(&path, &bytes)
+        shutdown_core::write_atomic(&path, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         if let Some((target, keys)) = &redis {
             let mut con = target.connect(timeout, timeout).await.map_err(|e| e.0)?;
@@ -107,7 +107,7 @@ impl ReportSink for RunMarker {
     /// As `write`, keeping the report's one JSON encoding as it is.
     fn write_encoded(&self, _: &Report, json: &str) -> Result<(), SinkError> {
         let mut errors = Vec::new();
-        if let Err(e) = shutdown_core::report::write_atomic(&self.report, json.as_bytes()) {
+        if let Err(e) = shutdown_core::write_atomic(&self.report, json.as_bytes()) {
             errors.push(format!(
                 "cannot write report to {}: {e}",
                 self.report.display()

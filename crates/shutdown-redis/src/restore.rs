@@ -208,7 +208,7 @@ pub async fn restore(options: &RestoreOptions) -> Result<Restored, String> {
     let report_path = fallback::report_path(dir, &options.trader_id);
     let report_file = kept(
         &mut file_errors,
-        match shutdown_core::report::read_report(&report_path) {
+        match shutdown_core::read_report(&report_path) {
             Ok(r) => Ok(Some(r)),
             Err(shutdown_core::errors::ReadReportError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shutdown_core::FileSink;
 use shutdown_core::errors::SinkError;
-use shutdown_core::report::FileSink;
 use shutdown_core::{Report, ReportSink};
 
 use crate::fallback;

@@ -271,7 +271,7 @@ impl RedisTarget {
             Err(_) => Err(RedisError::may_heal(format!(
                 "cannot connect to {}: no answer within {}",
                 self.shown,
-                shutdown_core::report::secs(connect_timeout + response_timeout)
+                shutdown_core::secs(connect_timeout + response_timeout)
             ))),
         }
     }

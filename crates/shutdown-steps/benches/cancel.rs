@@ -7,7 +7,7 @@
 // Link the built-in steps.
 extern crate shutdown_steps as _;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway, StateSource};
-use shutdown_core::registry::out_of_range;
+use shutdown_core::out_of_range;
 use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;

@@ -10,7 +10,7 @@ use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{Connections, PositionBook};
-use shutdown_core::registry::out_of_range;
+use shutdown_core::out_of_range;
 use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::task::JoinSet;
 

@@ -76,7 +76,8 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use shutdown_core::node::{RoleError, RoleResult};
+    use shutdown_core::errors::RoleError;
+    use shutdown_core::node::RoleResult;
 
     use super::*;
 

@@ -9,7 +9,7 @@ use crate::gate;
 use serde::{Deserialize, Serialize};
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::TradingGate;
-use shutdown_core::registry::out_of_range;
+use shutdown_core::out_of_range;
 use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 
 shutdown_core::step_options! {

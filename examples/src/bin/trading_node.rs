@@ -36,7 +36,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::domain::LastKnown;
 use shutdown_core::{PipelineConfig, Report, Shutdown, exit_code};
 use shutdown_metrics::MetricsSink;

@@ -19,7 +19,7 @@ pub(crate) struct View {
 pub(crate) fn run(file: Option<&Path>, redis: &RedisArgs, view: &View) -> i32 {
     let json = view.json;
     let found = match file {
-        Some(path) => shutdown_core::report::read_report(path).map_err(|e| e.to_string()),
+        Some(path) => shutdown_core::read_report(path).map_err(|e| e.to_string()),
         None => match from_redis(redis, json) {
             Ok(found) => found,
             Err(code) => return code,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use shutdown_core::ConfigProblem;
+use shutdown_core::errors::ConfigProblem;
 
 use super::load;
 use crate::output::{outln, outln_wrapped, print_env_overrides, print_json};

@@ -15,7 +15,7 @@ use super::{ConfigErrors, ConfigProblem, EnvOverrides};
 use crate::fields::unknown_message;
 
 /// Prefix of environment overrides.
-pub const ENV_PREFIX: &str = "SHUTDOWN_";
+pub(crate) const ENV_PREFIX: &str = "SHUTDOWN_";
 /// The largest config file read: a pipeline is a few kilobytes.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 

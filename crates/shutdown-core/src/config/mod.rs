@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use self::load::{ENV_PREFIX, MAX_FILE_BYTES};
-use crate::node::{Node, Role};
+pub use self::load::MAX_FILE_BYTES;
 use crate::pipeline::{Pipeline, PipelineSettings, PipelineStep, StepSettings};
 use crate::registry::{Registry, StepConfig, StepRegistration};
 use crate::step::ShutdownStep;
+use crate::trading::roles::{Node, Role};
 
 /// The pipeline the compact form builds, in order.
-pub const DEFAULT_PIPELINE: &[&str] = &["halt", "cancel", "verify", "flush", "close"];
+pub(crate) const DEFAULT_PIPELINE: &[&str] = &["halt", "cancel", "verify", "flush", "close"];
 
 /// Which step a problem is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::trading::Counter;
 use crate::trigger::Reason;
 
 pub(crate) mod deliver;
@@ -114,43 +115,6 @@ impl fmt::Display for StepOutcome {
     }
 }
 
-/// What a step counts for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Counter {
-    /// Orders the shutdown cancelled.
-    OrdersCancelled,
-    /// Orders left working that the shutdown could not cancel.
-    OrdersOrphaned,
-    /// Open positions left without protective stop coverage.
-    PositionsUnprotected,
-}
-
-impl Counter {
-    /// Every counter.
-    pub const ALL: [Counter; 3] = [
-        Counter::OrdersCancelled,
-        Counter::OrdersOrphaned,
-        Counter::PositionsUnprotected,
-    ];
-
-    /// Whether it counts a state the shutdown leaves behind (orders left working, positions
-    /// unprotected), which a later step may judge again, rather than things done (orders
-    /// cancelled), which add up.
-    pub fn is_state(self) -> bool {
-        !matches!(self, Counter::OrdersCancelled)
-    }
-
-    /// The name, as in the report (`orders_orphaned`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Counter::OrdersCancelled => "orders_cancelled",
-            Counter::OrdersOrphaned => "orders_orphaned",
-            Counter::PositionsUnprotected => "positions_unprotected",
-        }
-    }
-}
-
 /// A count over the whole report: what the steps counted, and whether some step that should have
 /// counted could not (then the true number may be higher).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,9 +131,9 @@ pub struct Count {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(shutdown_core::report::secs(Duration::from_secs_f64(2.8945791610000002)), "2.895s");
-/// assert_eq!(shutdown_core::report::secs(Duration::from_millis(200)), "0.2s");
-/// assert_eq!(shutdown_core::report::secs(Duration::from_secs(8)), "8s");
+/// assert_eq!(shutdown_core::secs(Duration::from_secs_f64(2.8945791610000002)), "2.895s");
+/// assert_eq!(shutdown_core::secs(Duration::from_millis(200)), "0.2s");
+/// assert_eq!(shutdown_core::secs(Duration::from_secs(8)), "8s");
 /// ```
 pub fn secs(d: std::time::Duration) -> String {
     let text = format!("{:.3}", d.as_secs_f64());

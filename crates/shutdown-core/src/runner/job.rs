@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::after_deadline::AfterDeadline;
 use crate::exit_hooks::ExitHooks;
-use crate::node::Node;
 use crate::pipeline::Pipeline;
 use crate::report::deliver::Sinks;
 use crate::step::Extensions;
 use crate::systemd::Notifier;
+use crate::trading::roles::Node;
 use crate::trigger::ShutdownHandle;
 
 /// A pipeline, the node it runs for, and how: where the report goes, what happens on a force.

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::Shutdown;
-use crate::node::Node;
 use crate::pipeline::Pipeline;
 use crate::report::{FileSink, ReportSink};
+use crate::trading::roles::Node;
 
 use crate::ShutdownStep;
 use crate::pipeline::{OnError, PipelineStep};
-use crate::report::{Counter, Outcome, StepOutcome};
+use crate::report::{Outcome, StepOutcome};
 use crate::signal::Signal;
 use crate::testing::{Behaviour, Log, blocker, step};
+use crate::trading::Counter;
 use crate::trigger::ShutdownHandle;
 use crate::trigger::{Level, Reason};
 

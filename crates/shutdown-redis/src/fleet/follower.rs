@@ -106,7 +106,7 @@ async fn halt_confirmed(gate: &dyn TradingGate, timeout: Duration) -> String {
         Ok(Ok(said)) | Ok(Err(said)) => said,
         Err(_) => format!(
             "halt failed: the trading gate did not answer within {}",
-            shutdown_core::report::secs(timeout)
+            shutdown_core::secs(timeout)
         ),
     }
 }

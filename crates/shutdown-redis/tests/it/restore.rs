@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, ReportSink, Shutdown};
 use shutdown_paper::PaperNode;
 use shutdown_redis::restore::PreviousShutdown;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Report, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
 pub use shutdown_testkit::redis_server::RedisServer;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Reason, Shutdown, StepOutcome};
 use shutdown_paper::PaperNode;
 use shutdown_redis::fleet::{self, Action, Scope};

@@ -2,7 +2,7 @@
 //! the paper venue contradicts (the audit of `shutdown_paper::audit`).
 
 use proptest::prelude::*;
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
 

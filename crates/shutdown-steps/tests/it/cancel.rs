@@ -300,7 +300,7 @@ async fn a_listing_that_fails_for_a_while_is_retried_and_the_book_is_then_cancel
 
 #[tokio::test(start_paused = true)]
 async fn a_cancel_cut_short_keeps_what_it_counted_as_lower_bounds() {
-    use shutdown_core::config::EnvOverrides;
+    use shutdown_core::EnvOverrides;
     use shutdown_core::{Counter, PipelineConfig, Reason, Shutdown};
     // 3,000 orders at 50 cancels a second: forced after 10 s, most are still working.
     let paper = PaperNode::new(&scenario(

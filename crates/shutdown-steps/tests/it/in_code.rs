@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{
     Pipeline, PipelineConfig, PipelineStep, Reason, Report, Shutdown, ShutdownHandle, StepConfig,
 };

@@ -39,7 +39,7 @@ fn every_documented_option_is_a_field_with_the_documented_default() {
             let config = shutdown_core::PipelineConfig::from_toml(
                 &table,
                 "doc.toml",
-                shutdown_core::config::EnvOverrides::None,
+                shutdown_core::EnvOverrides::None,
             )
             .unwrap_or_else(|e| panic!("{}.{} = {}: {e}", reg.kind, o.name, o.default));
             assert_eq!(
@@ -61,7 +61,7 @@ fn option_values_out_of_range_are_refused_at_validate_all_at_once() {
     let err = shutdown_core::PipelineConfig::from_toml(
         toml,
         "node.toml",
-        shutdown_core::config::EnvOverrides::None,
+        shutdown_core::EnvOverrides::None,
     )
     .unwrap_err();
     let problems: Vec<String> = err.problems.iter().map(ToString::to_string).collect();

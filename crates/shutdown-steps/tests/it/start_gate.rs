@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use proptest::prelude::*;
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::domain::{LastKnown, Order};
-use shutdown_core::node::{
-    CancelAck, ExitRequest, OrderGateway, RoleError, RoleResult, StopRequest,
-};
+use shutdown_core::errors::RoleError;
+use shutdown_core::node::{CancelAck, ExitRequest, OrderGateway, RoleResult, StopRequest};
 use shutdown_core::{Node, PipelineConfig, Report, Shutdown};
 use shutdown_paper::{Audit, Change, PaperNode, Scenario};
 

@@ -1,6 +1,6 @@
 //! Helpers: a scenario, a pipeline from TOML, a run.
 
-use shutdown_core::config::EnvOverrides;
+use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Report, Shutdown};
 use shutdown_paper::{PaperNode, Scenario};
 

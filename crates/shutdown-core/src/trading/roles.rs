@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Account, ConnectionInfo, Order, Position, PositionSide, Side, StrategyState};
+use crate::retry::Retryable;
+use crate::trading::domain::{
+    Account, ConnectionInfo, Order, Position, PositionSide, Side, StrategyState,
+};
 
 /// Why a call to a node role failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -280,5 +283,22 @@ impl Node {
     /// A node with no roles; add them with the `with_*` methods.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+impl Retryable for RoleError {
+    fn is_retryable(&self) -> bool {
+        RoleError::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RoleError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn timed_out() -> Self {
+        RoleError::Transient("no answer before the deadline".into())
     }
 }
