@@ -31,6 +31,7 @@ mod registry;
 mod report;
 pub mod retry;
 mod runner;
+mod secs;
 mod shutdown;
 mod signal;
 mod signals;
@@ -72,8 +73,9 @@ pub use crate::registry::{
 };
 pub use crate::report::{
     Count, DEFAULT_SINK_TIMEOUT, EscalationReport, FileSink, LogSink, Outcome, Report, ReportSink,
-    StepOutcome, StepReport, exit_code, read_report, secs, write_atomic,
+    StepOutcome, StepReport, exit_code, read_report, write_atomic,
 };
+pub use crate::secs::secs;
 pub use crate::shutdown::Shutdown;
 pub use crate::signal::Signal;
 pub use crate::signals::SignalListener;

@@ -121,7 +121,7 @@ fn write_all(
             Ok(Ok(Err(e))) => errors.push(format!("{name}: {e}")),
             Ok(Err(std::sync::mpsc::RecvTimeoutError::Timeout)) => errors.push(format!(
                 "{name}: no answer within {} (its timeout, capped by what was left of the global budget, 1s at least)",
-                super::secs(bound)
+                crate::secs::secs(bound)
             )),
             Ok(Err(std::sync::mpsc::RecvTimeoutError::Disconnected)) => {
                 errors.push(format!("{name}: the sink failed (it panicked)"));

@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::pipeline::{OnError, Pipeline, PipelineStep, StepSettings};
-use crate::report::{EscalationReport, Outcome, Report, StepOutcome, StepReport, secs};
+use crate::report::{EscalationReport, Outcome, Report, StepOutcome, StepReport};
+use crate::secs::secs;
 use crate::trigger::{Reason, ShutdownHandle};
 
 /// What is known of one shutdown so far.

@@ -17,7 +17,7 @@ use crate::trading::domain::{
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RoleError {
     /// The venue refused for rate limiting (HTTP 429 or equivalent).
-    #[error("rate limited by the venue{}", retry_after.map(|d| format!(" (retry after {})", crate::report::secs(d))).unwrap_or_default())]
+    #[error("rate limited by the venue{}", retry_after.map(|d| format!(" (retry after {})", crate::secs::secs(d))).unwrap_or_default())]
     RateLimited {
         /// When the venue says to come back, if it says.
         retry_after: Option<Duration>,
