@@ -145,17 +145,25 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_poll_that_blocks_its_thread_is_seen_in_poll_and_can_be_walked_away_from() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
         let in_poll = InPoll::default();
-        let driven = drive(
+        let mut driven = tokio::spawn(drive(
             Box::pin(async move {
+                let _ = started_tx.send(());
                 let _ = rx.recv();
             }),
             in_poll.clone(),
             false,
-        );
-        let timed_out = tokio::time::timeout(HELD_AFTER, driven).await;
+        ));
+        // The poll has its thread (however long it queued for one); walk away HELD_AFTER later.
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let timed_out = tokio::time::timeout(HELD_AFTER, &mut driven).await;
         assert!(timed_out.is_err());
         assert!(in_poll.holds_thread(), "the poll still holds its thread");
+        driven.abort();
         drop(tx);
     }
 }
