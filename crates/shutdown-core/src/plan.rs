@@ -86,7 +86,13 @@ mod tests {
     use crate::config::EnvOverrides;
 
     fn config(toml: &str) -> PipelineConfig {
-        PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::None).unwrap()
+        PipelineConfig::from_toml_in(
+            toml,
+            "node.toml",
+            EnvOverrides::None,
+            crate::testing::registry(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Test steps for the crate's own unit tests: they record what happened and misbehave on request.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::OptionDoc;
-use crate::registry::StepConfig;
+use crate::fields::field_names;
+use crate::registry::{Registry, StepConfig, StepRegistration, parse_boxed};
+use crate::step::StepDefaults;
 use crate::step::{ShutdownStep, StepContext, StepError, StepOutput};
 use crate::trading::Counter;
+use crate::trading::roles::Role;
 use crate::trading::roles::{MissingRole, Node};
 
 /// A shared log of `name:event` lines.
@@ -169,23 +172,34 @@ pub(crate) const KIND_OPTIONS: &[OptionDoc] = &[
     OptionDoc::new("mode", "string", "\"a\"", "a mode"),
 ];
 
-crate::register_step! {
-    kind: "halt", summary: "test halt", config: KindConfig, options: KIND_OPTIONS,
-    requires: [TradingGate], critical: false, default_timeout_secs: 2.0,
+/// A registration for a test kind, not submitted: the crate's tests look kinds up in [`registry`],
+/// so the global registry never sees them.
+macro_rules! test_kind {
+    ($name:ident, $kind:literal, [$($role:ident),*], critical: $critical:expr, timeout: $timeout:expr) => {
+        static $name: StepRegistration = StepRegistration {
+            kind: $kind,
+            summary: concat!("test ", $kind),
+            options: || KIND_OPTIONS.to_vec(),
+            requires: &[$(Role::$role),*],
+            defaults: StepDefaults::new($timeout, $critical),
+            parse: |options| parse_boxed::<KindConfig>(options, KIND_OPTIONS),
+            fields: field_names::<KindConfig>,
+        };
+    };
 }
-crate::register_step! {
-    kind: "cancel", summary: "test cancel", config: KindConfig, options: KIND_OPTIONS,
-    requires: [OrderGateway], critical: true, default_timeout_secs: 10.0,
-}
-crate::register_step! {
-    kind: "verify", summary: "test verify", config: KindConfig, options: KIND_OPTIONS,
-    requires: [], critical: true, default_timeout_secs: 5.0,
-}
-crate::register_step! {
-    kind: "flush", summary: "test flush", config: KindConfig, options: KIND_OPTIONS,
-    requires: [], critical: true, default_timeout_secs: 5.0,
-}
-crate::register_step! {
-    kind: "close", summary: "test close", config: KindConfig, options: KIND_OPTIONS,
-    requires: [], critical: false, default_timeout_secs: 5.0,
+
+test_kind!(HALT, "halt", [TradingGate], critical: false, timeout: 2.0);
+test_kind!(CANCEL, "cancel", [OrderGateway], critical: true, timeout: 10.0);
+test_kind!(VERIFY, "verify", [], critical: true, timeout: 5.0);
+test_kind!(FLUSH, "flush", [], critical: true, timeout: 5.0);
+test_kind!(CLOSE, "close", [], critical: false, timeout: 5.0);
+
+/// The kinds the crate's config tests build pipelines of: `halt`, `cancel`, `verify`, `flush` and
+/// `close`, standing in for the real ones (which live in another crate).
+pub(crate) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        Registry::from_registrations([&HALT, &CANCEL, &VERIFY, &FLUSH, &CLOSE])
+            .expect("the test kinds are distinct")
+    })
 }

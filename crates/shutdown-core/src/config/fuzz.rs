@@ -63,12 +63,12 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
         let text = String::from_utf8_lossy(&bytes);
-        let _ = PipelineConfig::from_toml(&text, "fuzz.toml", EnvOverrides::None);
+        let _ = PipelineConfig::from_toml_in(&text, "fuzz.toml", EnvOverrides::None, crate::testing::registry());
     }
 
     #[test]
     fn config_like_text_is_a_config_or_named_problems(text in config_like()) {
-        match PipelineConfig::from_toml(&text, "fuzz.toml", EnvOverrides::None) {
+        match PipelineConfig::from_toml_in(&text, "fuzz.toml", EnvOverrides::None, crate::testing::registry()) {
             Ok(config) => prop_assert!(!config.steps.is_empty()),
             Err(errors) => {
                 prop_assert!(!errors.problems.is_empty());

@@ -175,13 +175,33 @@ impl PipelineConfig {
     /// at most [`MAX_FILE_BYTES`].
     pub fn load_with(path: impl AsRef<Path>, env: EnvOverrides) -> Result<Self, ConfigErrors> {
         let path = path.as_ref();
-        let text = load::read_file(path)?;
-        Self::from_toml(&text, &path.display().to_string(), env)
+        let origin = path.display().to_string();
+        Self::load_in(path, env, global_registry(&origin)?)
     }
 
     /// Validate TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str, env: EnvOverrides) -> Result<Self, ConfigErrors> {
-        let registry = Registry::global().map_err(|e| ConfigErrors::one(origin, e.to_string()))?;
+        Self::from_toml_in(text, origin, env, global_registry(origin)?)
+    }
+
+    /// [`Self::load_with`], the step kinds looked up in `registry`.
+    pub(crate) fn load_in(
+        path: impl AsRef<Path>,
+        env: EnvOverrides,
+        registry: &'static Registry,
+    ) -> Result<Self, ConfigErrors> {
+        let path = path.as_ref();
+        let text = load::read_file(path)?;
+        Self::from_toml_in(&text, &path.display().to_string(), env, registry)
+    }
+
+    /// [`Self::from_toml`], the step kinds looked up in `registry`.
+    pub(crate) fn from_toml_in(
+        text: &str,
+        origin: &str,
+        env: EnvOverrides,
+        registry: &'static Registry,
+    ) -> Result<Self, ConfigErrors> {
         let mut root = load::parse_toml(text, origin)?;
         let vars = load::variables(env);
         let env_problems = load::overlay(&mut root, &vars);
@@ -247,6 +267,11 @@ fn build_step(
         .build(node)
         .map(Arc::from)
         .map_err(|e| e.to_string())
+}
+
+/// The kinds linked into the program (see [`Registry::global`]).
+fn global_registry(origin: &str) -> Result<&'static Registry, ConfigErrors> {
+    Registry::global().map_err(|e| ConfigErrors::one(origin, e.to_string()))
 }
 
 #[cfg(test)]

@@ -9,7 +9,12 @@ use crate::signal::Signal;
 use crate::step::DEFAULT_TRADER_ID;
 
 fn parse(toml: &str) -> Result<PipelineConfig, ConfigErrors> {
-    PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::None)
+    PipelineConfig::from_toml_in(
+        toml,
+        "node.toml",
+        EnvOverrides::None,
+        crate::testing::registry(),
+    )
 }
 
 fn problems(toml: &str) -> Vec<String> {
@@ -107,10 +112,11 @@ fn environment_overrides_win_over_the_file() {
         ("SHUTDOWN_SIGNALS".to_owned(), "SIGTERM,SIGQUIT".to_owned()),
         ("OTHER_TIMEOUT_SECS".to_owned(), "1".to_owned()),
     ]);
-    let cfg = PipelineConfig::from_toml(
+    let cfg = PipelineConfig::from_toml_in(
         "timeout_secs = 30.0\n",
         "node.toml",
         EnvOverrides::Vars(vars),
+        crate::testing::registry(),
     )
     .unwrap();
     assert_eq!(cfg.settings.timeout, Duration::from_secs(5));
@@ -129,7 +135,13 @@ fn environment_overrides_win_over_the_file() {
 #[test]
 fn a_bad_environment_override_is_named_by_its_variable() {
     let vars = HashMap::from([("SHUTDOWN_TIMEOUT_SECS".to_owned(), "soon".to_owned())]);
-    let err = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap_err();
+    let err = PipelineConfig::from_toml_in(
+        "",
+        "node.toml",
+        EnvOverrides::Vars(vars),
+        crate::testing::registry(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.problems[0].to_string(),
         "environment variable SHUTDOWN_TIMEOUT_SECS: `timeout_secs`: expected a number of seconds, found string \"soon\""
@@ -297,10 +309,12 @@ fn bad_signals_and_trader_ids_are_errors() {
 #[test]
 fn load_names_the_file_for_missing_files_and_directories() {
     let dir = tempfile::tempdir().unwrap();
-    let err = PipelineConfig::load_with(dir.path(), EnvOverrides::None).unwrap_err();
+    let err = PipelineConfig::load_in(dir.path(), EnvOverrides::None, crate::testing::registry())
+        .unwrap_err();
     assert!(err.to_string().contains("is a directory"), "{err}");
     let missing = dir.path().join("nope.toml");
-    let err = PipelineConfig::load_with(&missing, EnvOverrides::None).unwrap_err();
+    let err = PipelineConfig::load_in(&missing, EnvOverrides::None, crate::testing::registry())
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(&missing.display().to_string()) && text.contains("cannot read"),
@@ -308,7 +322,8 @@ fn load_names_the_file_for_missing_files_and_directories() {
     );
     let file = dir.path().join("ok.toml");
     std::fs::write(&file, "timeout_secs = 7\n").unwrap();
-    let cfg = PipelineConfig::load_with(&file, EnvOverrides::None).unwrap();
+    let cfg =
+        PipelineConfig::load_in(&file, EnvOverrides::None, crate::testing::registry()).unwrap();
     assert_eq!(cfg.source, file.display().to_string());
     assert_eq!(cfg.settings.timeout, Duration::from_secs(7));
 }
@@ -360,7 +375,13 @@ fn the_metrics_table_is_validated_and_overridable() {
         "SHUTDOWN_METRICS__PUSHGATEWAY_URL".to_owned(),
         "http://pgw2:9091".to_owned(),
     )]);
-    let cfg = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap();
+    let cfg = PipelineConfig::from_toml_in(
+        "",
+        "node.toml",
+        EnvOverrides::Vars(vars),
+        crate::testing::registry(),
+    )
+    .unwrap();
     assert_eq!(
         cfg.settings.metrics.pushgateway_url.as_deref(),
         Some("http://pgw2:9091")
@@ -369,7 +390,13 @@ fn the_metrics_table_is_validated_and_overridable() {
         "SHUTDOWN_METRICS__PUSHGATEWAY_URL".to_owned(),
         "pgw2:9091".to_owned(),
     )]);
-    let err = PipelineConfig::from_toml("", "node.toml", EnvOverrides::Vars(vars)).unwrap_err();
+    let err = PipelineConfig::from_toml_in(
+        "",
+        "node.toml",
+        EnvOverrides::Vars(vars),
+        crate::testing::registry(),
+    )
+    .unwrap_err();
     assert!(
         err.problems[0]
             .origin
@@ -383,7 +410,12 @@ fn with_vars(toml: &str, vars: &[(&str, &str)]) -> Result<PipelineConfig, Config
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    PipelineConfig::from_toml(toml, "node.toml", EnvOverrides::Vars(vars))
+    PipelineConfig::from_toml_in(
+        toml,
+        "node.toml",
+        EnvOverrides::Vars(vars),
+        crate::testing::registry(),
+    )
 }
 
 const TWO_STEPS: &str = "[[steps]]\nkind = \"halt\"\n[[steps]]\nkind = \"cancel\"\nname = \"cancel-by-id\"\ntimeout_secs = 10\n";
@@ -481,16 +513,19 @@ fn only_a_regular_file_of_bounded_size_is_read() {
         .unwrap();
     assert!(made.success());
     // A FIFO nobody writes to would block a read forever.
-    let err = PipelineConfig::load_with(&fifo, EnvOverrides::None).unwrap_err();
+    let err =
+        PipelineConfig::load_in(&fifo, EnvOverrides::None, crate::testing::registry()).unwrap_err();
     assert!(err.to_string().contains("is not a regular file"), "{err}");
-    let err = PipelineConfig::load_with("/dev/null", EnvOverrides::None).unwrap_err();
+    let err = PipelineConfig::load_in("/dev/null", EnvOverrides::None, crate::testing::registry())
+        .unwrap_err();
     assert!(
         err.to_string().contains("/dev/null: is not a regular file"),
         "{err}"
     );
     let big = dir.path().join("big.toml");
     std::fs::write(&big, "# x\n".repeat(300_000)).unwrap();
-    let err = PipelineConfig::load_with(&big, EnvOverrides::None).unwrap_err();
+    let err =
+        PipelineConfig::load_in(&big, EnvOverrides::None, crate::testing::registry()).unwrap_err();
     assert!(
         err.to_string()
             .contains("more than a pipeline config may be"),
