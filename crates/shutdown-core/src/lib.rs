@@ -18,6 +18,23 @@
 //! shutdown.run_when_requested().await; // exits with the outcome's code
 //! # Ok(()) }
 //! ```
+//!
+//! # The parts
+//!
+//! Every public item has one path: the pipeline machinery at the root, every error type under
+//! [`errors`], and four namespaces for what is not pipeline machinery: [`domain`] and [`node`] (the
+//! trading vocabulary the steps speak: orders, positions, and the roles a [`Node`] plays), [`retry`]
+//! (backoff for steps that retry) and [`systemd`] (the notify protocol), with [`redact`] for URLs in
+//! messages. Inside, the imports run one way, leaves first:
+//!
+//! - `signal`, `secs`, `fields`, `options`, `redact`, `retry`: leaves;
+//! - `trading/`: the domain, the node's roles, `Counter`, `TradingHold`;
+//! - `trigger` (the handle and its reasons), `step` (the trait, its context and output), `report`
+//!   (what a report is, and its sinks);
+//! - `pipeline` (steps with their settings), `registry` (kinds by name), `config/` (TOML to a
+//!   pipeline), `plan` and `after_deadline` (what a budget adds up to);
+//! - `runner/` (one run of a job: supervision, the report so far, the force-exit thread), which
+//!   `shutdown` (the builder) sets up and `signals` (the listener) triggers.
 
 mod after_deadline;
 mod config;
