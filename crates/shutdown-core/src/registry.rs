@@ -193,18 +193,13 @@ macro_rules! register_step {
         requires: [$($role:ident),* $(,)?],
         defaults: $defaults:expr $(,)?
     ) => {
-        $crate::__private::inventory::submit! {
-            $crate::StepRegistration {
-                kind: $kind,
-                summary: $summary,
-                options: <$config>::option_docs,
-                requires: &[$($crate::node::Role::$role),*],
-                defaults: $defaults,
-                parse: |options| {
-                    $crate::__private::parse_boxed::<$config>(options, &<$config>::option_docs())
-                },
-                fields: || $crate::__private::field_names::<$config>(),
-            }
+        $crate::register_step! {
+            kind: $kind,
+            summary: $summary,
+            config: $config,
+            options: &<$config>::option_docs(),
+            requires: [$($role),*],
+            defaults: $defaults,
         }
     };
     (
