@@ -69,49 +69,42 @@ fn sigterm(node: &mut TestNode) -> Instant {
     at
 }
 
+/// SIGTERM once the step is running, again (hurry), and a third time (force): when the third went.
+fn third_sigterm(node: &mut TestNode) -> Instant {
+    node.signal(Signal::SIGTERM);
+    node.wait_line("step-started stuck");
+    node.signal(Signal::SIGTERM);
+    node.wait_line("level Hurry");
+    sigterm(node)
+}
+
+/// A clean run: one short step well inside a 2 s budget.
+const CLEAN: &str = "timeout_secs = 2\n[[steps]]\nkind = \"sleep\"\nname = \"work\"\nsecs = 0.2\n";
+/// A step that blocks its thread past a 1 s global deadline.
+const STUCK: &str = "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n";
+/// A critical step that blocks its thread, with a budget long enough that only a force ends it.
+const STUCK_CRITICAL: &str = "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n";
+
 #[test]
 fn a_clean_end_is_all_out_before_the_grace_period_ends() {
-    under_grace_period(
-        "timeout_secs = 2\n[[steps]]\nkind = \"sleep\"\nname = \"work\"\nsecs = 0.2\n",
-        Some(Duration::from_secs(2)),
-        &[],
-        sigterm,
-    );
+    under_grace_period(CLEAN, Some(Duration::from_secs(2)), &[], sigterm);
 }
 
 #[test]
 fn the_global_deadline_is_all_out_before_the_grace_period_ends() {
-    under_grace_period(
-        "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n",
-        Some(Duration::from_secs(1)),
-        &[],
-        sigterm,
-    );
+    under_grace_period(STUCK, Some(Duration::from_secs(1)), &[], sigterm);
 }
 
 #[test]
 fn a_third_signal_is_all_out_before_the_grace_period_ends() {
-    under_grace_period(
-        "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n",
-        None,
-        &[],
-        |node| {
-            node.signal(Signal::SIGTERM);
-            node.wait_line("step-started stuck");
-            node.signal(Signal::SIGTERM);
-            node.wait_line("level Hurry");
-            let at = Instant::now();
-            node.signal(Signal::SIGTERM);
-            at
-        },
-    );
+    under_grace_period(STUCK_CRITICAL, None, &[], third_sigterm);
 }
 
 #[test]
 fn a_sink_and_an_exit_flush_that_hang_past_the_deadline_are_all_out_before_the_grace_period_ends() {
     // The worst case: the deadline, a sink that never answers and an exit flush that never ends.
     under_grace_period(
-        "timeout_secs = 1\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\n",
+        STUCK,
         Some(Duration::from_secs(1)),
         &[("TESTNODE_SINK_STALL", "1"), ("TESTNODE_EXIT_STALL", "1")],
         sigterm,
@@ -121,7 +114,7 @@ fn a_sink_and_an_exit_flush_that_hang_past_the_deadline_are_all_out_before_the_g
 #[test]
 fn a_sink_that_hangs_after_a_clean_run_is_all_out_before_the_grace_period_ends() {
     under_grace_period(
-        "timeout_secs = 2\n[[steps]]\nkind = \"sleep\"\nname = \"work\"\nsecs = 0.2\n",
+        CLEAN,
         Some(Duration::from_secs(2)),
         &[("TESTNODE_SINK_STALL", "1"), ("TESTNODE_EXIT_STALL", "1")],
         sigterm,
@@ -134,17 +127,9 @@ fn a_third_signal_with_a_sink_and_an_exit_flush_that_hang_is_all_out_before_the_
     // Forced long before the deadline: the sinks get their share after the force, not the rest
     // of the budget.
     under_grace_period(
-        "timeout_secs = 60\n[[steps]]\nkind = \"block\"\nname = \"stuck\"\nsecs = 120\ntimeout_secs = 50\ncritical = true\n",
+        STUCK_CRITICAL,
         None,
         &[("TESTNODE_SINK_STALL", "1"), ("TESTNODE_EXIT_STALL", "1")],
-        |node| {
-            node.signal(Signal::SIGTERM);
-            node.wait_line("step-started stuck");
-            node.signal(Signal::SIGTERM);
-            node.wait_line("level Hurry");
-            let at = Instant::now();
-            node.signal(Signal::SIGTERM);
-            at
-        },
+        third_sigterm,
     );
 }
