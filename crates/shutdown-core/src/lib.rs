@@ -63,8 +63,9 @@ pub use crate::trading::domain;
 /// [`Node`].
 pub mod node {
     pub use crate::trading::roles::{
-        CancelAck, Connections, ExitRequest, MassCancelAck, MassCancelScope, OrderGateway,
-        PositionBook, Role, RoleResult, StateSource, StopRequest, TradingGate,
+        CancelAck, CancelRules, Connections, ExitRequest, MassCancelAck, MassCancelRules,
+        MassCancelScope, OrderGateway, PositionBook, Role, RoleResult, StateSource, StopRequest,
+        TradingGate,
     };
 }
 

@@ -13,7 +13,7 @@ use crate::trading::roles::{MissingRole, Node, Role};
 use crate::options::OptionDoc;
 
 /// A step kind's validated options, ready to build the step for a node.
-pub trait StepConfig: Send + Sync + fmt::Debug + 'static {
+pub trait StepConfig: std::any::Any + Send + Sync + fmt::Debug {
     /// Build the step; fails when the node lacks a role the step needs.
     fn build(&self, node: &Node) -> Result<Box<dyn ShutdownStep>, MissingRole>;
 

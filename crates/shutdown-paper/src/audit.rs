@@ -104,7 +104,7 @@ fn can_protect(o: &Order, mark: Decimal) -> bool {
 }
 
 /// The positions no allocation of the stops protects.
-fn unprotected(positions: &[Position], orders: &[Order]) -> BTreeSet<String> {
+pub(crate) fn unprotected(positions: &[Position], orders: &[Order]) -> BTreeSet<String> {
     let mut positions: Vec<&Position> = positions.iter().collect();
     positions.sort_by(|a, b| a.id.cmp(&b.id));
     let mut stops: Vec<&Order> = orders.iter().collect();
@@ -169,11 +169,9 @@ fn strings(value: &serde_json::Value) -> BTreeSet<&str> {
 impl PaperNode {
     /// The venue's truth as it will stand after the process exits.
     pub fn truth_after_exit(&self) -> Truth {
-        let connections = self.connection_states();
-        let switches_firing: Vec<String> = (connections.iter())
-            .filter(|c| c.dead_man_armed && c.connected)
-            .map(|c| c.id.clone())
-            .collect();
+        // What the venue acknowledged it does, whether or not the process is still there.
+        self.settle_all();
+        let switches_firing = self.switches_left_armed();
         let before_exit: Vec<Order> = (self.all_orders().into_iter())
             .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
             .collect();
@@ -261,6 +259,9 @@ impl PaperNode {
         for step in report.steps.iter().filter(|s| s.kind == "cancel") {
             discrepancies.extend(self.accounted_for(step));
         }
+        // A remedy for a position the venue's stops already protected: on a venue that lists
+        // conditional orders apart, the mark of a step that read one listing only.
+        discrepancies.extend(self.duplicate_stops());
         if truth.at_risk() && report.exit_code == 0 {
             discrepancies.push(format!(
                 "exit code 0 while {} positions are unprotected and {} orders are left working",
@@ -278,7 +279,7 @@ impl PaperNode {
 
 /// The lists of a `cancel` step's details that name orders, each with what it claims of them at
 /// the venue: every order working when the shutdown began ends in exactly one.
-const CANCEL_LISTS: [(&str, Claim); 8] = [
+const CANCEL_LISTS: [(&str, Claim); 9] = [
     ("cancelled", Claim::Cancelled),
     ("already_filled", Claim::Filled),
     ("kept_stops", Claim::Nothing),
@@ -287,6 +288,7 @@ const CANCEL_LISTS: [(&str, Claim); 8] = [
     ("still_working", Claim::Nothing),
     ("unknown", Claim::Nothing),
     ("unconfirmed", Claim::Nothing),
+    ("cancel_pending", Claim::Nothing),
 ];
 
 /// What a list of the cancel step says of the orders it names.

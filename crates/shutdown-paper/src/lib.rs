@@ -29,6 +29,7 @@
 //! ```
 
 pub mod audit;
+pub mod profile;
 pub mod scenario;
 pub mod venue;
 
@@ -36,6 +37,7 @@ pub mod venue;
 mod fuzz;
 
 pub use crate::audit::{Audit, Truth};
+pub use crate::profile::{Profile, Rules, Session};
 pub use crate::scenario::{Downtime, Scenario, ScenarioError, VenueBehaviour};
 pub use crate::venue::downtime::Change;
 pub use crate::venue::{PaperNode, VenueStats};

@@ -6,6 +6,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use shutdown_core::domain::{Account, Order, PositionSide, Side, StrategyState};
 
+use crate::profile::{Profile, Rules, Session};
+
 /// The most working orders a `[generate]` table may add (each costs about 1.7 KiB of memory).
 pub const MAX_GENERATED_ORDERS: usize = 200_000;
 /// The most positions a `[generate]` table may add.
@@ -137,15 +139,22 @@ pub struct ConnectionSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VenueBehaviour {
+    /// The venue whose documented rules the paper venue follows (docs/venues.md): where
+    /// conditional orders are listed, batch and mass cancels, the rate limit, the dead-man's switch.
+    pub profile: Profile,
+    /// How the session is carried (`websocket` or `fix`); only `deribit` tells them apart.
+    pub session: Session,
     /// Latency of every call, in milliseconds.
     pub latency_ms: u64,
-    /// Requests per second before the venue answers "rate limited" (HTTP 429); 0 for no limit.
+    /// Requests per second before the venue answers "rate limited" (HTTP 429); 0 for the
+    /// profile's documented limit (none for `generic`).
     pub rate_limit_per_sec: u32,
     /// Share of calls that fail with a transient error, 0.0 to 1.0.
     pub transient_failure_rate: f64,
     /// Share of cancels that lose the race: the order fills while the cancel is in flight.
     pub fill_race_rate: f64,
-    /// The venue offers a mass-cancel that spares protective stops.
+    /// The venue offers a mass-cancel that spares protective stops (`generic` only: a named
+    /// profile has its venue's).
     pub mass_cancel: bool,
     /// Client ids of orders the venue refuses to cancel (for orphan reports).
     pub uncancellable: Vec<String>,
@@ -154,6 +163,8 @@ pub struct VenueBehaviour {
 impl Default for VenueBehaviour {
     fn default() -> Self {
         Self {
+            profile: Profile::Generic,
+            session: Session::Websocket,
             latency_ms: 0,
             rate_limit_per_sec: 0,
             transient_failure_rate: 0.0,
@@ -161,6 +172,18 @@ impl Default for VenueBehaviour {
             mass_cancel: false,
             uncancellable: Vec::new(),
         }
+    }
+}
+
+impl VenueBehaviour {
+    /// The rules the venue follows: its profile's, with the scenario's own rate when it gives one.
+    pub fn rules(&self) -> Rules {
+        let rate = (self.rate_limit_per_sec > 0).then_some(self.rate_limit_per_sec);
+        let mut rules = Rules::of(self.profile, self.session, rate, self.mass_cancel);
+        if rate.is_some() {
+            rules.rate_per_sec = rate;
+        }
+        rules
     }
 }
 
@@ -364,6 +387,19 @@ impl Scenario {
                     "venue.{name} must be between 0.0 and 1.0, found {rate}"
                 ));
             }
+        }
+        let v = &self.venue;
+        if v.profile != Profile::Generic && v.mass_cancel {
+            problems.push(format!(
+                "venue.mass_cancel is for the generic profile: {} has the mass cancel its venue documents (docs/venues.md)",
+                v.profile
+            ));
+        }
+        if v.session == Session::Fix && v.profile != Profile::Deribit {
+            problems.push(format!(
+                "venue.session = \"fix\" is modelled for the deribit profile only, found profile {}",
+                v.profile
+            ));
         }
         if self.venue.latency_ms > MAX_LATENCY_MS {
             problems.push(format!(

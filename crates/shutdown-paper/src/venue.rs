@@ -1,6 +1,6 @@
 //! The simulated venue and in-memory node: one `PaperNode` that implements every node role.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,16 +9,17 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use shutdown_core::Node;
 use shutdown_core::domain::{
-    Account, ConnectionInfo, Order, OrderStatus, OrderType, Position, Residence, Side,
-    StrategyState,
+    Account, ConnectionInfo, LogoutEffect, Order, OrderStatus, OrderType, Position, Residence,
+    Side, StrategyState,
 };
 use shutdown_core::errors::RoleError;
 use shutdown_core::node::{
-    CancelAck, Connections, ExitRequest, MassCancelAck, MassCancelScope, OrderGateway,
+    CancelAck, CancelRules, Connections, ExitRequest, MassCancelAck, MassCancelScope, OrderGateway,
     PositionBook, RoleResult, StateSource, StopRequest, TradingGate,
 };
 use tokio::time::Instant;
 
+use crate::profile::{Fires, Rules};
 use crate::scenario::{Scenario, VenueBehaviour};
 
 /// The venue's random decisions, each keyed to what it decides (the call and the order it is
@@ -51,12 +52,25 @@ impl Draws {
         z ^= z >> 31;
         ((z >> 11) as f64 / (1u64 << 53) as f64) < p
     }
+
+    /// A keyed rank of `key` for the decision `what`: the venue's choice among many orders.
+    fn rank(&self, what: &str, key: &str) -> u64 {
+        let mut h = fnv::FnvHasher::default();
+        h.write(what.as_bytes());
+        h.write(key.as_bytes());
+        let mut z = (h.finish() ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 #[derive(Debug)]
 struct Conn {
     info: ConnectionInfo,
     hangs: bool,
+    /// Its switch fired (the orders it takes are gone; it takes no more).
+    fired: bool,
 }
 
 /// Counters of what the venue saw, for tests and benchmarks.
@@ -72,6 +86,10 @@ pub struct VenueStats {
     pub transient_failures: u64,
     /// Cancels that lost the race to a fill.
     pub fills_racing_cancels: u64,
+    /// Batch-cancel requests received.
+    pub batch_cancels: u64,
+    /// Mass-cancel requests received.
+    pub mass_cancels: u64,
 }
 
 pub(crate) mod downtime;
@@ -79,6 +97,7 @@ pub(crate) mod downtime;
 #[derive(Debug)]
 struct State {
     behaviour: VenueBehaviour,
+    rules: Rules,
     draws: Draws,
     halted: bool,
     marks: HashMap<String, Decimal>,
@@ -95,6 +114,19 @@ struct State {
     /// The orders working at the venue when the node was built (a dry-run's shutdown begins then):
     /// the audit checks that the report accounts for each.
     working_at_start: Vec<String>,
+    /// Cancels acknowledged and not yet done, each with when the venue applies it.
+    deferred: VecDeque<(Instant, String)>,
+    /// Mass cancels answered, for the venue's choice of which orders each takes.
+    mass_calls: u64,
+    /// When the node was built: the shutdown's start, for the time to safe.
+    started: Instant,
+    /// When every order that is not a protective stop was first gone with every position
+    /// protected.
+    safe_at: Option<Instant>,
+    /// Working orders that are not protective stops, not yet seen gone (front first).
+    risky: VecDeque<String>,
+    /// Stops placed for a position that stops at the venue already protected, in words.
+    duplicates: Vec<String>,
 }
 
 /// A deterministic simulated venue and in-memory node; cheap to clone (shared state).
@@ -111,7 +143,14 @@ impl PaperNode {
 
     /// As [`PaperNode::new`], with another seed.
     pub fn with_seed(scenario: &Scenario, seed: u64) -> Self {
-        let (instruments, positions, orders) = scenario.expanded();
+        let (instruments, positions, mut orders) = scenario.expanded();
+        let rules = scenario.venue.rules();
+        if rules.conditional_apart {
+            // Every conditional order rests in the venue's separate service.
+            for o in orders.iter_mut() {
+                o.conditional |= !matches!(o.order_type, OrderType::Market | OrderType::Limit);
+            }
+        }
         let marks: HashMap<String, Decimal> = instruments
             .iter()
             .map(|i| (i.symbol.clone(), i.mark_price))
@@ -138,6 +177,11 @@ impl PaperNode {
             .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
             .map(|o| o.client_id.clone())
             .collect();
+        let mut risky: Vec<String> = (orders.iter())
+            .filter(|o| is_risky(o))
+            .map(|o| o.client_id.clone())
+            .collect();
+        risky.sort();
         let orders = orders
             .into_iter()
             .map(|o| (o.client_id.clone(), o))
@@ -155,15 +199,18 @@ impl PaperNode {
                             connected: true,
                             dead_man_armed: c.dead_man_armed,
                             logged_in: true,
+                            logout: rules.switch.logout,
                         },
                         hangs: c.hangs,
+                        fired: false,
                     },
                 )
             })
             .collect();
-        Self {
+        let node = Self {
             state: Arc::new(Mutex::new(State {
-                tokens: f64::from(scenario.venue.rate_limit_per_sec),
+                tokens: f64::from(rules.rate_per_sec.unwrap_or(0)),
+                rules,
                 behaviour: scenario.venue.clone(),
                 draws: Draws {
                     seed,
@@ -181,8 +228,17 @@ impl PaperNode {
                 events: Vec::new(),
                 next_id: 1,
                 working_at_start,
+                deferred: VecDeque::new(),
+                mass_calls: 0,
+                started: Instant::now(),
+                safe_at: None,
+                risky: risky.into(),
+                duplicates: Vec::new(),
             })),
-        }
+        };
+        let now = Instant::now();
+        check_safe(&mut node.lock(), now);
+        node
     }
 
     /// The node handle with every role of this paper node.
@@ -244,6 +300,35 @@ impl PaperNode {
         self.lock().halted
     }
 
+    /// The venue's rules (its profile's).
+    pub fn rules(&self) -> Rules {
+        self.lock().rules.clone()
+    }
+
+    /// Seconds from the node's start (the shutdown's) until every working order that is not a
+    /// protective stop was gone with every position protected; `None` while that has not happened.
+    /// Whether it still holds once the process exits is the audit's question.
+    pub fn safe_after(&self) -> Option<f64> {
+        let s = self.lock();
+        s.safe_at
+            .map(|at| at.saturating_duration_since(s.started).as_secs_f64())
+    }
+
+    /// Stops placed for a position that stops at the venue already protected, in words.
+    pub fn duplicate_stops(&self) -> Vec<String> {
+        self.lock().duplicates.clone()
+    }
+
+    /// Apply every cancel the venue acknowledged and has not yet done (it does them after the
+    /// process exits in any case).
+    pub(crate) fn settle_all(&self) {
+        let mut s = self.lock();
+        let last = s.deferred.back().map(|(at, _)| *at);
+        if let Some(at) = last {
+            settle(&mut s, at);
+        }
+    }
+
     /// Submit a new order, as a strategy would; refused while halted.
     pub async fn submit(&self, mut order: Order) -> RoleResult<Order> {
         self.call(&format!("submit:{}", order.client_id)).await?;
@@ -260,6 +345,10 @@ impl PaperNode {
         order.status = OrderStatus::New;
         order.venue_id = Some(format!("v-{}", s.next_id));
         s.next_id += 1;
+        if is_risky(&order) {
+            s.risky.push_back(order.client_id.clone());
+            s.safe_at = None;
+        }
         s.orders.insert(order.client_id.clone(), order.clone());
         Ok(order)
     }
@@ -267,7 +356,9 @@ impl PaperNode {
     /// Fill a working order now (a market move), updating the position.
     pub fn fill(&self, client_id: &str) -> bool {
         let mut s = self.lock();
-        fill_order(&mut s, client_id)
+        let filled = fill_order(&mut s, client_id);
+        check_safe(&mut s, Instant::now());
+        filled
     }
 
     /// Move an instrument's mark price.
@@ -284,26 +375,34 @@ impl PaperNode {
     /// Latency, then the rate limit and transient failures, as a venue's HTTP front would; `key`
     /// names the call (and the order it is about) for the venue's random decisions.
     async fn call(&self, key: &str) -> RoleResult<()> {
+        self.call_costing(key, 1.0).await
+    }
+
+    /// As [`PaperNode::call`], for a request that costs `cost` units of the rate limit.
+    async fn call_costing(&self, key: &str, cost: f64) -> RoleResult<()> {
         let latency = self.lock().behaviour.latency_ms;
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         let mut s = self.lock();
+        settle(&mut s, Instant::now());
         s.stats.requests += 1;
-        let limit = f64::from(s.behaviour.rate_limit_per_sec);
+        let limit = f64::from(s.rules.rate_per_sec.unwrap_or(0));
         if limit > 0.0 {
             let now = Instant::now();
             let last = s.refilled.unwrap_or(now);
-            s.tokens = (s.tokens + now.duration_since(last).as_secs_f64() * limit).min(limit);
+            // A bucket of one second's worth (or of one request, when it costs more).
+            let size = limit.max(cost);
+            s.tokens = (s.tokens + now.duration_since(last).as_secs_f64() * limit).min(size);
             s.refilled = Some(now);
-            if s.tokens < 1.0 {
+            if s.tokens < cost {
                 s.stats.rate_limited += 1;
-                let wait = (1.0 - s.tokens) / limit;
+                let wait = (cost - s.tokens) / limit;
                 return Err(RoleError::RateLimited {
                     retry_after: Some(Duration::from_secs_f64(wait)),
                 });
             }
-            s.tokens -= 1.0;
+            s.tokens -= cost;
         }
         let p = s.behaviour.transient_failure_rate;
         if s.draws.chance(p, "transient", key) {
@@ -312,6 +411,148 @@ impl PaperNode {
         }
         Ok(())
     }
+}
+
+/// A working order at the venue that is not a protective stop: the book is not safe while one is.
+fn is_risky(o: &Order) -> bool {
+    o.status.is_live() && o.residence == Residence::Venue && !o.is_protective()
+}
+
+/// Note the first moment the book is safe: every risky order gone, every position protected.
+fn check_safe(s: &mut State, at: Instant) {
+    if s.safe_at.is_some() {
+        return;
+    }
+    while let Some(front) = s.risky.front() {
+        match s.orders.get(front) {
+            Some(o) if is_risky(o) => return,
+            _ => {
+                s.risky.pop_front();
+            }
+        }
+    }
+    let positions: Vec<Position> = s.positions.values().cloned().collect();
+    let orders: Vec<Order> = s.orders.values().cloned().collect();
+    if crate::audit::unprotected(&positions, &orders).is_empty() {
+        s.safe_at = Some(at);
+    }
+}
+
+/// Apply the acknowledged cancels due by `now`: each order is cancelled, or fills first when it
+/// loses the race.
+fn settle(s: &mut State, now: Instant) {
+    let mut last = None;
+    while s.deferred.front().is_some_and(|(at, _)| *at <= now) {
+        let Some((at, id)) = s.deferred.pop_front() else {
+            break;
+        };
+        last = Some(at);
+        let pending = s
+            .orders
+            .get(&id)
+            .is_some_and(|o| o.status == OrderStatus::PendingCancel);
+        if !pending {
+            continue;
+        }
+        let race = s.behaviour.fill_race_rate;
+        if s.draws.chance(race, "fill-race", &id) {
+            s.stats.fills_racing_cancels += 1;
+            fill_order(s, &id);
+        } else if let Some(o) = s.orders.get_mut(&id) {
+            o.status = OrderStatus::Cancelled;
+        }
+    }
+    if let Some(at) = last {
+        check_safe(s, at);
+    }
+}
+
+/// Cancel one order, as a cancel request does: the venue's answer.
+fn cancel_in(s: &mut State, client_id: &str) -> RoleResult<CancelAck> {
+    let Some(order) = s.orders.get(client_id) else {
+        return Ok(CancelAck::UnknownOrder);
+    };
+    match order.status {
+        OrderStatus::Filled => return Ok(CancelAck::AlreadyFilled),
+        OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::Expired => {
+            return Ok(CancelAck::UnknownOrder);
+        }
+        // Already acknowledged: the venue is on it.
+        OrderStatus::PendingCancel if s.deferred.iter().any(|(_, id)| id == client_id) => {
+            return Ok(CancelAck::Pending);
+        }
+        _ => {}
+    }
+    if s.behaviour.uncancellable.iter().any(|c| c == client_id) {
+        return Err(RoleError::Rejected(format!(
+            "order {client_id} cannot be cancelled now"
+        )));
+    }
+    if s.rules.ack_delay_ms > 0 {
+        // Accepted, not done: the venue applies it a moment after it answers.
+        let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
+        if let Some(o) = s.orders.get_mut(client_id) {
+            o.status = OrderStatus::PendingCancel;
+        }
+        s.deferred.push_back((due, client_id.to_owned()));
+        return Ok(CancelAck::Pending);
+    }
+    let race = s.behaviour.fill_race_rate;
+    if s.draws.chance(race, "fill-race", client_id) {
+        s.stats.fills_racing_cancels += 1;
+        fill_order(s, client_id);
+        // Venues answer a lost race either way: "too late" or "unknown order".
+        return Ok(if s.draws.chance(0.5, "too-late", client_id) {
+            CancelAck::AlreadyFilled
+        } else {
+            CancelAck::UnknownOrder
+        });
+    }
+    if let Some(o) = s.orders.get_mut(client_id) {
+        o.status = OrderStatus::Cancelled;
+    }
+    Ok(CancelAck::Cancelled)
+}
+
+/// Every working order at the venue is cancelled, stops included: a dead-man's switch fired.
+fn wipe(s: &mut State, why: String) {
+    let mut wiped = 0;
+    for o in s.orders.values_mut() {
+        if o.status.is_live() && o.residence == Residence::Venue {
+            o.status = OrderStatus::Cancelled;
+            wiped += 1;
+        }
+    }
+    s.events.push(format!("{why}: {wiped} orders cancelled"));
+}
+
+/// When stops already resting at the venue protect the position a stop request is for, in words:
+/// the new stop is a duplicate (a listing that missed them made the position look bare).
+fn already_protected(s: &State, request: &StopRequest) -> Option<String> {
+    let on_instrument: Vec<Position> = (s.positions.values())
+        .filter(|p| p.instrument == request.instrument)
+        .cloned()
+        .collect();
+    let position = on_instrument.iter().find(|p| match &request.position_id {
+        Some(id) => p.id == *id,
+        None => p.position_side == request.position_side && p.side == request.side.opposite(),
+    })?;
+    let stops: Vec<Order> = (s.orders.values())
+        .filter(|o| o.instrument == request.instrument && o.side == request.side)
+        .filter(|o| o.status.is_live() && o.is_protective())
+        .cloned()
+        .collect();
+    // The stops are allocated over every position of the instrument, as the audit does.
+    let bare = crate::audit::unprotected(&on_instrument, &stops);
+    (!stops.is_empty() && !bare.contains(&position.id)).then(|| {
+        let ids: Vec<&str> = stops.iter().map(|o| o.client_id.as_str()).collect();
+        format!(
+            "stop {} was placed for position {}, which {} at the venue already protected: a duplicate",
+            request.client_id,
+            position.id,
+            ids.join(", ")
+        )
+    })
 }
 
 fn fill_order(s: &mut State, client_id: &str) -> bool {
@@ -399,11 +640,21 @@ impl TradingGate for PaperNode {
 impl OrderGateway for PaperNode {
     async fn open_orders(&self) -> RoleResult<Vec<Order>> {
         self.call("open-orders").await?;
-        Ok(self
-            .lock()
-            .orders
-            .values()
-            .filter(|o| o.status.is_live())
+        let s = self.lock();
+        let apart = s.rules.conditional_apart;
+        Ok((s.orders.values())
+            .filter(|o| o.status.is_live() && !(apart && o.conditional))
+            .cloned()
+            .collect())
+    }
+
+    async fn conditional_orders(&self) -> RoleResult<Vec<Order>> {
+        if !self.lock().rules.conditional_apart {
+            return Ok(Vec::new());
+        }
+        self.call("conditional-orders").await?;
+        Ok((self.lock().orders.values())
+            .filter(|o| o.status.is_live() && o.conditional)
             .cloned()
             .collect())
     }
@@ -413,63 +664,101 @@ impl OrderGateway for PaperNode {
         Ok(self.lock().orders.get(client_id).cloned())
     }
 
+    async fn order_history(&self, instrument: &str) -> RoleResult<Vec<Order>> {
+        self.call(&format!("order-history:{instrument}")).await?;
+        Ok((self.lock().orders.values())
+            .filter(|o| o.instrument == instrument)
+            .cloned()
+            .collect())
+    }
+
     async fn cancel(&self, client_id: &str) -> RoleResult<CancelAck> {
         self.call(&format!("cancel:{client_id}")).await?;
         let mut s = self.lock();
         s.stats.cancel_requests += 1;
-        let Some(order) = s.orders.get(client_id) else {
-            return Ok(CancelAck::UnknownOrder);
-        };
-        match order.status {
-            OrderStatus::Filled => return Ok(CancelAck::AlreadyFilled),
-            OrderStatus::Cancelled | OrderStatus::Rejected | OrderStatus::Expired => {
-                return Ok(CancelAck::UnknownOrder);
-            }
-            _ => {}
-        }
-        if s.behaviour.uncancellable.iter().any(|c| c == client_id) {
-            return Err(RoleError::Rejected(format!(
-                "order {client_id} cannot be cancelled now"
-            )));
-        }
-        let race = s.behaviour.fill_race_rate;
-        if s.draws.chance(race, "fill-race", client_id) {
-            s.stats.fills_racing_cancels += 1;
-            fill_order(&mut s, client_id);
-            // Venues answer a lost race either way: "too late" or "unknown order".
-            return Ok(if s.draws.chance(0.5, "too-late", client_id) {
-                CancelAck::AlreadyFilled
-            } else {
-                CancelAck::UnknownOrder
-            });
-        }
-        if let Some(o) = s.orders.get_mut(client_id) {
-            o.status = OrderStatus::Cancelled;
-        }
-        Ok(CancelAck::Cancelled)
+        let ack = cancel_in(&mut s, client_id);
+        check_safe(&mut s, Instant::now());
+        ack
     }
 
-    fn supports_mass_cancel(&self) -> bool {
-        self.lock().behaviour.mass_cancel
+    fn cancel_rules(&self) -> CancelRules {
+        self.lock().rules.cancel_rules()
+    }
+
+    async fn cancel_batch(&self, client_ids: &[String]) -> RoleResult<Vec<RoleResult<CancelAck>>> {
+        let (size, cost) = {
+            let s = self.lock();
+            (s.rules.batch_size, s.rules.batch_cost(client_ids.len()))
+        };
+        if size <= 1 {
+            return Err(RoleError::Unsupported("batch cancel".into()));
+        }
+        if client_ids.len() > size {
+            return Err(RoleError::Rejected(format!(
+                "a batch cancel takes at most {size} orders, {} sent",
+                client_ids.len()
+            )));
+        }
+        let first = client_ids.first().map(String::as_str).unwrap_or_default();
+        self.call_costing(&format!("cancel-batch:{first}"), cost)
+            .await?;
+        let mut s = self.lock();
+        let instruments: std::collections::BTreeSet<&str> = (client_ids.iter())
+            .filter_map(|id| s.orders.get(id).map(|o| o.instrument.as_str()))
+            .collect();
+        if instruments.len() > 1 {
+            return Err(RoleError::Rejected(
+                "a batch cancel takes the orders of one instrument".into(),
+            ));
+        }
+        s.stats.batch_cancels += 1;
+        s.stats.cancel_requests += client_ids.len() as u64;
+        let answers = (client_ids.iter())
+            .map(|id| cancel_in(&mut s, id))
+            .collect();
+        check_safe(&mut s, Instant::now());
+        Ok(answers)
     }
 
     async fn mass_cancel(&self, scope: &MassCancelScope) -> RoleResult<MassCancelAck> {
-        if !self.supports_mass_cancel() {
+        let Some(rule) = self.lock().rules.mass_cancel else {
             return Err(RoleError::Unsupported("mass cancel".into()));
+        };
+        if rule.per_instrument && scope.instrument.is_none() {
+            return Err(RoleError::Rejected(
+                "a mass cancel on this venue names one instrument".into(),
+            ));
         }
         self.call("mass-cancel").await?;
         let mut s = self.lock();
-        let targets: Vec<String> = s
-            .orders
-            .values()
-            .filter(|o| o.status.is_live() && o.residence == Residence::Venue)
-            .filter(|o| !(scope.keep_protective_stops && o.is_protective()))
+        s.stats.mass_cancels += 1;
+        s.mass_calls += 1;
+        // Asked to keep stops, the venue's filtered variant; otherwise every order goes.
+        let spared = |o: &Order| scope.keep_protective_stops && rule.spares.spares(o);
+        let mut targets: Vec<String> = (s.orders.values())
+            .filter(|o| o.status.is_live() && o.status != OrderStatus::PendingCancel)
+            .filter(|o| o.residence == Residence::Venue && !spared(o))
             .filter(|o| scope.instrument.as_ref().is_none_or(|i| *i == o.instrument))
             .map(|o| o.client_id.clone())
             .collect();
+        if let Some(max) = rule.max_orders.filter(|m| targets.len() > *m) {
+            // The venue chooses which: a keyed rank per call, the same for the same seed.
+            let call = format!("mass-cancel:{}", s.mass_calls);
+            targets.sort_by_cached_key(|id| s.draws.rank(&call, id));
+            targets.truncate(max);
+        }
         let mut count = 0;
         for id in targets {
             if s.behaviour.uncancellable.contains(&id) {
+                continue;
+            }
+            if s.rules.ack_delay_ms > 0 {
+                let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
+                if let Some(o) = s.orders.get_mut(&id) {
+                    o.status = OrderStatus::PendingCancel;
+                }
+                s.deferred.push_back((due, id));
+                count += 1;
                 continue;
             }
             let race = s.behaviour.fill_race_rate;
@@ -481,6 +770,7 @@ impl OrderGateway for PaperNode {
             }
             count += 1;
         }
+        check_safe(&mut s, Instant::now());
         Ok(MassCancelAck { count })
     }
 
@@ -504,6 +794,8 @@ impl OrderGateway for PaperNode {
         let order = Order {
             venue_id: Some(format!("v-{}", s.next_id)),
             position_side: request.position_side,
+            // Where the venue keeps conditional orders apart, a stop rests there.
+            conditional: s.rules.conditional_apart,
             ..Order::protective_stop(
                 request.client_id.clone(),
                 request.instrument.clone(),
@@ -513,7 +805,11 @@ impl OrderGateway for PaperNode {
             )
         };
         s.next_id += 1;
+        if let Some(why) = already_protected(&s, request) {
+            s.duplicates.push(why);
+        }
         s.orders.insert(order.client_id.clone(), order.clone());
+        check_safe(&mut s, Instant::now());
         Ok(order)
     }
 
@@ -558,6 +854,7 @@ impl OrderGateway for PaperNode {
         s.next_id += 1;
         apply_fill(&mut s, &order, qty);
         s.orders.insert(order.client_id.clone(), order.clone());
+        check_safe(&mut s, Instant::now());
         Ok(order)
     }
 }
@@ -626,6 +923,13 @@ impl Connections for PaperNode {
     }
 
     async fn disarm_dead_man(&self, id: &str) -> RoleResult<()> {
+        let switch = self.lock().rules.switch;
+        if !switch.disarmable {
+            return Err(RoleError::Unsupported(format!(
+                "{} is set for the whole session: it cannot be switched off from it",
+                switch.name
+            )));
+        }
         self.on_connection(id).await?;
         self.update_connection(id, |c| c.dead_man_armed = false);
         Ok(())
@@ -633,35 +937,51 @@ impl Connections for PaperNode {
 
     async fn logout(&self, id: &str) -> RoleResult<()> {
         self.on_connection(id).await?;
-        self.update_connection(id, |c| c.logged_in = false);
+        let mut s = self.lock();
+        let Some(c) = s.connections.get_mut(id) else {
+            return Ok(());
+        };
+        c.info.logged_in = false;
+        let armed = c.info.dead_man_armed && !c.fired;
+        match c.info.logout {
+            LogoutEffect::Nothing => {}
+            LogoutEffect::Disarms => c.info.dead_man_armed = false,
+            LogoutEffect::Fires if armed => {
+                c.fired = true;
+                let name = s.rules.switch.name;
+                wipe(&mut s, format!("logout of {id} fired {name}"));
+            }
+            LogoutEffect::Fires => {}
+        }
         Ok(())
     }
 
     async fn disconnect(&self, id: &str) -> RoleResult<()> {
         self.on_connection(id).await?;
         let mut s = self.lock();
-        let armed = match s.connections.get_mut(id) {
-            Some(c) => {
-                c.info.connected = false;
-                c.info.logged_in = false;
-                c.info.dead_man_armed
-            }
-            None => false,
+        let fires_now = s.rules.switch.fires == Fires::OnDisconnect;
+        let Some(c) = s.connections.get_mut(id) else {
+            return Ok(());
         };
-        if armed {
-            // The venue's dead-man's switch fires: every resting order goes, stops included.
-            let mut wiped = 0;
-            for o in s.orders.values_mut() {
-                if o.status.is_live() && o.residence == Residence::Venue {
-                    o.status = OrderStatus::Cancelled;
-                    wiped += 1;
-                }
-            }
-            s.events.push(format!(
-                "dead-man's switch of {id} fired: {wiped} orders cancelled"
-            ));
+        c.info.connected = false;
+        c.info.logged_in = false;
+        // A countdown keeps running after the connection closes: it fires after exit.
+        if c.info.dead_man_armed && !c.fired && fires_now {
+            c.fired = true;
+            wipe(&mut s, format!("dead-man's switch of {id} fired"));
         }
         Ok(())
+    }
+}
+
+impl PaperNode {
+    /// The connections whose switch is armed and has not fired: each fires once the process has
+    /// exited (its connection drops, or its countdown lapses), taking every resting order.
+    pub(crate) fn switches_left_armed(&self) -> Vec<String> {
+        (self.lock().connections.values())
+            .filter(|c| c.info.dead_man_armed && !c.fired)
+            .map(|c| c.info.id.clone())
+            .collect()
     }
 }
 

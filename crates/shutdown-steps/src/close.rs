@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::words;
 use serde::{Deserialize, Serialize};
+use shutdown_core::domain::LogoutEffect;
 use shutdown_core::errors::{MissingRole, OptionError};
 use shutdown_core::node::{Connections, PositionBook};
 use shutdown_core::out_of_range;
@@ -60,6 +61,13 @@ struct ConnectionResult {
     venue: String,
     dead_man_was_armed: bool,
     disarmed: bool,
+    /// How it was disarmed: `disarm`, or `logout` where a clean logout ends the session without
+    /// firing the switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disarmed_by: Option<&'static str>,
+    /// What a logout does to the switch on this venue.
+    #[serde(skip)]
+    logout_effect: LogoutEffect,
     logged_out: bool,
     disconnected: bool,
     error: Option<String>,
@@ -92,12 +100,26 @@ async fn close_one(
     deadline: Instant,
 ) -> ConnectionResult {
     let id = r.id.clone();
+    // Where a clean logout ends the session without firing the switch, it is the way left when
+    // the disarm fails.
+    let logout_disarms = config.logout && r.logout_effect == LogoutEffect::Disarms;
     if r.dead_man_was_armed && config.disarm_dead_man {
         match retry(&id, BACKOFF, deadline, || connections.disarm_dead_man(&id))
             .await
             .0
         {
-            Ok(()) => r.disarmed = true,
+            Ok(()) => {
+                r.disarmed = true;
+                r.disarmed_by = Some("disarm");
+            }
+            Err(e) if logout_disarms => {
+                add_error(
+                    &mut r,
+                    format!(
+                        "cannot disarm the dead-man's switch ({e}); logging out, which ends the session without firing it"
+                    ),
+                );
+            }
             Err(e) => {
                 // Disconnecting now would fire the switch at once; exiting fires it anyway.
                 r.error = Some(format!(
@@ -107,12 +129,24 @@ async fn close_one(
             }
         }
     }
+    let armed = r.dead_man_was_armed && !r.disarmed;
     if config.logout {
         match retry(&id, BACKOFF, deadline, || connections.logout(&id))
             .await
             .0
         {
-            Ok(()) => r.logged_out = true,
+            Ok(()) => {
+                r.logged_out = true;
+                if armed && r.logout_effect == LogoutEffect::Disarms {
+                    r.disarmed = true;
+                    r.disarmed_by = Some("logout");
+                    // The logout did what the disarm could not.
+                    r.error = None;
+                }
+                if armed && r.logout_effect == LogoutEffect::Fires {
+                    add_error(&mut r, "the logout fired the armed dead-man's switch: the venue cancelled every resting order, stops included".into());
+                }
+            }
             Err(e) => add_error(&mut r, format!("logout failed: {e}")),
         }
     }
@@ -129,10 +163,14 @@ async fn close_one(
 impl Close {
     /// What an armed switch means: every resting order goes when the process exits, stops
     /// included, so every open position is unprotected at exit.
-    async fn exposed(&self, armed: &[&str], out: StepOutput) -> StepOutput {
+    async fn exposed(&self, armed: &[&str], out: StepOutput, deadline: Instant) -> StepOutput {
         let switches = armed.join(", ");
         let read = match &self.positions {
-            Some(book) => Some(book.positions().await),
+            Some(book) => Some(
+                retry("positions", BACKOFF, deadline, || book.positions())
+                    .await
+                    .0,
+            ),
             None => None,
         };
         match read {
@@ -201,6 +239,7 @@ impl ShutdownStep for Close {
                 id: c.id.clone(),
                 venue: c.venue.clone(),
                 dead_man_was_armed: c.dead_man_armed,
+                logout_effect: c.logout,
                 ..Default::default()
             };
             let connections = self.connections.clone();
@@ -243,7 +282,7 @@ impl ShutdownStep for Close {
                 out = out.count(Counter::PositionsUnprotected, verified.unprotected as u64);
             }
         } else {
-            out = self.exposed(&armed, out).await;
+            out = self.exposed(&armed, out, deadline).await;
         }
         let failed: Vec<String> = results
             .iter()

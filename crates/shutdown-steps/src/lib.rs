@@ -17,6 +17,7 @@
 pub mod cancel;
 pub mod close;
 pub mod coverage;
+pub mod fit;
 mod gate;
 pub mod halt;
 pub mod reconcile;

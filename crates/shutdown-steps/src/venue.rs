@@ -7,7 +7,9 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use shutdown_core::domain::{Order, Position, Side};
-use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, StopRequest};
+use std::collections::HashSet;
+
+use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, RoleResult, StopRequest};
 use shutdown_core::retry::{Backoff, retry};
 use shutdown_core::{Reason, StepContext, StepError};
 use tokio::time::Instant;
@@ -19,6 +21,19 @@ pub(crate) const BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(1),
 };
 
+/// Every live order: the venue's order listing, and its conditional-order listing where it keeps
+/// those apart (read alone, the first makes every such stop look missing). An order in both is
+/// counted once.
+pub(crate) async fn open_orders(orders: &dyn OrderGateway) -> RoleResult<Vec<Order>> {
+    let mut listed = orders.open_orders().await?;
+    let apart = orders.conditional_orders().await?;
+    if !apart.is_empty() {
+        let seen: HashSet<String> = listed.iter().map(|o| o.client_id.clone()).collect();
+        listed.extend(apart.into_iter().filter(|o| !seen.contains(&o.client_id)));
+    }
+    Ok(listed)
+}
+
 /// Positions and open orders (conditional ones included), freshly read, each retried.
 pub(crate) async fn read_book(
     positions: &dyn PositionBook,
@@ -27,7 +42,7 @@ pub(crate) async fn read_book(
 ) -> Result<(Vec<Position>, Vec<Order>), StepError> {
     let (read, _) = retry("positions", BACKOFF, deadline, || positions.positions()).await;
     let positions = read.map_err(|e| StepError::new(format!("cannot read positions: {e}")))?;
-    let (read, _) = retry("open-orders", BACKOFF, deadline, || orders.open_orders()).await;
+    let (read, _) = retry("open-orders", BACKOFF, deadline, || open_orders(orders)).await;
     let orders = read.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
     Ok((positions, orders))
 }

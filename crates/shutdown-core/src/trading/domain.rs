@@ -336,6 +336,23 @@ pub struct ConnectionInfo {
     pub dead_man_armed: bool,
     /// Whether the session is logged in.
     pub logged_in: bool,
+    /// What a clean logout does to an armed switch on this connection.
+    #[serde(default)]
+    pub logout: LogoutEffect,
+}
+
+/// What a clean logout does to a connection's armed dead-man's switch, as the venue documents it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogoutEffect {
+    /// Nothing: the switch stays armed (a countdown keeps running; a cancel-on-disconnect fires
+    /// when the connection closes).
+    #[default]
+    Nothing,
+    /// The session ends without firing it (Deribit's WebSocket `logout`).
+    Disarms,
+    /// The logout fires it: every order goes (FIX Logout with cancel-on-disconnect set).
+    Fires,
 }
 
 #[cfg(test)]

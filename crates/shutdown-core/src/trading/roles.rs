@@ -69,6 +69,44 @@ pub struct MassCancelScope {
     pub instrument: Option<String>,
 }
 
+/// How a venue cancels, as its documentation states it: what the `cancel` step may use, and at
+/// what pace. A node that says nothing gets the defaults: one order a request, no mass cancel, no
+/// known rate limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CancelRules {
+    /// The most orders one [`OrderGateway::cancel_batch`] request takes (all of one instrument);
+    /// 1 when the venue has no batch cancel.
+    pub batch_size: usize,
+    /// The venue's mass cancel, if it has one.
+    pub mass_cancel: Option<MassCancelRules>,
+    /// The cancel requests a second the venue's documented limit allows, if known: the step paces
+    /// itself to it unless told a rate of its own.
+    pub requests_per_sec: Option<f64>,
+}
+
+impl Default for CancelRules {
+    fn default() -> Self {
+        Self {
+            batch_size: 1,
+            mass_cancel: None,
+            requests_per_sec: None,
+        }
+    }
+}
+
+/// What a venue's mass cancel does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MassCancelRules {
+    /// Asked with `keep_protective_stops`, it leaves protective stops resting (it can be limited by
+    /// order type or tag, or the stops live in a service it does not touch). Without this, it takes
+    /// the stops too and is used only when stops may go.
+    pub spares_stops: bool,
+    /// It must name one instrument.
+    pub per_instrument: bool,
+    /// The most orders one call cancels, if limited: the rest stay working.
+    pub max_orders: Option<usize>,
+}
+
 /// What the venue acknowledged for a mass-cancel (each cancel is still confirmed from order state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MassCancelAck {
@@ -130,17 +168,38 @@ pub trait TradingGate: Send + Sync {
 /// Order gateway: lists, cancels and places orders.
 #[async_trait]
 pub trait OrderGateway: Send + Sync {
-    /// Every live order, including conditional ("algo") orders kept in a separate venue service.
+    /// Every live order of the venue's order listing. A venue that keeps conditional ("algo")
+    /// orders in a separate service lists those from [`OrderGateway::conditional_orders`] instead.
     async fn open_orders(&self) -> RoleResult<Vec<Order>>;
+    /// Live conditional orders that [`OrderGateway::open_orders`] does not list, for a venue that
+    /// keeps them in a separate service (Binance USD-M's algo orders, OKX's algo orders); empty by
+    /// default. Steps read both listings: the orders listing alone would make every such stop look
+    /// missing.
+    async fn conditional_orders(&self) -> RoleResult<Vec<Order>> {
+        Ok(Vec::new())
+    }
     /// The venue's current view of one order; `None` when the venue does not know it.
     async fn order(&self, client_id: &str) -> RoleResult<Option<Order>>;
+    /// The venue's recent orders of one instrument, closed ones included (Binance's all-orders,
+    /// Bybit's order history): one request says how many orders ended, where
+    /// [`OrderGateway::order`] takes one each. Unsupported by default.
+    async fn order_history(&self, instrument: &str) -> RoleResult<Vec<Order>> {
+        let _ = instrument;
+        Err(RoleError::Unsupported("order history".into()))
+    }
     /// Cancel one order by client id.
     async fn cancel(&self, client_id: &str) -> RoleResult<CancelAck>;
-    /// Whether [`OrderGateway::mass_cancel`] can spare protective stops on this venue.
-    fn supports_mass_cancel(&self) -> bool {
-        false
+    /// How this venue cancels: batch size, mass cancel, documented rate limit.
+    fn cancel_rules(&self) -> CancelRules {
+        CancelRules::default()
     }
-    /// Cancel many orders in one request.
+    /// Cancel up to [`CancelRules::batch_size`] orders of one instrument in one request: one
+    /// answer per client id, in order. The request as a whole may fail (rate limited, transient).
+    async fn cancel_batch(&self, client_ids: &[String]) -> RoleResult<Vec<RoleResult<CancelAck>>> {
+        let _ = client_ids;
+        Err(RoleError::Unsupported("batch cancel".into()))
+    }
+    /// Cancel many orders in one request, as [`CancelRules::mass_cancel`] describes.
     async fn mass_cancel(&self, scope: &MassCancelScope) -> RoleResult<MassCancelAck> {
         let _ = scope;
         Err(RoleError::Unsupported("mass cancel".into()))

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use shutdown_core::EnvOverrides;
 use shutdown_core::{PipelineConfig, Shutdown};
-use shutdown_paper::{PaperNode, Scenario};
+use shutdown_paper::{PaperNode, Profile, Scenario};
 
 pub(crate) const MARKS: [(&str, u32); 3] = [("B0", 100), ("B1", 1000), ("B2", 50)];
 
@@ -86,22 +86,29 @@ pub(crate) fn order() -> impl Strategy<Value = String> {
         )
 }
 
-/// A scenario: instruments, a random book, connections and venue faults.
+/// A scenario: instruments, a random book, connections and venue faults, on any venue profile
+/// (the generic one with a mass cancel that spares stops, each named one with its own rules).
 fn scenario() -> impl Strategy<Value = String> {
     (
         prop::collection::vec(position(), 0..5),
         prop::collection::vec(order(), 0..10),
         prop::collection::vec((any::<bool>(), 0..4u8), 0..3),
         (0..3u32, 0..40u32, 0..30u32, 0..3u8, any::<u64>()),
+        (prop::sample::select(Profile::ALL.to_vec()), any::<bool>()),
     )
-        .prop_map(|(positions, orders, connections, (rate, transient, race, latency, seed))| {
+        .prop_map(|(positions, orders, connections, (rate, transient, race, latency, seed), (profile, fix))| {
             let mut s = format!("seed = {seed}\n");
             s += "[venue]\n";
+            s += &format!("profile = \"{profile}\"\n");
             s += &format!("rate_limit_per_sec = {}\n", [0, 20, 200][rate as usize]);
             s += &format!("transient_failure_rate = {}\n", f64::from(transient) / 100.0);
             s += &format!("fill_race_rate = {}\n", f64::from(race) / 100.0);
             s += &format!("latency_ms = {}\n", [0, 2, 20][latency as usize]);
-            s += "mass_cancel = true\n";
+            match profile {
+                Profile::Generic => s += "mass_cancel = true\n",
+                Profile::Deribit if fix => s += "session = \"fix\"\n",
+                _ => {}
+            }
             if !orders.is_empty() {
                 s += "uncancellable = [\"o-0\"]\n";
             }

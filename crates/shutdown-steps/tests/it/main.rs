@@ -9,6 +9,7 @@ mod cancel;
 mod close;
 mod coverage;
 mod in_code;
+mod profiles;
 mod registry;
 mod start_gate;
 mod support;

@@ -7,18 +7,27 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::venue::open_orders;
 use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::{CancelAck, MassCancelScope, OrderGateway, StateSource};
+use shutdown_core::node::{
+    CancelRules, MassCancelRules, MassCancelScope, OrderGateway, StateSource,
+};
 use shutdown_core::out_of_range;
 use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
-use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use shutdown_core::retry::{Backoff, retry, work_deadline};
+
+mod requests;
+mod tally;
+
+use requests::{Pacer, Sender, confirm_gone};
+pub use tally::Fill;
+use tally::{PUBLISH_EVERY, Tally};
 
 shutdown_core::step_options! {
     /// Options of `cancel`.
@@ -28,7 +37,8 @@ shutdown_core::step_options! {
         pub keep_protective_stops: bool = true,
         /// Cancel requests in flight at once.
         pub max_in_flight: usize = 8,
-        /// Cancel requests per second, to stay under the venue's rate limit; 0 for no pacing.
+        /// Cancel requests per second, to stay under the venue's rate limit; 0 to pace at the
+        /// limit the venue documents (its node says), or not at all when it says none.
         pub rate_per_sec: f64 = 0.0,
         /// Retries of one cancel after a transient or rate-limited answer.
         pub retries: u32 = 5,
@@ -36,8 +46,10 @@ shutdown_core::step_options! {
         pub backoff_ms: u64 = 100,
         /// Rounds of list-then-cancel before the orders still open are reported as orphans.
         pub max_rounds: u32 = 5,
-        /// Start with the venue's mass-cancel, when it can spare protective stops (or when
-        /// keep_protective_stops = false); every cancel is still confirmed from order state.
+        /// Use the venue's mass cancel (one instrument at a time where the venue asks for one),
+        /// when it can spare protective stops (or when keep_protective_stops = false), for as long
+        /// as it takes orders; then cancel what is left by id. It also cancels orders of the account
+        /// this node did not place. Every cancel is still confirmed from order state.
         pub use_mass_cancel: bool = false,
     }
 }
@@ -118,175 +130,40 @@ pub struct Unconfirmed {
     pub protective: bool,
 }
 
-/// Cancels answered between two publications of the orders still working (each costs a pass over
-/// the listing); the counts are published at every answer.
-const PUBLISH_EVERY: usize = 256;
-
 /// How many orders a problem line names; the details name every one.
 const NAMED_IN_PROBLEMS: usize = 100;
 
-#[derive(Debug, Default)]
-struct Tally {
-    cancelled: BTreeSet<String>,
-    already_filled: BTreeSet<String>,
-    /// What each order in `already_filled` filled, as its state last read said.
-    fills: BTreeMap<String, Fill>,
-    unknown: BTreeSet<String>,
-    attempts: BTreeMap<String, u32>,
-    errors: BTreeMap<String, String>,
-    requests: u64,
-}
-
-impl Tally {
-    fn record(&mut self, id: String, fate: Result<Fate, String>, attempts: u32) {
-        self.requests += u64::from(attempts);
-        *self.attempts.entry(id.clone()).or_default() += attempts;
-        match fate {
-            Ok(Fate::Cancelled) => {
-                self.errors.remove(&id);
-                self.unknown.remove(&id);
-                self.cancelled.insert(id);
-            }
-            Ok(Fate::Filled(fill)) => {
-                self.errors.remove(&id);
-                self.unknown.remove(&id);
-                self.fills.insert(id.clone(), fill);
-                self.already_filled.insert(id);
-            }
-            Ok(Fate::Unknown) => {
-                self.unknown.insert(id);
-            }
-            Ok(Fate::Pending) => {}
-            Err(e) => {
-                self.errors.insert(id, e);
-            }
-        }
-    }
-}
-
-impl Tally {
-    /// Whether the venue confirmed the order gone (cancelled or filled).
-    fn gone(&self, id: &str) -> bool {
-        self.cancelled.contains(id) || self.already_filled.contains(id)
-    }
-
-    /// After a listing: each order of the first listing that left it without an answer that says
-    /// how (its cancel failed, or was accepted and not yet confirmed) is unknown until its state is
-    /// read; one listed again is not.
-    fn account_for(&mut self, started_with: &BTreeSet<String>, targets: &[Order]) {
-        let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
-        self.unknown.retain(|id| !listed.contains(id.as_str()));
-        let gone = (started_with.iter())
-            .filter(|id| !listed.contains(id.as_str()) && !self.gone(id))
-            .cloned()
-            .collect::<Vec<_>>();
-        self.unknown.extend(gone);
-    }
-
-    /// Publish the counts so far: orders cancelled, and `working`, those known still working.
-    fn publish_counts(&self, ctx: &StepContext, working: usize) {
-        ctx.partial
-            .count(Counter::OrdersCancelled, self.cancelled.len() as u64);
-        ctx.partial.count(Counter::OrdersOrphaned, working as u64);
-    }
-
-    /// How many orders the venue confirmed gone.
-    fn gone_count(&self) -> usize {
-        self.cancelled.len() + self.already_filled.len()
-    }
-
-    /// Publish what is known so far, for a report of a step cut short: the orders still working
-    /// as last listed (less those confirmed gone since), and the counts, as lower bounds: an order
-    /// with a cancel among the `in_flight` is counted neither cancelled nor still working.
-    fn publish(&self, ctx: &StepContext, targets: &[Order], in_flight: usize) {
-        let live: Vec<&str> = (targets.iter())
-            .map(|o| o.client_id.as_str())
-            .filter(|id| !self.gone(id))
-            .collect();
-        ctx.partial.detail("cancelled", &self.cancelled);
-        ctx.partial.detail("already_filled", &self.already_filled);
-        ctx.partial.detail("still_working", &live);
-        ctx.partial.detail("unknown", &self.unknown);
-        ctx.partial.summary(format!(
-            "cancelled {}, {} filled during the shutdown, {} still working as last listed{}",
-            self.cancelled.len(),
-            self.already_filled.len(),
-            live.len(),
-            match in_flight {
-                0 => String::new(),
-                n => format!(" ({n} with a cancel in flight)"),
-            }
-        ));
-        self.publish_counts(ctx, live.len().saturating_sub(in_flight));
-        let problems = match live.len() {
-            0 => Vec::new(),
-            n => vec![format!(
-                "{n} order{} still working at the venue when last listed (see still_working)",
-                if n == 1 { "" } else { "s" }
-            )],
-        };
-        ctx.partial.problems(problems);
-    }
-}
-
-/// Spaces requests `1 / rate` apart.
-struct Pacer {
-    interval: Option<Duration>,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    /// Wait for the next slot; `false` when it would come after `deadline`.
-    async fn wait(&self, deadline: Instant) -> bool {
-        let Some(interval) = self.interval else {
-            return true;
-        };
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            if slot >= deadline {
-                return false;
-            }
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-        true
-    }
-}
-
 impl Cancel {
-    /// Read the state of each order that left the listing after a mass-cancel, `max_in_flight` at
-    /// a time until `deadline`: cancelled, filled, or unknown (not read in time).
-    async fn confirm_gone(&self, gone: Vec<String>, deadline: Instant, tally: &mut Tally) {
-        let mut queue = gone.into_iter();
-        let mut set = JoinSet::new();
-        loop {
-            while set.len() < self.config.max_in_flight.max(1) && Instant::now() < deadline {
-                let Some(id) = queue.next() else { break };
-                let orders = self.orders.clone();
-                set.spawn(async move {
-                    let state = tokio::time::timeout_at(deadline, orders.order(&id)).await;
-                    (id, state)
-                });
-            }
-            let Some(joined) = set.join_next().await else {
-                break;
-            };
-            let Ok((id, state)) = joined else { continue };
-            let fate = match state {
-                Ok(Ok(Some(o))) if o.status == OrderStatus::Filled => {
-                    Ok(Fate::Filled(Fill::of(&o)))
-                }
-                Ok(Ok(Some(o))) if !o.status.is_live() => Ok(Fate::Cancelled),
-                _ => Ok(Fate::Unknown),
-            };
-            tally.record(id, fate, 0);
+    /// Whether the venue's mass cancel may be used: asked for, and it spares the stops or they
+    /// may go. When asked for and refused, why.
+    fn mass_cancel_use(&self, rules: &CancelRules) -> Result<bool, &'static str> {
+        if !self.config.use_mass_cancel {
+            return Ok(false);
         }
-        // Not read before the deadline: gone from the listing, fate unknown.
-        for id in queue {
-            tally.record(id, Ok(Fate::Unknown), 0);
+        match &rules.mass_cancel {
+            None => Err("the venue has no mass cancel; cancelled by id"),
+            Some(m) if m.spares_stops || !self.config.keep_protective_stops => Ok(true),
+            Some(_) => Err("the venue's mass cancel takes protective stops too; cancelled by id"),
         }
+    }
+
+    /// One mass cancel per instrument of `orders` where the venue asks for one, else one.
+    fn mass_scopes(&self, rules: &CancelRules, orders: &[&Order]) -> Vec<MassCancelScope> {
+        let per_instrument = rules.mass_cancel.as_ref().is_some_and(|m| m.per_instrument);
+        let instruments: Vec<Option<String>> = match per_instrument {
+            true => (orders.iter().map(|o| o.instrument.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(Some)
+                .collect(),
+            false => vec![None],
+        };
+        (instruments.into_iter())
+            .map(|instrument| MassCancelScope {
+                keep_protective_stops: self.config.keep_protective_stops,
+                instrument,
+            })
+            .collect()
     }
 
     /// The venue's book could not be listed before the deadline: nothing could be cancelled. The
@@ -351,78 +228,6 @@ impl Cancel {
             && o.residence == Residence::Venue
             && !(self.config.keep_protective_stops && o.is_protective())
     }
-
-    /// Cancel one order (with retries) and classify the outcome from the venue's order state.
-    async fn cancel_one(
-        orders: Arc<dyn OrderGateway>,
-        id: String,
-        backoff: Backoff,
-        pacer: Arc<Pacer>,
-        deadline: Instant,
-    ) -> (String, Result<Fate, String>, u32) {
-        let (ack, attempts) = retry(&id, backoff, deadline, || {
-            let orders = orders.clone();
-            let pacer = pacer.clone();
-            let id = id.clone();
-            async move {
-                if !pacer.wait(deadline).await {
-                    return Err(shutdown_core::errors::RoleError::Transient(
-                        "no rate budget left before the deadline".into(),
-                    ));
-                }
-                orders.cancel(&id).await
-            }
-        })
-        .await;
-        let fate = match ack {
-            Ok(CancelAck::Cancelled) => Ok(Fate::Cancelled),
-            Ok(CancelAck::Pending) => Ok(Fate::Pending),
-            // "Too late" or "unknown": look for the fill in the order's state.
-            Ok(CancelAck::AlreadyFilled | CancelAck::UnknownOrder) => match orders.order(&id).await
-            {
-                Ok(Some(o)) if o.status == OrderStatus::Filled => Ok(Fate::Filled(Fill::of(&o))),
-                Ok(Some(o)) if o.status == OrderStatus::Cancelled => Ok(Fate::Cancelled),
-                Ok(Some(o)) if o.status.is_live() => Ok(Fate::Pending),
-                Ok(_) => Ok(Fate::Unknown),
-                Err(e) => Err(format!(
-                    "cancel answered unknown, and the order cannot be read: {e}"
-                )),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        (id, fate, attempts)
-    }
-}
-
-enum Fate {
-    Cancelled,
-    Filled(Fill),
-    Unknown,
-    Pending,
-}
-
-/// An order that filled while the shutdown cancelled: a position changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Fill {
-    /// Client id.
-    pub client_id: String,
-    /// Instrument.
-    pub instrument: String,
-    /// Order side.
-    pub side: shutdown_core::domain::Side,
-    /// Quantity filled.
-    pub quantity: rust_decimal::Decimal,
-}
-
-impl Fill {
-    fn of(o: &Order) -> Fill {
-        Fill {
-            client_id: o.client_id.clone(),
-            instrument: o.instrument.clone(),
-            side: o.side,
-            quantity: o.filled_quantity,
-        }
-    }
 }
 
 #[async_trait]
@@ -474,25 +279,35 @@ impl ShutdownStep for Cancel {
             initial: Duration::from_millis(self.config.backoff_ms.max(1)),
             max: Duration::from_secs(2),
         };
-        let pacer = Arc::new(Pacer {
-            interval: (self.config.rate_per_sec > 0.0)
-                .then(|| Duration::from_secs_f64(1.0 / self.config.rate_per_sec)),
-            next: Mutex::new(Instant::now()),
-        });
+        let rules = self.orders.cancel_rules();
+        let rate = match self.config.rate_per_sec {
+            r if r > 0.0 => Some(r),
+            _ => rules.requests_per_sec,
+        };
+        let sender = Sender {
+            orders: self.orders.clone(),
+            backoff,
+            pacer: Arc::new(Pacer::new(rate)),
+            deadline,
+        };
+        let in_flight = self.config.max_in_flight.max(1);
         let mut tally = Tally::default();
         let mut kept_stops = BTreeSet::new();
         // Orders held only by this process: not at the venue, gone when the process exits.
         let mut local = BTreeSet::new();
-        let mut mass_cancel = serde_json::Value::Null;
+        let mut mass = MassLog::new(self.mass_cancel_use(&rules));
         let mut rounds = 0;
         // The targets of the latest listing; the listing itself is not kept (a book of 10k orders
         // would otherwise be held two or three times over).
         let mut targets: Vec<Order> = Vec::new();
         let mut list_error: Option<String> = None;
-        // The orders a mass-cancel was sent for, until the next listing says which went.
-        let mut mass_targets: Vec<String> = Vec::new();
+        // The orders a mass-cancel was sent for, until the next listing says which went; each
+        // with whether it was pending cancel already.
+        let mut mass_targets: Vec<(String, bool)> = Vec::new();
         // The targets of the first listing: each ends in exactly one of the report's lists.
         let mut started_with: BTreeSet<String> = BTreeSet::new();
+        // Each target's instrument.
+        let mut instrument_of: BTreeMap<String, String> = BTreeMap::new();
         loop {
             // Without the first listing nothing can be done: it is asked for, paced by the
             // backoff, until the work deadline. The last listing may come after the work deadline:
@@ -508,7 +323,7 @@ impl ShutdownStep for Cancel {
                 _ => (backoff, ctx.deadline),
             };
             let (listed, attempts) = retry("open-orders", list_backoff, list_deadline, || {
-                self.orders.open_orders()
+                open_orders(&*self.orders)
             })
             .await;
             let open = match listed {
@@ -522,17 +337,17 @@ impl ShutdownStep for Cancel {
                     list_error = Some(format!("cannot list open orders to confirm: {e}"));
                     std::mem::take(&mut targets)
                         .into_iter()
-                        .filter(|o| {
-                            !tally.cancelled.contains(&o.client_id)
-                                && !tally.already_filled.contains(&o.client_id)
-                        })
+                        .filter(|o| !tally.gone(&o.client_id))
                         .collect()
                 }
             };
-            let before: Vec<String> = std::mem::take(&mut mass_targets);
+            let before = std::mem::take(&mut mass_targets);
             targets.clear();
             for o in open {
                 if self.is_target(&o) {
+                    instrument_of
+                        .entry(o.client_id.clone())
+                        .or_insert_with(|| o.instrument.clone());
                     targets.push(o);
                 } else if o.status.is_live() && o.residence == Residence::Local {
                     local.insert(o.client_id);
@@ -544,13 +359,33 @@ impl ShutdownStep for Cancel {
                 started_with = targets.iter().map(|o| o.client_id.clone()).collect();
             }
             if !before.is_empty() {
+                // A mass-cancelled order now pending cancel: the venue accepted it.
+                let pending: BTreeSet<&str> = (targets.iter())
+                    .filter(|o| o.status == OrderStatus::PendingCancel)
+                    .map(|o| o.client_id.as_str())
+                    .collect();
+                let accepted =
+                    (before.iter()).filter(|(id, was)| !was && pending.contains(id.as_str()));
+                for (id, _) in accepted {
+                    tally.accepted.insert(id.clone());
+                }
                 // What the mass-cancel took: each gone order's state says cancelled or filled.
                 let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
-                let gone = before
-                    .into_iter()
-                    .filter(|id| !listed.contains(id.as_str()));
-                self.confirm_gone(gone.collect(), deadline, &mut tally)
-                    .await;
+                let gone = (before.into_iter())
+                    .map(|(id, _)| id)
+                    .filter(|id| !listed.contains(id.as_str()))
+                    .map(|id| {
+                        let instrument = instrument_of.get(&id).cloned().unwrap_or_default();
+                        (id, instrument)
+                    });
+                confirm_gone(
+                    &self.orders,
+                    gone.collect(),
+                    in_flight,
+                    deadline,
+                    &mut tally,
+                )
+                .await;
             }
             tally.account_for(&started_with, &targets);
             tally.publish(&ctx, &targets, 0);
@@ -563,66 +398,103 @@ impl ShutdownStep for Cancel {
             {
                 break;
             }
-            rounds += 1;
-            if rounds == 1 && self.config.use_mass_cancel {
-                if self.orders.supports_mass_cancel() || !self.config.keep_protective_stops {
-                    let scope = MassCancelScope {
-                        keep_protective_stops: self.config.keep_protective_stops,
-                        instrument: None,
-                    };
-                    let (ack, _) = retry("mass-cancel", backoff, deadline, || {
-                        self.orders.mass_cancel(&scope)
-                    })
-                    .await;
-                    tally.requests += 1;
-                    mass_cancel = match ack {
-                        Ok(a) => serde_json::json!({ "acknowledged": a.count }),
-                        Err(e) => serde_json::json!({ "error": e.to_string() }),
-                    };
-                    mass_targets = targets.iter().map(|o| o.client_id.clone()).collect();
-                    // Confirm from order state: list again and cancel what is left by id.
-                    continue;
-                }
-                mass_cancel = serde_json::json!({ "error": "the venue has no mass-cancel that spares stops; cancelled by id" });
+            // A cancel the venue accepted and has not done yet: listed as pending, not sent again.
+            let awaiting = |o: &Order| {
+                o.status == OrderStatus::PendingCancel && tally.accepted.contains(&o.client_id)
+            };
+            let to_send: Vec<&Order> = targets.iter().filter(|o| !awaiting(o)).collect();
+            if to_send.is_empty() {
+                // Every order left is being cancelled by the venue: look again in a moment.
+                tokio::time::sleep_until((Instant::now() + backoff.initial).min(deadline)).await;
+                continue;
             }
-            // At most max_in_flight tasks exist at once: a large book costs no more memory than a small one.
-            let in_flight = self.config.max_in_flight.max(1);
+            rounds += 1;
+            let scopes: Vec<MassCancelScope> = (self.mass_scopes(&rules, &to_send).into_iter())
+                .filter(|s| mass.worth_sending(s))
+                .collect();
+            if !scopes.is_empty() {
+                let covered = |o: &Order| {
+                    scopes
+                        .iter()
+                        .any(|s| s.instrument.as_ref().is_none_or(|i| *i == o.instrument))
+                };
+                mass_targets = (to_send.iter())
+                    .filter(|o| covered(o))
+                    .map(|o| (o.client_id.clone(), o.status == OrderStatus::PendingCancel))
+                    .collect();
+                mass.send(
+                    &sender,
+                    scopes,
+                    in_flight,
+                    &mut tally,
+                    rules.mass_cancel.as_ref(),
+                )
+                .await;
+                // Confirm from order state: list again; what is left goes by id.
+                continue;
+            }
+            let jobs = batches(&to_send, rules.batch_size);
+            let mut jobs = jobs.into_iter();
+            // At most max_in_flight requests at once: a large book costs no more memory than a
+            // small one.
             let mut set = JoinSet::new();
-            let mut queue = targets.iter();
-            let (mut done, gone_before) = (0usize, tally.gone_count());
+            let (mut done, mut orders_in_flight, gone_before) =
+                (0usize, 0usize, tally.gone_count());
             loop {
                 // No new request past the work deadline: what is left is reported, not started.
                 while set.len() < in_flight && Instant::now() < deadline {
-                    let Some(order) = queue.next() else { break };
-                    let orders = self.orders.clone();
-                    let pacer = pacer.clone();
-                    let id = order.client_id.clone();
-                    set.spawn(Cancel::cancel_one(orders, id, backoff, pacer, deadline));
+                    let Some(ids) = jobs.next() else { break };
+                    orders_in_flight += ids.len();
+                    let sender = sender.clone();
+                    set.spawn(async move {
+                        let (n, mut ids) = (ids.len(), ids);
+                        let answers = match n {
+                            1 => sender.one(ids.swap_remove(0)).await,
+                            _ => sender.batch(ids).await,
+                        };
+                        (n, answers)
+                    });
                 }
                 let Some(joined) = set.join_next().await else {
                     break;
                 };
-                if let Ok((id, fate, attempts)) = joined {
-                    tally.record(id, fate, attempts);
+                if let Ok((n, answers)) = joined {
+                    orders_in_flight -= n;
+                    for (id, fate, attempts) in answers {
+                        tally.record(id, fate, attempts);
+                        done += 1;
+                        if done % PUBLISH_EVERY == 0 {
+                            tally.publish(&ctx, &targets, orders_in_flight);
+                        }
+                    }
                 }
                 // Every target was working when listed; those not confirmed gone since, less
                 // the cancels in flight, are known still working.
                 let gone = tally.gone_count() - gone_before;
-                tally.publish_counts(&ctx, targets.len().saturating_sub(gone + set.len()));
-                done += 1;
-                if done % PUBLISH_EVERY == 0 {
-                    tally.publish(&ctx, &targets, set.len());
-                }
+                tally.publish_counts(&ctx, targets.len().saturating_sub(gone + orders_in_flight));
             }
             tally.publish(&ctx, &targets, 0);
         }
         // Orders that left the listing without an answer that says how: their state says
         // cancelled or filled (a position moved), or they stay named unknown.
-        let unread: Vec<String> = tally.unknown.iter().cloned().collect();
+        let unread: Vec<(String, String)> = (tally.unknown.iter())
+            .map(|id| {
+                let instrument = instrument_of.get(id).cloned().unwrap_or_default();
+                (id.clone(), instrument)
+            })
+            .collect();
         if !unread.is_empty() {
-            let by = shutdown_core::retry::work_deadline(ctx.deadline);
-            self.confirm_gone(unread, by, &mut tally).await;
+            confirm_gone(&self.orders, unread, in_flight, deadline, &mut tally).await;
         }
+        // An order the last listing shows pending cancel, after the cancel this step sent: the
+        // venue accepted it and has not done it yet. It cancels or fills; it is not left working.
+        let (pending, targets): (Vec<Order>, Vec<Order>) = match list_error {
+            None => targets.into_iter().partition(|o| {
+                o.status == OrderStatus::PendingCancel && tally.accepted.contains(&o.client_id)
+            }),
+            Some(_) => (Vec::new(), targets),
+        };
+        let pending: Vec<&str> = pending.iter().map(|o| o.client_id.as_str()).collect();
         // Whatever the last listing still shows as a target could not be cancelled.
         let orphans: Vec<Orphan> = targets
             .iter()
@@ -653,20 +525,25 @@ impl ShutdownStep for Cancel {
             .detail("already_filled", &tally.already_filled)
             .detail("fills", tally.fills.values().collect::<Vec<_>>())
             .detail("unknown", &tally.unknown)
+            .detail("cancel_pending", &pending)
             .detail("orphaned", &orphans)
             .detail("kept_stops", &kept_stops)
             .detail("local_orders", &local)
             .detail("rounds", rounds)
             .detail("requests", tally.requests)
-            .detail("mass_cancel", mass_cancel)
+            .detail("mass_cancel", mass.detail())
             .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
             .summary(format!(
-                "cancelled {}, {} filled during the shutdown{}, kept {}{}, {} {}",
+                "cancelled {}, {} filled during the shutdown{}{}, kept {}{}, {} {}",
                 tally.cancelled.len(),
                 tally.already_filled.len(),
                 match tally.unknown.len() {
                     0 => String::new(),
                     n => format!(", {n} gone without an answer that says how"),
+                },
+                match pending.len() {
+                    0 => String::new(),
+                    n => format!(", {n} pending cancel at the venue"),
                 },
                 words::count(kept_stops.len(), "stop"),
                 match local.len() {
@@ -683,6 +560,12 @@ impl ShutdownStep for Cancel {
         // still working is not known.
         if list_error.is_none() {
             out = out.count(Counter::OrdersOrphaned, orphans.len() as u64);
+        }
+        if !pending.is_empty() {
+            out = out.problem(format!(
+                "{} pending cancel at the venue when last listed: the venue accepted the cancel and had not done it (see cancel_pending)",
+                words::count(pending.len(), "order")
+            ));
         }
         if orphans.is_empty() {
             return Ok(out);
@@ -707,6 +590,112 @@ impl ShutdownStep for Cancel {
             ),
         };
         Err(StepError::new(message).with_output(out))
+    }
+}
+
+/// The requests of one round by id: batches of up to `size` orders of one instrument, or one
+/// order each.
+fn batches(orders: &[&Order], size: usize) -> Vec<Vec<String>> {
+    if size <= 1 {
+        return orders.iter().map(|o| vec![o.client_id.clone()]).collect();
+    }
+    let mut by_instrument: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for o in orders {
+        by_instrument
+            .entry(o.instrument.as_str())
+            .or_default()
+            .push(o.client_id.clone());
+    }
+    (by_instrument.into_values())
+        .flat_map(|ids| ids.chunks(size).map(<[String]>::to_vec).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The mass cancels sent, for the report, and where another is worth sending.
+struct MassLog {
+    /// The mass cancel may be used.
+    allowed: bool,
+    /// The scopes (instruments) a mass cancel went to, each with whether it took as many orders as
+    /// one call may: then more may be left for another.
+    sent: BTreeMap<Option<String>, bool>,
+    refused: Option<&'static str>,
+    calls: usize,
+    acknowledged: usize,
+    errors: Vec<String>,
+}
+
+impl MassLog {
+    fn new(allowed: Result<bool, &'static str>) -> Self {
+        Self {
+            allowed: allowed == Ok(true),
+            sent: BTreeMap::new(),
+            refused: allowed.err(),
+            calls: 0,
+            acknowledged: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Whether to send a mass cancel for `scope`: allowed, and never sent there, or the last one
+    /// took as many orders as a call may. What a mass cancel left without a cap, it spares: those
+    /// go by id.
+    fn worth_sending(&self, scope: &MassCancelScope) -> bool {
+        self.allowed
+            && self
+                .sent
+                .get(&scope.instrument)
+                .is_none_or(|capped| *capped)
+    }
+
+    /// Send the mass cancels, `in_flight` at a time; each counts as a request.
+    async fn send(
+        &mut self,
+        sender: &Sender,
+        scopes: Vec<MassCancelScope>,
+        in_flight: usize,
+        tally: &mut Tally,
+        rules: Option<&MassCancelRules>,
+    ) {
+        let cap = rules.and_then(|m| m.max_orders);
+        let mut set = JoinSet::new();
+        let mut queue = scopes.into_iter();
+        loop {
+            while set.len() < in_flight && Instant::now() < sender.deadline {
+                let Some(scope) = queue.next() else { break };
+                let sender = sender.clone();
+                set.spawn(async move { (sender.mass(&scope).await, scope.instrument) });
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let Ok((ack, instrument)) = joined else {
+                continue;
+            };
+            self.calls += 1;
+            tally.requests += 1;
+            let capped = matches!((&ack, cap), (Ok(a), Some(max)) if a.count >= max);
+            self.sent.insert(instrument.clone(), capped);
+            match ack {
+                Ok(a) => self.acknowledged += a.count,
+                Err(e) if self.errors.len() < NAMED_IN_PROBLEMS => {
+                    self.errors.push(match instrument {
+                        Some(i) => format!("{i}: {e}"),
+                        None => e.to_string(),
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn detail(&self) -> serde_json::Value {
+        match (self.refused, self.calls) {
+            (Some(why), _) => serde_json::json!({ "error": why }),
+            (None, 0) => serde_json::Value::Null,
+            (None, calls) => serde_json::json!({
+                "calls": calls, "acknowledged": self.acknowledged, "errors": self.errors,
+            }),
+        }
     }
 }
 

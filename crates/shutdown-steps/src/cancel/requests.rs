@@ -1,0 +1,252 @@
+//! The requests `cancel` sends: one order, a batch of one instrument's orders, a mass cancel of an
+//! instrument, and the reads that say what became of orders that left the listing; all paced to the
+//! venue's rate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shutdown_core::domain::{Order, OrderStatus};
+use shutdown_core::errors::RoleError;
+use shutdown_core::node::{CancelAck, MassCancelAck, MassCancelScope, OrderGateway};
+use shutdown_core::retry::{Backoff, retry};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::tally::{Fate, Fill, Tally};
+
+/// Spaces requests `1 / rate` apart.
+pub(super) struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    /// Requests at most `rate` a second; no pacing for `None`.
+    pub(super) fn new(rate: Option<f64>) -> Self {
+        Self {
+            interval: rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Wait for the next slot; `false` when it would come after `deadline`.
+    pub(super) async fn wait(&self, deadline: Instant) -> bool {
+        let Some(interval) = self.interval else {
+            return true;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            if slot >= deadline {
+                return false;
+            }
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
+}
+
+/// What a request needs besides its orders: the venue, the retry policy, the pace, the deadline.
+#[derive(Clone)]
+pub(super) struct Sender {
+    pub orders: Arc<dyn OrderGateway>,
+    pub backoff: Backoff,
+    pub pacer: Arc<Pacer>,
+    pub deadline: Instant,
+}
+
+/// The outcome of one order: its client id, its fate (or the error), the requests it took.
+pub(super) type Answer = (String, Result<Fate, String>, u32);
+
+impl Sender {
+    /// Send one request through the pacer, with retries.
+    async fn send<T, F, Fut>(&self, key: &str, call: F) -> (Result<T, RoleError>, u32)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RoleError>>,
+    {
+        retry(key, self.backoff, self.deadline, || async {
+            if !self.pacer.wait(self.deadline).await {
+                return Err(RoleError::Transient(
+                    "no rate budget left before the deadline".into(),
+                ));
+            }
+            call().await
+        })
+        .await
+    }
+
+    /// Cancel one order and classify the outcome from the venue's order state.
+    pub(super) async fn one(self, id: String) -> Vec<Answer> {
+        let (ack, attempts) = self.send(&id, || self.orders.cancel(&id)).await;
+        let fate = self.fate(&id, ack).await;
+        vec![(id, fate, attempts)]
+    }
+
+    /// Cancel orders of one instrument in one request; each answer classified as a single
+    /// cancel's. A venue that turns out to have no batch cancel gets them one by one.
+    pub(super) async fn batch(self, ids: Vec<String>) -> Vec<Answer> {
+        let key = ids.first().cloned().unwrap_or_default();
+        let (answers, attempts) = self.send(&key, || self.orders.cancel_batch(&ids)).await;
+        let answers = match answers {
+            Ok(a) if a.len() == ids.len() => a,
+            Ok(a) => {
+                let e = format!(
+                    "the batch cancel answered {} of {} orders",
+                    a.len(),
+                    ids.len()
+                );
+                return (ids.into_iter())
+                    .map(|id| (id, Err(e.clone()), attempts))
+                    .collect();
+            }
+            Err(RoleError::Unsupported(_)) => {
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(self.clone().one(id).await);
+                }
+                return out;
+            }
+            Err(e) => {
+                let e = e.to_string();
+                return (ids.into_iter())
+                    .map(|id| (id, Err(e.clone()), attempts))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, ack) in ids.into_iter().zip(answers) {
+            let fate = self.fate(&id, ack).await;
+            out.push((id, fate, attempts));
+        }
+        out
+    }
+
+    /// One mass cancel, paced and retried.
+    pub(super) async fn mass(&self, scope: &MassCancelScope) -> Result<MassCancelAck, RoleError> {
+        self.send("mass-cancel", || self.orders.mass_cancel(scope))
+            .await
+            .0
+    }
+
+    /// What a cancel's answer says of the order; "too late" or "unknown" are looked up in its
+    /// state, for the fill.
+    async fn fate(&self, id: &str, ack: Result<CancelAck, RoleError>) -> Result<Fate, String> {
+        match ack {
+            Ok(CancelAck::Cancelled) => Ok(Fate::Cancelled),
+            Ok(CancelAck::Pending) => Ok(Fate::Pending),
+            Ok(CancelAck::AlreadyFilled | CancelAck::UnknownOrder) => {
+                match self.orders.order(id).await {
+                    Ok(Some(o)) if o.status == OrderStatus::Filled => {
+                        Ok(Fate::Filled(Fill::of(&o)))
+                    }
+                    Ok(Some(o)) if o.status == OrderStatus::Cancelled => Ok(Fate::Cancelled),
+                    Ok(Some(o)) if o.status.is_live() => Ok(Fate::Pending),
+                    Ok(_) => Ok(Fate::Unknown),
+                    Err(e) => Err(format!(
+                        "cancel answered unknown, and the order cannot be read: {e}"
+                    )),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The fate an order's state says, for an order that left the listing.
+fn fate_of(o: &Order) -> Fate {
+    match o.status {
+        OrderStatus::Filled => Fate::Filled(Fill::of(o)),
+        s if !s.is_live() => Fate::Cancelled,
+        _ => Fate::Unknown,
+    }
+}
+
+/// Read what became of each order that left the listing without an answer that says how:
+/// cancelled, filled, or unknown (not read in time). Where the venue keeps an order history, one
+/// request per instrument says it for all of that instrument's orders; the rest are read one by
+/// one, `in_flight` at a time, until `deadline`.
+pub(super) async fn confirm_gone(
+    orders: &Arc<dyn OrderGateway>,
+    gone: Vec<(String, String)>,
+    in_flight: usize,
+    deadline: Instant,
+    tally: &mut Tally,
+) {
+    let mut by_instrument: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, instrument) in gone {
+        by_instrument.entry(instrument).or_default().push(id);
+    }
+    let mut unread = Vec::new();
+    let mut set = JoinSet::new();
+    let mut queue = by_instrument.into_iter();
+    loop {
+        while set.len() < in_flight.max(1) && Instant::now() < deadline {
+            let Some((instrument, ids)) = queue.next() else {
+                break;
+            };
+            let orders = orders.clone();
+            set.spawn(async move {
+                let read = tokio::time::timeout_at(deadline, orders.order_history(&instrument));
+                (ids, read.await)
+            });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let Ok((ids, read)) = joined else { continue };
+        let history: BTreeMap<String, Order> = match read {
+            Ok(Ok(list)) => list.into_iter().map(|o| (o.client_id.clone(), o)).collect(),
+            _ => BTreeMap::new(),
+        };
+        for id in ids {
+            match history.get(&id).map(fate_of) {
+                Some(Fate::Unknown) | None => unread.push(id),
+                Some(fate) => tally.record(id, Ok(fate), 0),
+            }
+        }
+    }
+    unread.extend(queue.flat_map(|(_, ids)| ids));
+    read_one_by_one(orders, unread, in_flight, deadline, tally).await;
+}
+
+/// Read each order's state, `in_flight` at a time until `deadline`.
+async fn read_one_by_one(
+    orders: &Arc<dyn OrderGateway>,
+    ids: Vec<String>,
+    in_flight: usize,
+    deadline: Instant,
+    tally: &mut Tally,
+) {
+    let mut queue = ids.into_iter();
+    let mut set = JoinSet::new();
+    loop {
+        while set.len() < in_flight.max(1) && Instant::now() < deadline {
+            let Some(id) = queue.next() else { break };
+            let orders = orders.clone();
+            set.spawn(async move {
+                let state = tokio::time::timeout_at(deadline, orders.order(&id)).await;
+                (id, state)
+            });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let Ok((id, state)) = joined else { continue };
+        let fate = match state {
+            Ok(Ok(Some(o))) => fate_of(&o),
+            _ => Fate::Unknown,
+        };
+        tally.record(id, Ok(fate), 0);
+    }
+    // Not read before the deadline: gone from the listing, fate unknown.
+    for id in queue {
+        tally.record(id, Ok(Fate::Unknown), 0);
+    }
+}
