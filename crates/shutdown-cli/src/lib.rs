@@ -80,11 +80,15 @@ pub enum Command {
     },
     /// Check a config: `ok` and exit 0, or every problem and exit 78.
     #[command(
-        after_help = "Example:\n  shutdownctl validate examples/configs/pipeline.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS=15, ...) apply, as they would in the node."
+        after_help = "Examples:\n  shutdownctl validate examples/configs/pipeline.toml\n  shutdownctl validate examples/configs/pipeline.toml --scenario examples/scenarios/venues/bybit.toml\n\nEnvironment overrides (SHUTDOWN_TIMEOUT_SECS=5, SHUTDOWN_STEPS__CANCEL__TIMEOUT_SECS=15, ...) apply, as they would in the node."
     )]
     Validate {
         /// The pipeline config (TOML).
         config: PathBuf,
+        /// Also warn where the config does not fit this scenario's venue and book (its profile's
+        /// documented limits, its dead-man's switch).
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -96,6 +100,10 @@ pub enum Command {
     Plan {
         /// The pipeline config (TOML).
         config: PathBuf,
+        /// Also warn where the config does not fit this scenario's venue and book (its profile's
+        /// documented limits, its dead-man's switch).
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
         /// The orchestrator's grace period in seconds (Kubernetes terminationGracePeriodSeconds,
         /// docker stop --time, systemd TimeoutStopSec).
         #[arg(long, value_name = "SECS")]
@@ -374,9 +382,14 @@ fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Steps { json, markdown } => cmd::steps::run(json, markdown),
-        Command::Validate { config, json } => cmd::validate::run(&config, json),
+        Command::Validate {
+            config,
+            scenario,
+            json,
+        } => cmd::validate::run(&config, scenario.as_deref(), json),
         Command::Plan {
             config,
+            scenario,
             grace_period,
             k8s,
             pre_stop,
@@ -385,6 +398,7 @@ pub fn run(cli: Cli) -> i32 {
         } => cmd::plan::run(
             &config,
             cmd::plan::Options {
+                scenario,
                 grace_period,
                 k8s: k8s.then_some(pre_stop),
                 json,

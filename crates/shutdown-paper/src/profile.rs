@@ -134,8 +134,6 @@ pub struct Switch {
     pub logout: LogoutEffect,
     /// The session itself can switch it off.
     pub disarmable: bool,
-    /// It switches itself off once fired (it is not armed at the next start).
-    pub fires_once: bool,
 }
 
 /// The documented behaviour of one venue.
@@ -166,7 +164,6 @@ const GENERIC_SWITCH: Switch = Switch {
     fires: Fires::OnDisconnect,
     logout: LogoutEffect::Nothing,
     disarmable: true,
-    fires_once: false,
 };
 
 impl Rules {
@@ -178,7 +175,6 @@ impl Rules {
             fires: Fires::AfterCountdown,
             logout: LogoutEffect::Nothing,
             disarmable: true,
-            fires_once: false,
         };
         let base = Rules {
             profile,
@@ -271,10 +267,7 @@ impl Rules {
                     max_orders: None,
                 }),
                 rate_per_sec: Some(20),
-                switch: Switch {
-                    fires_once: true,
-                    ..countdown("CancelAllOrdersAfter")
-                },
+                switch: countdown("CancelAllOrdersAfter"),
                 sources: KRAKEN,
                 ..base
             },
@@ -459,3 +452,54 @@ const BITMEX: &[(&str, &str)] = &[
         "BitMEX API Explorer: Order, POST /order/cancelAllAfter",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_venues_md_lists_every_rule_of_every_profile_with_its_page() {
+        let doc = include_str!("../../../docs/venues.md");
+        for profile in Profile::ALL {
+            let rules = Rules::of(profile, Session::Websocket, None, false);
+            assert!(
+                doc.contains(&format!("| `{profile}` |")),
+                "{profile} not in the table"
+            );
+            for (rule, page) in rules.sources {
+                assert!(
+                    doc.contains(&format!("- {rule}. Source: {page}.")),
+                    "{profile}: {rule}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_named_profile_names_its_sources_and_a_rate() {
+        for profile in Profile::ALL.into_iter().skip(1) {
+            let rules = Rules::of(profile, Session::Websocket, None, false);
+            assert!(!rules.sources.is_empty(), "{profile}");
+            assert!(rules.cancel_rules().requests_per_sec.is_some(), "{profile}");
+        }
+        // The generic venue's rate is the scenario's, and the node does not tell it.
+        let generic = Rules::of(Profile::Generic, Session::Websocket, Some(50), true);
+        assert_eq!(generic.rate_per_sec, Some(50));
+        assert_eq!(generic.cancel_rules().requests_per_sec, None);
+        assert!(
+            generic
+                .cancel_rules()
+                .mass_cancel
+                .is_some_and(|m| m.spares_stops)
+        );
+    }
+
+    #[test]
+    fn a_batch_that_counts_each_order_is_paced_per_full_batch() {
+        let okx = Rules::of(Profile::Okx, Session::Websocket, None, false);
+        assert_eq!(okx.cancel_rules().requests_per_sec, Some(7.5));
+        assert_eq!((okx.batch_cost(20), okx.batch_cost(0)), (20.0, 1.0));
+        let binance = Rules::of(Profile::BinanceUsdm, Session::Websocket, None, false);
+        assert_eq!(binance.batch_cost(10), 1.0);
+    }
+}

@@ -118,8 +118,12 @@ struct State {
     deferred: VecDeque<(Instant, String)>,
     /// Mass cancels answered, for the venue's choice of which orders each takes.
     mass_calls: u64,
-    /// When the node was built: the shutdown's start, for the time to safe.
-    started: Instant,
+    /// When the venue answered its first call (the shutdown's start), for the time to safe.
+    started: Option<Instant>,
+    /// The book was safe before any call.
+    safe_from_start: bool,
+    /// When every working order that is not a protective stop was first gone.
+    cleared_at: Option<Instant>,
     /// When every order that is not a protective stop was first gone with every position
     /// protected.
     safe_at: Option<Instant>,
@@ -230,14 +234,19 @@ impl PaperNode {
                 working_at_start,
                 deferred: VecDeque::new(),
                 mass_calls: 0,
-                started: Instant::now(),
+                started: None,
+                safe_from_start: false,
+                cleared_at: None,
                 safe_at: None,
                 risky: risky.into(),
                 duplicates: Vec::new(),
             })),
         };
-        let now = Instant::now();
-        check_safe(&mut node.lock(), now);
+        {
+            let mut s = node.lock();
+            check_safe(&mut s, Instant::now());
+            s.safe_from_start = s.safe_at.is_some();
+        }
         node
     }
 
@@ -305,13 +314,24 @@ impl PaperNode {
         self.lock().rules.clone()
     }
 
-    /// Seconds from the node's start (the shutdown's) until every working order that is not a
-    /// protective stop was gone with every position protected; `None` while that has not happened.
-    /// Whether it still holds once the process exits is the audit's question.
+    /// Seconds from the venue's first call (the shutdown's start) until every working order that
+    /// is not a protective stop was gone with every position protected; `None` while that has not
+    /// happened. Whether it still holds once the process exits is the audit's question.
     pub fn safe_after(&self) -> Option<f64> {
         let s = self.lock();
-        s.safe_at
-            .map(|at| at.saturating_duration_since(s.started).as_secs_f64())
+        if s.safe_from_start {
+            return Some(0.0);
+        }
+        let (at, started) = (s.safe_at?, s.started?);
+        Some(at.saturating_duration_since(started).as_secs_f64())
+    }
+
+    /// Seconds from the venue's first call until every working order that is not a protective
+    /// stop was gone, protected or not; `None` while one is working.
+    pub fn cleared_after(&self) -> Option<f64> {
+        let s = self.lock();
+        let (at, started) = (s.cleared_at?, s.started.unwrap_or(s.cleared_at?));
+        Some(at.saturating_duration_since(started).as_secs_f64())
     }
 
     /// Stops placed for a position that stops at the venue already protected, in words.
@@ -348,6 +368,8 @@ impl PaperNode {
         if is_risky(&order) {
             s.risky.push_back(order.client_id.clone());
             s.safe_at = None;
+            s.cleared_at = None;
+            s.safe_from_start = false;
         }
         s.orders.insert(order.client_id.clone(), order.clone());
         Ok(order)
@@ -380,7 +402,11 @@ impl PaperNode {
 
     /// As [`PaperNode::call`], for a request that costs `cost` units of the rate limit.
     async fn call_costing(&self, key: &str, cost: f64) -> RoleResult<()> {
-        let latency = self.lock().behaviour.latency_ms;
+        let latency = {
+            let mut s = self.lock();
+            s.started.get_or_insert_with(Instant::now);
+            s.behaviour.latency_ms
+        };
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
@@ -431,6 +457,7 @@ fn check_safe(s: &mut State, at: Instant) {
             }
         }
     }
+    s.cleared_at.get_or_insert(at);
     let positions: Vec<Position> = s.positions.values().cloned().collect();
     let orders: Vec<Order> = s.orders.values().cloned().collect();
     if crate::audit::unprotected(&positions, &orders).is_empty() {
@@ -542,9 +569,19 @@ fn already_protected(s: &State, request: &StopRequest) -> Option<String> {
         .filter(|o| o.status.is_live() && o.is_protective())
         .cloned()
         .collect();
-    // The stops are allocated over every position of the instrument, as the audit does.
+    // The stops are allocated over every position of the instrument, as the audit does: the
+    // new stop is a duplicate when no position it could protect lacks protection.
     let bare = crate::audit::unprotected(&on_instrument, &stops);
-    (!stops.is_empty() && !bare.contains(&position.id)).then(|| {
+    let could_use = |p: &&Position| {
+        p.side == request.side.opposite()
+            && (p.position_side == position.position_side
+                || p.position_side == shutdown_core::domain::PositionSide::Both)
+    };
+    let none_bare = !on_instrument
+        .iter()
+        .filter(could_use)
+        .any(|p| bare.contains(&p.id));
+    (!stops.is_empty() && none_bare).then(|| {
         let ids: Vec<&str> = stops.iter().map(|o| o.client_id.as_str()).collect();
         format!(
             "stop {} was placed for position {}, which {} at the venue already protected: a duplicate",

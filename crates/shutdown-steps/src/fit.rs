@@ -160,12 +160,6 @@ fn cancel(name: &str, c: &CancelConfig, timeout: Duration, venue: &Venue) -> Vec
         ));
     }
     let stops_may_go = !c.keep_protective_stops;
-    let mass = rules.mass_cancel.as_ref();
-    if c.use_mass_cancel && mass.is_none_or(|m| !m.spares_stops && !stops_may_go) {
-        out.push(format!(
-            "steps.{name}.use_mass_cancel = true: {v} has no mass cancel that spares protective stops; the step cancels by id"
-        ));
-    }
     // What the step will use, at the rate it will keep.
     let used = clearings(venue, stops_may_go)
         .into_iter()

@@ -8,7 +8,7 @@ use shutdown_paper::{PaperNode, Scenario};
 
 use super::load;
 use crate::PaperRun;
-use crate::output::{fail, out, outln, print_json};
+use crate::output::{fail, out, outln, outln_wrapped, print_json};
 
 /// The config and the scenario, each checked; the exit code already reported when one is invalid.
 pub(super) fn inputs(
@@ -87,10 +87,18 @@ pub(crate) fn run(run: &PaperRun, redis: Option<&str>) -> i32 {
     let wall = wall.elapsed().as_secs_f64();
     // The paper venue knows the truth: check every claim of the report against it.
     let audit = paper.audit(&report);
+    // Safe: every order that is not a protective stop gone, every position protected; and still
+    // so once the process has exited.
+    let safe_after = paper.safe_after().filter(|_| !audit.truth.at_risk());
+    let profile = scenario.venue.profile;
+    let warnings = shutdown_steps::fit::warnings(&config, &super::venue_of(&scenario));
     if json {
         let mut out = serde_json::to_value(&report).unwrap_or_default();
         out["audit"] = serde_json::json!({ "ok": audit.ok, "discrepancies": audit.discrepancies });
         out["simulated"] = serde_json::json!(simulated);
+        out["venue"] = serde_json::json!({
+            "profile": profile, "safe_after": safe_after, "warnings": warnings,
+        });
         print_json(&out);
     } else {
         out!("{report}");
@@ -100,6 +108,13 @@ pub(crate) fn run(run: &PaperRun, redis: Option<&str>) -> i32 {
                 report.duration
             );
         }
+        outln_wrapped(&format!(
+            "venue: {profile} (rules: docs/venues.md); {}",
+            safe_words(safe_after, &audit.truth)
+        ));
+        for w in &warnings {
+            outln_wrapped(&format!("warning: {w}"));
+        }
         outln!("{audit}");
     }
     if audit.ok {
@@ -107,5 +122,24 @@ pub(crate) fn run(run: &PaperRun, redis: Option<&str>) -> i32 {
     } else {
         // A report the venue contradicts is a bug, not a shutdown outcome.
         1
+    }
+}
+
+/// When the book was safe, or what keeps it from being safe at exit.
+fn safe_words(safe_after: Option<f64>, truth: &shutdown_paper::Truth) -> String {
+    match safe_after {
+        Some(secs) => format!("safe after {secs:.3}s"),
+        None => format!(
+            "not safe at exit: {} unprotected, {} left working",
+            count(truth.unprotected.len(), "position"),
+            count(truth.orphaned.len(), "order")
+        ),
+    }
+}
+
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
     }
 }

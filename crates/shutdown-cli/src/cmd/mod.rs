@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shutdown_core::{PipelineConfig, exit_code};
-use shutdown_paper::Scenario;
+use shutdown_paper::{PaperNode, Scenario};
 #[cfg(feature = "redis")]
 use shutdown_redis::RestoreOptions;
 
@@ -40,6 +40,34 @@ pub(crate) fn load(config: &Path, json: bool) -> Result<PipelineConfig, i32> {
         }
         exit_code::INVALID_CONFIG
     })
+}
+
+/// The venue a scenario describes, as the fit checks see it: its profile's rules, its book, its
+/// connections.
+pub(crate) fn venue_of(scenario: &Scenario) -> shutdown_steps::fit::Venue {
+    use shutdown_core::node::OrderGateway;
+    let paper = PaperNode::new(scenario);
+    shutdown_steps::fit::Venue::new(
+        scenario.venue.profile.name(),
+        paper.cancel_rules(),
+        &paper.all_orders(),
+        paper.connection_states(),
+    )
+}
+
+/// The warnings of `config` on `scenario`'s venue; the exit code already reported when the
+/// scenario cannot be read.
+pub(crate) fn fit_warnings(
+    config: &PipelineConfig,
+    scenario: Option<&Path>,
+    json: bool,
+) -> Result<Vec<String>, i32> {
+    let Some(path) = scenario else {
+        return Ok(Vec::new());
+    };
+    let scenario = Scenario::load(path)
+        .map_err(|e| crate::output::fail(json, exit_code::INVALID_CONFIG, &e))?;
+    Ok(shutdown_steps::fit::warnings(config, &venue_of(&scenario)))
 }
 
 pub(crate) fn empty_scenario() -> Scenario {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use shutdown_core::exit_code;
 use shutdown_paper::PaperNode;
 
-use super::{empty_scenario, load};
+use super::{empty_scenario, fit_warnings, load};
 use crate::output::{fail, outln, outln_wrapped, print_env_overrides, print_json, wrap};
 
 #[derive(Serialize)]
@@ -24,6 +24,8 @@ struct PlanStep {
 
 /// What `plan` was asked.
 pub(crate) struct Options {
+    /// A scenario whose venue and book the config is checked against.
+    pub scenario: Option<std::path::PathBuf>,
     /// The orchestrator's grace period.
     pub grace_period: Option<f64>,
     /// With `--k8s`: the preStop seconds.
@@ -34,6 +36,7 @@ pub(crate) struct Options {
 
 pub(crate) fn run(path: &Path, options: Options) -> i32 {
     let Options {
+        scenario,
         grace_period: grace,
         k8s,
         json,
@@ -61,6 +64,10 @@ pub(crate) fn run(path: &Path, options: Options) -> i32 {
     };
     let mut budget = config.budget(grace);
     budget.warnings.extend(pipeline.disabled_safety_steps());
+    match fit_warnings(&config, scenario.as_deref(), json) {
+        Ok(w) => budget.warnings.extend(w),
+        Err(code) => return code,
+    }
     let k8s = k8s.map(|pre_stop| super::k8s::plan(&config, &path.display().to_string(), pre_stop));
     if let (Some(k), Some(g)) = (&k8s, budget.grace_period_secs)
         && g < k.termination_grace_period_seconds as f64

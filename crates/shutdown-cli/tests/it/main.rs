@@ -90,3 +90,4 @@ mod reconcile;
 mod redis;
 mod report;
 mod terminal;
+mod venues;

@@ -378,14 +378,7 @@ impl ShutdownStep for Cancel {
                         let instrument = instrument_of.get(&id).cloned().unwrap_or_default();
                         (id, instrument)
                     });
-                confirm_gone(
-                    &self.orders,
-                    gone.collect(),
-                    in_flight,
-                    deadline,
-                    &mut tally,
-                )
-                .await;
+                confirm_gone(&sender, gone.collect(), in_flight, &mut tally).await;
             }
             tally.account_for(&started_with, &targets);
             tally.publish(&ctx, &targets, 0);
@@ -484,7 +477,7 @@ impl ShutdownStep for Cancel {
             })
             .collect();
         if !unread.is_empty() {
-            confirm_gone(&self.orders, unread, in_flight, deadline, &mut tally).await;
+            confirm_gone(&sender, unread, in_flight, &mut tally).await;
         }
         // An order the last listing shows pending cancel, after the cancel this step sent: the
         // venue accepted it and has not done it yet. It cancels or fills; it is not left working.

@@ -171,12 +171,12 @@ fn fate_of(o: &Order) -> Fate {
 /// Read what became of each order that left the listing without an answer that says how:
 /// cancelled, filled, or unknown (not read in time). Where the venue keeps an order history, one
 /// request per instrument says it for all of that instrument's orders; the rest are read one by
-/// one, `in_flight` at a time, until `deadline`.
+/// one. Every read is paced and retried as the cancels are, `in_flight` at a time, until the
+/// sender's deadline.
 pub(super) async fn confirm_gone(
-    orders: &Arc<dyn OrderGateway>,
+    sender: &Sender,
     gone: Vec<(String, String)>,
     in_flight: usize,
-    deadline: Instant,
     tally: &mut Tally,
 ) {
     let mut by_instrument: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -187,14 +187,17 @@ pub(super) async fn confirm_gone(
     let mut set = JoinSet::new();
     let mut queue = by_instrument.into_iter();
     loop {
-        while set.len() < in_flight.max(1) && Instant::now() < deadline {
+        while set.len() < in_flight.max(1) && Instant::now() < sender.deadline {
             let Some((instrument, ids)) = queue.next() else {
                 break;
             };
-            let orders = orders.clone();
+            let sender = sender.clone();
             set.spawn(async move {
-                let read = tokio::time::timeout_at(deadline, orders.order_history(&instrument));
-                (ids, read.await)
+                let read = sender
+                    .send(&instrument, || sender.orders.order_history(&instrument))
+                    .await
+                    .0;
+                (ids, read)
             });
         }
         let Some(joined) = set.join_next().await else {
@@ -202,8 +205,8 @@ pub(super) async fn confirm_gone(
         };
         let Ok((ids, read)) = joined else { continue };
         let history: BTreeMap<String, Order> = match read {
-            Ok(Ok(list)) => list.into_iter().map(|o| (o.client_id.clone(), o)).collect(),
-            _ => BTreeMap::new(),
+            Ok(list) => list.into_iter().map(|o| (o.client_id.clone(), o)).collect(),
+            Err(_) => BTreeMap::new(),
         };
         for id in ids {
             match history.get(&id).map(fate_of) {
@@ -213,25 +216,19 @@ pub(super) async fn confirm_gone(
         }
     }
     unread.extend(queue.flat_map(|(_, ids)| ids));
-    read_one_by_one(orders, unread, in_flight, deadline, tally).await;
+    read_one_by_one(sender, unread, in_flight, tally).await;
 }
 
-/// Read each order's state, `in_flight` at a time until `deadline`.
-async fn read_one_by_one(
-    orders: &Arc<dyn OrderGateway>,
-    ids: Vec<String>,
-    in_flight: usize,
-    deadline: Instant,
-    tally: &mut Tally,
-) {
+/// Read each order's state, `in_flight` at a time until the sender's deadline.
+async fn read_one_by_one(sender: &Sender, ids: Vec<String>, in_flight: usize, tally: &mut Tally) {
     let mut queue = ids.into_iter();
     let mut set = JoinSet::new();
     loop {
-        while set.len() < in_flight.max(1) && Instant::now() < deadline {
+        while set.len() < in_flight.max(1) && Instant::now() < sender.deadline {
             let Some(id) = queue.next() else { break };
-            let orders = orders.clone();
+            let sender = sender.clone();
             set.spawn(async move {
-                let state = tokio::time::timeout_at(deadline, orders.order(&id)).await;
+                let state = sender.send(&id, || sender.orders.order(&id)).await.0;
                 (id, state)
             });
         }
@@ -240,7 +237,7 @@ async fn read_one_by_one(
         };
         let Ok((id, state)) = joined else { continue };
         let fate = match state {
-            Ok(Ok(Some(o))) => fate_of(&o),
+            Ok(Some(o)) => fate_of(&o),
             _ => Fate::Unknown,
         };
         tally.record(id, Ok(fate), 0);
