@@ -14,6 +14,7 @@ fi
 cargo bench -q -p shutdown-core --bench runner
 cargo bench -q -p shutdown-steps --bench cancel
 cargo bench -q -p shutdown-steps --bench verify
+cargo bench -q -p shutdown-steps --bench time_to_safe
 cargo bench -q -p shutdown-redis --bench flush
 cargo bench -q -p shutdown-redis --bench fleet
 cargo bench -q -p shutdown-examples --bench shutdown
