@@ -93,6 +93,8 @@ pub struct VenueStats {
 }
 
 pub(crate) mod downtime;
+#[cfg(test)]
+mod profile_tests;
 
 #[derive(Debug)]
 struct State {
@@ -339,8 +341,8 @@ impl PaperNode {
         self.lock().duplicates.clone()
     }
 
-    /// Apply every cancel the venue acknowledged and has not yet done (it does them after the
-    /// process exits in any case).
+    /// Apply every cancel the venue acknowledged and has not yet done: it does them after the
+    /// process exits in any case.
     pub(crate) fn settle_all(&self) {
         let mut s = self.lock();
         let last = s.deferred.back().map(|(at, _)| *at);
@@ -465,8 +467,8 @@ fn check_safe(s: &mut State, at: Instant) {
     }
 }
 
-/// Apply the acknowledged cancels due by `now`: each order is cancelled, or fills first when it
-/// loses the race.
+/// Apply the acknowledged cancels due by `now`. The race with a fill was drawn when the cancel
+/// arrived (an order that lost it filled then): what the venue accepted, it cancels.
 fn settle(s: &mut State, now: Instant) {
     let mut last = None;
     while s.deferred.front().is_some_and(|(at, _)| *at <= now) {
@@ -481,11 +483,7 @@ fn settle(s: &mut State, now: Instant) {
         if !pending {
             continue;
         }
-        let race = s.behaviour.fill_race_rate;
-        if s.draws.chance(race, "fill-race", &id) {
-            s.stats.fills_racing_cancels += 1;
-            fill_order(s, &id);
-        } else if let Some(o) = s.orders.get_mut(&id) {
+        if let Some(o) = s.orders.get_mut(&id) {
             o.status = OrderStatus::Cancelled;
         }
     }
@@ -515,15 +513,6 @@ fn cancel_in(s: &mut State, client_id: &str) -> RoleResult<CancelAck> {
             "order {client_id} cannot be cancelled now"
         )));
     }
-    if s.rules.ack_delay_ms > 0 {
-        // Accepted, not done: the venue applies it a moment after it answers.
-        let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
-        if let Some(o) = s.orders.get_mut(client_id) {
-            o.status = OrderStatus::PendingCancel;
-        }
-        s.deferred.push_back((due, client_id.to_owned()));
-        return Ok(CancelAck::Pending);
-    }
     let race = s.behaviour.fill_race_rate;
     if s.draws.chance(race, "fill-race", client_id) {
         s.stats.fills_racing_cancels += 1;
@@ -534,6 +523,15 @@ fn cancel_in(s: &mut State, client_id: &str) -> RoleResult<CancelAck> {
         } else {
             CancelAck::UnknownOrder
         });
+    }
+    if s.rules.ack_delay_ms > 0 {
+        // Accepted, not done: the venue applies it a moment after it answers.
+        let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
+        if let Some(o) = s.orders.get_mut(client_id) {
+            o.status = OrderStatus::PendingCancel;
+        }
+        s.deferred.push_back((due, client_id.to_owned()));
+        return Ok(CancelAck::Pending);
     }
     if let Some(o) = s.orders.get_mut(client_id) {
         o.status = OrderStatus::Cancelled;
@@ -555,7 +553,7 @@ fn wipe(s: &mut State, why: String) {
 
 /// When stops already resting at the venue protect the position a stop request is for, in words:
 /// the new stop is a duplicate (a listing that missed them made the position look bare).
-fn already_protected(s: &State, request: &StopRequest) -> Option<String> {
+fn already_protected(s: &State, request: &StopRequest, new: &Order) -> Option<String> {
     let on_instrument: Vec<Position> = (s.positions.values())
         .filter(|p| p.instrument == request.instrument)
         .cloned()
@@ -564,25 +562,18 @@ fn already_protected(s: &State, request: &StopRequest) -> Option<String> {
         Some(id) => p.id == *id,
         None => p.position_side == request.position_side && p.side == request.side.opposite(),
     })?;
-    let stops: Vec<Order> = (s.orders.values())
+    let mut stops: Vec<Order> = (s.orders.values())
         .filter(|o| o.instrument == request.instrument && o.side == request.side)
         .filter(|o| o.status.is_live() && o.is_protective())
         .cloned()
         .collect();
-    // The stops are allocated over every position of the instrument, as the audit does: the
-    // new stop is a duplicate when no position it could protect lacks protection.
-    let bare = crate::audit::unprotected(&on_instrument, &stops);
-    let could_use = |p: &&Position| {
-        p.side == request.side.opposite()
-            && (p.position_side == position.position_side
-                || p.position_side == shutdown_core::domain::PositionSide::Both)
-    };
-    let none_bare = !on_instrument
-        .iter()
-        .filter(could_use)
-        .any(|p| bare.contains(&p.id));
-    (!stops.is_empty() && none_bare).then(|| {
-        let ids: Vec<&str> = stops.iter().map(|o| o.client_id.as_str()).collect();
+    // The stops are allocated over every position of the instrument, as the audit does: the new
+    // stop is a duplicate when its position was protected already and it protects nothing more.
+    let before = crate::audit::unprotected(&on_instrument, &stops);
+    let ids: Vec<String> = stops.iter().map(|o| o.client_id.clone()).collect();
+    stops.push(new.clone());
+    let after = crate::audit::unprotected(&on_instrument, &stops);
+    (!ids.is_empty() && !before.contains(&position.id) && before == after).then(|| {
         format!(
             "stop {} was placed for position {}, which {} at the venue already protected: a duplicate",
             request.client_id,
@@ -789,19 +780,17 @@ impl OrderGateway for PaperNode {
             if s.behaviour.uncancellable.contains(&id) {
                 continue;
             }
-            if s.rules.ack_delay_ms > 0 {
+            let race = s.behaviour.fill_race_rate;
+            if s.draws.chance(race, "fill-race", &id) {
+                s.stats.fills_racing_cancels += 1;
+                fill_order(&mut s, &id);
+            } else if s.rules.ack_delay_ms > 0 {
+                // Accepted, not done: the venue applies it a moment after it answers.
                 let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
                 if let Some(o) = s.orders.get_mut(&id) {
                     o.status = OrderStatus::PendingCancel;
                 }
                 s.deferred.push_back((due, id));
-                count += 1;
-                continue;
-            }
-            let race = s.behaviour.fill_race_rate;
-            if s.draws.chance(race, "fill-race", &id) {
-                s.stats.fills_racing_cancels += 1;
-                fill_order(&mut s, &id);
             } else if let Some(o) = s.orders.get_mut(&id) {
                 o.status = OrderStatus::Cancelled;
             }
@@ -842,7 +831,7 @@ impl OrderGateway for PaperNode {
             )
         };
         s.next_id += 1;
-        if let Some(why) = already_protected(&s, request) {
+        if let Some(why) = already_protected(&s, request, &order) {
             s.duplicates.push(why);
         }
         s.orders.insert(order.client_id.clone(), order.clone());

@@ -181,7 +181,7 @@ fn cancel(name: &str, c: &CancelConfig, timeout: Duration, venue: &Venue) -> Vec
                 _ => String::new(),
             };
             out.push(format!(
-                "steps.{name}.timeout_secs = {} cannot clear the {} working on {v}: {} {} at {} need {}{faster}",
+                "steps.{name}.timeout_secs = {} cannot clear the {} working on {v}: {} ({}) at {} need {}{faster}",
                 timeout.as_secs_f64(),
                 words::count(venue.orders(), "order"),
                 words::count(used.requests, "request"),
@@ -212,4 +212,102 @@ fn close(name: &str, c: &CloseConfig, venue: &Venue) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use shutdown_core::EnvOverrides;
+    use shutdown_core::node::MassCancelRules;
+
+    use super::*;
+
+    fn venue(rules: CancelRules, working: &[(&str, usize)]) -> Venue {
+        Venue {
+            name: "v".into(),
+            rules,
+            working: working.iter().map(|(i, n)| (i.to_string(), *n)).collect(),
+            connections: Vec::new(),
+        }
+    }
+
+    fn capped(spares_stops: bool) -> CancelRules {
+        CancelRules {
+            batch_size: 20,
+            mass_cancel: Some(MassCancelRules {
+                spares_stops,
+                per_instrument: true,
+                max_orders: Some(500),
+            }),
+            requests_per_sec: Some(10.0),
+        }
+    }
+
+    #[test]
+    fn each_way_to_clear_counts_its_requests_and_the_floor_is_the_fewest() {
+        let v = venue(capped(true), &[("A", 1200), ("B", 10)]);
+        let all: Vec<(String, usize)> = (clearings(&v, false).into_iter())
+            .map(|c| (c.method, c.requests))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("one by one".to_owned(), 1210),
+                ("batches of 20".to_owned(), 61),
+                ("mass cancel".to_owned(), 4)
+            ]
+        );
+        let f = floor(&v, false);
+        assert_eq!(
+            (f.method.as_str(), f.requests, f.secs),
+            ("mass cancel", 4, Some(0.4))
+        );
+    }
+
+    #[test]
+    fn a_mass_cancel_that_takes_stops_counts_only_when_stops_may_go() {
+        let v = venue(capped(false), &[("A", 100)]);
+        assert_eq!(floor(&v, false).method, "batches of 20");
+        assert_eq!(floor(&v, true).method, "mass cancel");
+        // A venue that documents no rate: requests, no time.
+        let v = venue(CancelRules::default(), &[("A", 3)]);
+        assert_eq!(floor(&v, false).secs, None);
+        assert_eq!(floor(&v, false).requests, 3);
+    }
+
+    #[test]
+    fn a_config_that_fits_has_no_warning_and_each_misfit_names_its_key() {
+        let connections = vec![ConnectionInfo {
+            id: "c1".into(),
+            venue: "v".into(),
+            connected: true,
+            dead_man_armed: true,
+            logged_in: true,
+            logout: LogoutEffect::Fires,
+        }];
+        let v = Venue {
+            connections,
+            ..venue(capped(true), &[("A", 1200)])
+        };
+        let config = |toml: &str| {
+            PipelineConfig::from_toml(toml, "p.toml", EnvOverrides::None).expect("valid config")
+        };
+        let fits = config(
+            "[[steps]]\nkind = \"cancel\"\nuse_mass_cancel = true\n[[steps]]\nkind = \"close\"\nlogout = false\n",
+        );
+        assert_eq!(warnings(&fits, &v), Vec::<String>::new());
+        let misfit = config(
+            "[[steps]]\nkind = \"cancel\"\ntimeout_secs = 1\nrate_per_sec = 20\n[[steps]]\nkind = \"close\"\ndisarm_dead_man = false\n",
+        );
+        let found = warnings(&misfit, &v);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with(
+            "steps.cancel.rate_per_sec = 20 is above the 10 requests a second v documents"
+        ));
+        assert!(found[1].starts_with("steps.cancel.timeout_secs = 1 cannot clear the 1200 orders working on v: 60 requests (batches of 20) at 10 requests a second need 6s (0.3s with use_mass_cancel = true)"), "{}", found[1]);
+        assert!(found[2].starts_with("steps.close.logout = true: on v a logout of c1 fires"));
+        assert!(
+            found[3]
+                .starts_with("steps.close.disarm_dead_man = false leaves the switch of c1 armed")
+        );
+    }
 }

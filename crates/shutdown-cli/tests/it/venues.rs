@@ -64,7 +64,7 @@ fn a_cancel_budget_the_venue_cannot_meet_is_named_with_what_it_needs() {
     let found = warnings(&c, &scenario("bybit"));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0].contains("steps.cancel.timeout_secs = 2 cannot clear the 1200 orders working on bybit: 60 requests batches of 20 at 10 requests a second need 6s (0.3s with use_mass_cancel = true)"),
+        found[0].contains("steps.cancel.timeout_secs = 2 cannot clear the 1200 orders working on bybit: 60 requests (batches of 20) at 10 requests a second need 6s (0.3s with use_mass_cancel = true)"),
         "{found:?}"
     );
     // With the mass cancel it fits.
