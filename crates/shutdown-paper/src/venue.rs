@@ -41,23 +41,22 @@ impl Draws {
         let decision = format!("{what}:{key}");
         let n = self.counts.entry(decision.clone()).or_default();
         *n += 1;
-        // FNV-1a of the decision and its count, mixed with the seed by SplitMix64's finaliser: a
-        // keyed hash, not a stream, so the draw does not depend on the order of the requests.
-        let mut h = fnv::FnvHasher::default();
-        h.write(decision.as_bytes());
-        h.write(&n.to_le_bytes());
-        let mut z = (h.finish() ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let n = *n;
+        let z = self.keyed(decision.as_bytes(), &n.to_le_bytes());
         ((z >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
     /// A keyed rank of `key` for the decision `what`: the venue's choice among many orders.
     fn rank(&self, what: &str, key: &str) -> u64 {
+        self.keyed(what.as_bytes(), key.as_bytes())
+    }
+
+    /// FNV-1a of `a` then `b`, mixed with the seed by SplitMix64's finaliser: a keyed hash, not a
+    /// stream, so a draw does not depend on the order of the requests.
+    fn keyed(&self, a: &[u8], b: &[u8]) -> u64 {
         let mut h = fnv::FnvHasher::default();
-        h.write(what.as_bytes());
-        h.write(key.as_bytes());
+        h.write(a);
+        h.write(b);
         let mut z = (h.finish() ^ self.seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
