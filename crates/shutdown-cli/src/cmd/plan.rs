@@ -7,7 +7,7 @@ use serde::Serialize;
 use shutdown_core::exit_code;
 use shutdown_paper::PaperNode;
 
-use super::{empty_scenario, fit_warnings, load};
+use super::{empty_scenario, load};
 use crate::output::{fail, outln, outln_wrapped, print_env_overrides, print_json, wrap};
 
 #[derive(Serialize)]
@@ -46,7 +46,16 @@ pub(crate) fn run(path: &Path, options: Options) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let node = PaperNode::new(&empty_scenario()).node();
+    // The scenario's venue, when given: each step plans for what it offers.
+    let scenario = match scenario
+        .as_deref()
+        .map(shutdown_paper::Scenario::load)
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => return fail(json, exit_code::INVALID_CONFIG, &e),
+    };
+    let node = PaperNode::new(scenario.as_ref().unwrap_or(&empty_scenario())).node();
     let pipeline = match config.build(&node) {
         Ok(p) => p,
         Err(e) => {
@@ -64,9 +73,11 @@ pub(crate) fn run(path: &Path, options: Options) -> i32 {
     };
     let mut budget = config.budget(grace);
     budget.warnings.extend(pipeline.disabled_safety_steps());
-    match fit_warnings(&config, scenario.as_deref(), json) {
-        Ok(w) => budget.warnings.extend(w),
-        Err(code) => return code,
+    if let Some(scenario) = &scenario {
+        let venue = super::venue_of(scenario);
+        budget
+            .warnings
+            .extend(shutdown_steps::fit::warnings(&config, &venue));
     }
     let k8s = k8s.map(|pre_stop| super::k8s::plan(&config, &path.display().to_string(), pre_stop));
     if let (Some(k), Some(g)) = (&k8s, budget.grace_period_secs)

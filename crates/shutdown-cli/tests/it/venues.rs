@@ -132,6 +132,16 @@ fn plan_with_a_scenario_warns_and_deny_warnings_fails() {
         "--deny-warnings",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Each step plans for what the venue offers.
+    let stdout = text(&out.stdout).replace("\n        ", " ");
+    assert!(
+        stdout.contains("(batches of up to 20 of one instrument)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("10 per second (the venue's documented limit)"),
+        "{stdout}"
+    );
     let out = ctl(&["validate", PIPELINE, "--scenario", "nope.toml"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(

@@ -250,24 +250,36 @@ impl ShutdownStep for Cancel {
 
     fn plan(&self) -> Vec<String> {
         let c = &self.config;
+        let rules = self.orders.cancel_rules();
         let mut plan = vec![format!(
-            "cancel every working order by id{}",
+            "cancel every working order by id{}{}",
+            match rules.batch_size {
+                0 | 1 => String::new(),
+                n => format!(" (batches of up to {n} of one instrument)"),
+            },
             if c.keep_protective_stops {
                 ", keeping reduce-only/close-position stops"
             } else {
                 ", protective stops included"
             }
         )];
-        if c.use_mass_cancel {
-            plan.push("start with the venue's mass-cancel where it spares stops".into());
+        match self.mass_cancel_use(&rules) {
+            Ok(true) => {
+                plan.push("start with the venue's mass cancel where it spares stops".into())
+            }
+            Ok(false) => {}
+            Err(why) => plan.push(format!(
+                "use the venue's mass cancel where it spares stops: {why}"
+            )),
         }
+        let rate = match (c.rate_per_sec, rules.requests_per_sec) {
+            (r, _) if r > 0.0 => format!(", {r} per second"),
+            (_, Some(r)) => format!(", {r} per second (the venue's documented limit)"),
+            _ => String::new(),
+        };
         plan.push(format!(
-            "at most {} in flight{}, {} retries from {} ms, up to {} rounds; report what stays open",
-            c.max_in_flight,
-            if c.rate_per_sec > 0.0 { format!(", {} per second", c.rate_per_sec) } else { String::new() },
-            c.retries,
-            c.backoff_ms,
-            c.max_rounds
+            "at most {} in flight{rate}, {} retries from {} ms, up to {} rounds; report what stays open",
+            c.max_in_flight, c.retries, c.backoff_ms, c.max_rounds
         ));
         plan
     }
