@@ -12,9 +12,7 @@ use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::{
-    CancelRules, MassCancelRules, MassCancelScope, OrderGateway, StateSource,
-};
+use shutdown_core::node::{CancelRules, MassCancelScope, OrderGateway, StateSource};
 use shutdown_core::out_of_range;
 use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
 use tokio::task::JoinSet;
@@ -302,24 +300,16 @@ impl ShutdownStep for Cancel {
             pacer: Arc::new(Pacer::new(rate)),
             deadline,
         };
-        let in_flight = self.config.max_in_flight.max(1);
         let mut tally = Tally::default();
-        let mut kept_stops = BTreeSet::new();
-        // Orders held only by this process: not at the venue, gone when the process exits.
-        let mut local = BTreeSet::new();
+        let mut book = Book::default();
         let mut mass = MassLog::new(self.mass_cancel_use(&rules));
         let mut rounds = 0;
-        // The targets of the latest listing; the listing itself is not kept (a book of 10k orders
-        // would otherwise be held two or three times over).
-        let mut targets: Vec<Order> = Vec::new();
         let mut list_error: Option<String> = None;
         // The orders a mass-cancel was sent for, until the next listing says which went; each
         // with whether it was pending cancel already.
         let mut mass_targets: Vec<(String, bool)> = Vec::new();
         // The targets of the first listing: each ends in exactly one of the report's lists.
         let mut started_with: BTreeSet<String> = BTreeSet::new();
-        // Each target's instrument.
-        let mut instrument_of: BTreeMap<String, String> = BTreeMap::new();
         loop {
             // Without the first listing nothing can be done: it is asked for, paced by the
             // backoff, until the work deadline. The last listing may come after the work deadline:
@@ -338,8 +328,8 @@ impl ShutdownStep for Cancel {
                 open_orders(&*self.orders)
             })
             .await;
-            let open = match listed {
-                Ok(o) => o,
+            match listed {
+                Ok(open) => book.take(open, |o| self.is_target(o)),
                 Err(e) if rounds == 0 => {
                     // Nothing is known of the venue's book: the orphan count is unknown, not 0.
                     return Err(self.unlisted(&ctx, e.to_string(), attempts).await);
@@ -347,67 +337,30 @@ impl ShutdownStep for Cancel {
                 Err(e) => {
                     // Cannot confirm from the venue: every earlier target not confirmed gone is an orphan.
                     list_error = Some(format!("cannot list open orders to confirm: {e}"));
-                    std::mem::take(&mut targets)
-                        .into_iter()
-                        .filter(|o| !tally.gone(&o.client_id))
-                        .collect()
-                }
-            };
-            let before = std::mem::take(&mut mass_targets);
-            targets.clear();
-            for o in open {
-                if self.is_target(&o) {
-                    instrument_of
-                        .entry(o.client_id.clone())
-                        .or_insert_with(|| o.instrument.clone());
-                    targets.push(o);
-                } else if o.status.is_live() && o.residence == Residence::Local {
-                    local.insert(o.client_id);
-                } else if o.status.is_live() {
-                    kept_stops.insert(o.client_id);
+                    book.targets.retain(|o| !tally.gone(&o.client_id));
                 }
             }
             if rounds == 0 {
-                started_with = targets.iter().map(|o| o.client_id.clone()).collect();
+                started_with = book.targets.iter().map(|o| o.client_id.clone()).collect();
             }
+            let before = std::mem::take(&mut mass_targets);
             if !before.is_empty() {
-                // A mass-cancelled order now pending cancel: the venue accepted it.
-                let pending: BTreeSet<&str> = (targets.iter())
-                    .filter(|o| o.status == OrderStatus::PendingCancel)
-                    .map(|o| o.client_id.as_str())
-                    .collect();
-                let accepted =
-                    (before.iter()).filter(|(id, was)| !was && pending.contains(id.as_str()));
-                for (id, _) in accepted {
-                    tally.accepted.insert(id.clone());
-                }
-                // What the mass-cancel took: each gone order's state says cancelled or filled.
-                let listed: BTreeSet<&str> = targets.iter().map(|o| o.client_id.as_str()).collect();
-                let gone = (before.into_iter())
-                    .map(|(id, _)| id)
-                    .filter(|id| !listed.contains(id.as_str()))
-                    .map(|id| {
-                        let instrument = instrument_of.get(&id).cloned().unwrap_or_default();
-                        (id, instrument)
-                    });
-                confirm_gone(&sender, gone.collect(), in_flight, &mut tally).await;
+                self.mass_took(before, &book, &sender, &mut tally).await;
             }
-            tally.account_for(&started_with, &targets);
-            tally.publish(&ctx, &targets, 0);
-            ctx.partial.detail("kept_stops", &kept_stops);
-            ctx.partial.detail("local_orders", &local);
-            if targets.is_empty()
+            tally.account_for(&started_with, &book.targets);
+            tally.publish(&ctx, &book.targets, 0);
+            ctx.partial.detail("kept_stops", &book.kept_stops);
+            ctx.partial.detail("local_orders", &book.local);
+            if book.targets.is_empty()
                 || rounds >= self.config.max_rounds
                 || Instant::now() >= deadline
                 || list_error.is_some()
             {
                 break;
             }
-            // A cancel the venue accepted and has not done yet: listed as pending, not sent again.
-            let awaiting = |o: &Order| {
-                o.status == OrderStatus::PendingCancel && tally.accepted.contains(&o.client_id)
-            };
-            let to_send: Vec<&Order> = targets.iter().filter(|o| !awaiting(o)).collect();
+            let to_send: Vec<&Order> = (book.targets.iter())
+                .filter(|o| !tally.awaiting(o))
+                .collect();
             if to_send.is_empty() {
                 // Every order left is being cancelled by the venue: look again in a moment.
                 tokio::time::sleep_until((Instant::now() + backoff.initial).min(deadline)).await;
@@ -417,87 +370,140 @@ impl ShutdownStep for Cancel {
             let scopes: Vec<MassCancelScope> = (self.mass_scopes(&rules, &to_send).into_iter())
                 .filter(|s| mass.worth_sending(s))
                 .collect();
-            if !scopes.is_empty() {
-                let covered = |o: &Order| {
-                    scopes
-                        .iter()
-                        .any(|s| s.instrument.as_ref().is_none_or(|i| *i == o.instrument))
-                };
-                mass_targets = (to_send.iter())
-                    .filter(|o| covered(o))
-                    .map(|o| (o.client_id.clone(), o.status == OrderStatus::PendingCancel))
-                    .collect();
-                mass.send(
-                    &sender,
-                    scopes,
-                    in_flight,
-                    &mut tally,
-                    rules.mass_cancel.as_ref(),
-                )
-                .await;
-                // Confirm from order state: list again; what is left goes by id.
+            if scopes.is_empty() {
+                let jobs = batches(&to_send, rules.batch_size);
+                self.by_id(&sender, jobs, &ctx, &book.targets, &mut tally)
+                    .await;
                 continue;
             }
-            let jobs = batches(&to_send, rules.batch_size);
-            let mut jobs = jobs.into_iter();
-            // At most max_in_flight requests at once: a large book costs no more memory than a
-            // small one.
-            let mut set = JoinSet::new();
-            let (mut done, mut orders_in_flight, gone_before) =
-                (0usize, 0usize, tally.gone_count());
-            loop {
-                // No new request past the work deadline: what is left is reported, not started.
-                while set.len() < in_flight && Instant::now() < deadline {
-                    let Some(ids) = jobs.next() else { break };
-                    orders_in_flight += ids.len();
-                    let sender = sender.clone();
-                    set.spawn(async move {
-                        let (n, mut ids) = (ids.len(), ids);
-                        let answers = match n {
-                            1 => sender.one(ids.swap_remove(0)).await,
-                            _ => sender.batch(ids).await,
-                        };
-                        (n, answers)
-                    });
-                }
-                let Some(joined) = set.join_next().await else {
-                    break;
-                };
-                if let Ok((n, answers)) = joined {
-                    orders_in_flight -= n;
-                    for (id, fate, attempts) in answers {
-                        tally.record(id, fate, attempts);
-                        done += 1;
-                        if done % PUBLISH_EVERY == 0 {
-                            tally.publish(&ctx, &targets, orders_in_flight);
-                        }
-                    }
-                }
-                // Every target was working when listed; those not confirmed gone since, less
-                // the cancels in flight, are known still working.
-                let gone = tally.gone_count() - gone_before;
-                tally.publish_counts(&ctx, targets.len().saturating_sub(gone + orders_in_flight));
-            }
-            tally.publish(&ctx, &targets, 0);
+            let covered = |o: &Order| {
+                (scopes.iter()).any(|s| s.instrument.as_ref().is_none_or(|i| *i == o.instrument))
+            };
+            mass_targets = (to_send.iter())
+                .filter(|o| covered(o))
+                .map(|o| (o.client_id.clone(), o.status == OrderStatus::PendingCancel))
+                .collect();
+            let cap = rules.mass_cancel.as_ref().and_then(|m| m.max_orders);
+            let in_flight = self.config.max_in_flight.max(1);
+            mass.send(&sender, scopes, in_flight, &mut tally, cap).await;
+            // Confirm from order state: list again; what is left goes by id.
         }
         // Orders that left the listing without an answer that says how: their state says
         // cancelled or filled (a position moved), or they stay named unknown.
-        let unread: Vec<(String, String)> = (tally.unknown.iter())
-            .map(|id| {
-                let instrument = instrument_of.get(id).cloned().unwrap_or_default();
-                (id.clone(), instrument)
-            })
-            .collect();
+        let unread = book.with_instruments(tally.unknown.iter().cloned());
         if !unread.is_empty() {
+            let in_flight = self.config.max_in_flight.max(1);
             confirm_gone(&sender, unread, in_flight, &mut tally).await;
         }
+        let end = End {
+            rounds,
+            list_error,
+            mass: mass.detail(),
+        };
+        match self.report(&ctx, tally, book, end) {
+            (out, None) => Ok(out),
+            (out, Some(message)) => Err(StepError::new(message).with_output(out)),
+        }
+    }
+}
+
+impl Cancel {
+    /// After a mass cancel, the next listing says what it took: an order now pending cancel was
+    /// accepted; each order gone from the listing is confirmed cancelled or filled from its state.
+    async fn mass_took(
+        &self,
+        before: Vec<(String, bool)>,
+        book: &Book,
+        sender: &Sender,
+        tally: &mut Tally,
+    ) {
+        let pending: BTreeSet<&str> = (book.targets.iter())
+            .filter(|o| o.status == OrderStatus::PendingCancel)
+            .map(|o| o.client_id.as_str())
+            .collect();
+        let accepted = (before.iter()).filter(|(id, was)| !was && pending.contains(id.as_str()));
+        for (id, _) in accepted {
+            tally.accepted.insert(id.clone());
+        }
+        let listed: BTreeSet<&str> = book.targets.iter().map(|o| o.client_id.as_str()).collect();
+        let gone = (before.into_iter())
+            .map(|(id, _)| id)
+            .filter(|id| !listed.contains(id.as_str()));
+        let gone = book.with_instruments(gone);
+        let in_flight = self.config.max_in_flight.max(1);
+        confirm_gone(sender, gone, in_flight, tally).await;
+    }
+
+    /// One round by id: each job (one order, or a batch of one instrument's) a request,
+    /// `max_in_flight` at a time, until the work deadline; the counts published as answers come.
+    async fn by_id(
+        &self,
+        sender: &Sender,
+        jobs: Vec<Vec<String>>,
+        ctx: &StepContext,
+        targets: &[Order],
+        tally: &mut Tally,
+    ) {
+        let in_flight = self.config.max_in_flight.max(1);
+        let mut jobs = jobs.into_iter();
+        // At most max_in_flight requests at once: a large book costs no more memory than a
+        // small one.
+        let mut set = JoinSet::new();
+        let (mut done, mut orders_in_flight, gone_before) = (0usize, 0usize, tally.gone_count());
+        loop {
+            // No new request past the work deadline: what is left is reported, not started.
+            while set.len() < in_flight && Instant::now() < sender.deadline {
+                let Some(mut ids) = jobs.next() else { break };
+                orders_in_flight += ids.len();
+                let sender = sender.clone();
+                set.spawn(async move {
+                    let n = ids.len();
+                    let answers = match n {
+                        1 => sender.one(ids.swap_remove(0)).await,
+                        _ => sender.batch(ids).await,
+                    };
+                    (n, answers)
+                });
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            if let Ok((n, answers)) = joined {
+                orders_in_flight -= n;
+                for (id, fate, attempts) in answers {
+                    tally.record(id, fate, attempts);
+                    done += 1;
+                    if done % PUBLISH_EVERY == 0 {
+                        tally.publish(ctx, targets, orders_in_flight);
+                    }
+                }
+            }
+            // Every target was working when listed; those not confirmed gone since, less the
+            // cancels in flight, are known still working.
+            let gone = tally.gone_count() - gone_before;
+            tally.publish_counts(ctx, targets.len().saturating_sub(gone + orders_in_flight));
+        }
+        tally.publish(ctx, targets, 0);
+    }
+
+    /// The step's report from what it learned, and why it failed if it did: orders left working.
+    fn report(
+        &self,
+        ctx: &StepContext,
+        mut tally: Tally,
+        book: Book,
+        end: End,
+    ) -> (StepOutput, Option<String>) {
+        let End {
+            rounds,
+            list_error,
+            mass,
+        } = end;
         // An order the last listing shows pending cancel, after the cancel this step sent: the
         // venue accepted it and has not done it yet. It cancels or fills; it is not left working.
         let (pending, targets): (Vec<Order>, Vec<Order>) = match list_error {
-            None => targets.into_iter().partition(|o| {
-                o.status == OrderStatus::PendingCancel && tally.accepted.contains(&o.client_id)
-            }),
-            Some(_) => (Vec::new(), targets),
+            None => (book.targets.into_iter()).partition(|o| tally.awaiting(o)),
+            Some(_) => (Vec::new(), book.targets),
         };
         let pending: Vec<&str> = pending.iter().map(|o| o.client_id.as_str()).collect();
         // Whatever the last listing still shows as a target could not be cancelled.
@@ -532,11 +538,11 @@ impl ShutdownStep for Cancel {
             .detail("unknown", &tally.unknown)
             .detail("cancel_pending", &pending)
             .detail("orphaned", &orphans)
-            .detail("kept_stops", &kept_stops)
-            .detail("local_orders", &local)
+            .detail("kept_stops", &book.kept_stops)
+            .detail("local_orders", &book.local)
             .detail("rounds", rounds)
             .detail("requests", tally.requests)
-            .detail("mass_cancel", mass.detail())
+            .detail("mass_cancel", mass)
             .count(Counter::OrdersCancelled, tally.cancelled.len() as u64)
             .summary(format!(
                 "cancelled {}, {} filled during the shutdown{}{}, kept {}{}, {} {}",
@@ -550,8 +556,8 @@ impl ShutdownStep for Cancel {
                     0 => String::new(),
                     n => format!(", {n} pending cancel at the venue"),
                 },
-                words::count(kept_stops.len(), "stop"),
-                match local.len() {
+                words::count(book.kept_stops.len(), "stop"),
+                match book.local.len() {
                     0 => String::new(),
                     n => format!(", {n} held by the process (gone at exit)"),
                 },
@@ -573,7 +579,7 @@ impl ShutdownStep for Cancel {
             ));
         }
         if orphans.is_empty() {
-            return Ok(out);
+            return (out, None);
         }
         let ids: Vec<&str> = (orphans.iter().take(10))
             .map(|o| o.client_id.as_str())
@@ -594,7 +600,54 @@ impl ShutdownStep for Cancel {
                 ids.join(", ")
             ),
         };
-        Err(StepError::new(message).with_output(out))
+        (out, Some(message))
+    }
+}
+
+/// How the rounds ended, for the report.
+struct End {
+    rounds: u32,
+    /// The last listing failed: what is left is not confirmed gone.
+    list_error: Option<String>,
+    mass: serde_json::Value,
+}
+
+/// What the listings said: the targets of the latest (the listing itself is not kept: a book of
+/// 10k orders would otherwise be held two or three times over), and what the step leaves alone.
+#[derive(Default)]
+struct Book {
+    targets: Vec<Order>,
+    kept_stops: BTreeSet<String>,
+    /// Orders held only by this process: not at the venue, gone when the process exits.
+    local: BTreeSet<String>,
+    /// Each target's instrument, from the listing it was first seen in.
+    instrument_of: BTreeMap<String, String>,
+}
+
+impl Book {
+    /// Take a listing: its targets replace the last ones.
+    fn take(&mut self, open: Vec<Order>, is_target: impl Fn(&Order) -> bool) {
+        self.targets.clear();
+        for o in open {
+            if is_target(&o) {
+                (self.instrument_of.entry(o.client_id.clone()))
+                    .or_insert_with(|| o.instrument.clone());
+                self.targets.push(o);
+            } else if o.status.is_live() && o.residence == Residence::Local {
+                self.local.insert(o.client_id);
+            } else if o.status.is_live() {
+                self.kept_stops.insert(o.client_id);
+            }
+        }
+    }
+
+    /// Each client id with its instrument (for the reads by instrument).
+    fn with_instruments(&self, ids: impl Iterator<Item = String>) -> Vec<(String, String)> {
+        ids.map(|id| {
+            let instrument = self.instrument_of.get(&id).cloned().unwrap_or_default();
+            (id, instrument)
+        })
+        .collect()
     }
 }
 
@@ -659,9 +712,8 @@ impl MassLog {
         scopes: Vec<MassCancelScope>,
         in_flight: usize,
         tally: &mut Tally,
-        rules: Option<&MassCancelRules>,
+        cap: Option<usize>,
     ) {
-        let cap = rules.and_then(|m| m.max_orders);
         let mut set = JoinSet::new();
         let mut queue = scopes.into_iter();
         loop {

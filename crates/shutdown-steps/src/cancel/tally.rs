@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use shutdown_core::domain::Order;
+use shutdown_core::domain::{Order, OrderStatus};
 use shutdown_core::{Counter, StepContext};
 
 /// Cancels answered between two publications of the orders still working (each costs a pass over
@@ -55,6 +55,12 @@ impl Tally {
 }
 
 impl Tally {
+    /// Whether the venue accepted a cancel of `o` and, as listed, has not done it yet: not sent
+    /// again, and not left working.
+    pub(super) fn awaiting(&self, o: &Order) -> bool {
+        o.status == OrderStatus::PendingCancel && self.accepted.contains(&o.client_id)
+    }
+
     /// Whether the venue confirmed the order gone (cancelled or filled).
     pub(super) fn gone(&self, id: &str) -> bool {
         self.cancelled.contains(id) || self.already_filled.contains(id)
