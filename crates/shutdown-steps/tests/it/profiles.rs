@@ -146,6 +146,22 @@ async fn bybit_mass_cancels_are_repeated_until_the_book_is_gone_and_each_is_conf
     assert!(filled > 0);
     assert_eq!(filled + cancelled, 1200);
     assert_eq!(ids(&cancel.details["kept_stops"]), ["btc-stop"]);
+
+    // Without listing again after the first call, 700 orders are left working: named, and the
+    // step fails.
+    let paper = PaperNode::new(&shipped("bybit"));
+    let report = audited(
+        &paper,
+        &pipeline("use_mass_cancel = true\nmax_rounds = 1", ""),
+    )
+    .await;
+    let cancel = step(&report, "cancel");
+    assert_eq!(cancel.outcome, StepOutcome::Failed);
+    assert_eq!(
+        cancel.details["orphaned"].as_array().map(Vec::len),
+        Some(700)
+    );
+    assert_eq!(paper.truth_after_exit().orphaned.len(), 700);
 }
 
 #[tokio::test(start_paused = true)]
