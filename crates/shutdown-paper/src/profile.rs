@@ -333,6 +333,10 @@ const BINANCE: &[(&str, &str)] = &[
         "Binance USDⓈ-M Futures: \"Cancel All Open Orders (TRADE)\" (DELETE /fapi/v1/allOpenOrders)",
     ),
     (
+        "a mass cancel that may take the stops is the ordinary and the algo cancel-all of the symbol, modelled as one request",
+        "Binance USDⓈ-M Futures: \"Cancel All Algo Open Orders (TRADE)\"",
+    ),
+    (
         "rate: 2,400 request weight a minute per IP, modelled as 40 a second (stricter than a minute's window)",
         "Binance USDⓈ-M Futures: \"General Info\", section Limits",
     ),
