@@ -459,9 +459,13 @@ fn check_safe(s: &mut State, at: Instant) {
         }
     }
     s.cleared_at.get_or_insert(at);
+    // Only working protective stops can protect: the book's other orders are not copied.
     let positions: Vec<Position> = s.positions.values().cloned().collect();
-    let orders: Vec<Order> = s.orders.values().cloned().collect();
-    if crate::audit::unprotected(&positions, &orders).is_empty() {
+    let stops: Vec<Order> = (s.orders.values())
+        .filter(|o| o.status.is_live() && o.is_protective())
+        .cloned()
+        .collect();
+    if crate::audit::unprotected(&positions, &stops).is_empty() {
         s.safe_at = Some(at);
     }
 }
