@@ -149,8 +149,14 @@ pub struct Rules {
     pub batch_costs_per_order: bool,
     /// The venue's mass cancel, if any.
     pub mass_cancel: Option<MassCancel>,
-    /// Requests (or, with `batch_costs_per_order`, orders) a second; `None` for no limit.
+    /// Order and cancel requests (or, with `batch_costs_per_order`, orders) a second; `None` for
+    /// no limit. Reads count against it too unless `read_rate_per_sec` is set.
     pub rate_per_sec: Option<u32>,
+    /// Reads (listings, order states, positions) a second, where the venue counts them apart.
+    pub read_rate_per_sec: Option<u32>,
+    /// An order or cancel request over the limit is refused and every session of the account is
+    /// ended: an armed cancel-on-disconnect fires.
+    pub limit_ends_session: bool,
     /// Cancels are acknowledged before they are done: each is applied this long after its answer.
     pub ack_delay_ms: u64,
     /// The dead-man's switch.
@@ -183,6 +189,8 @@ impl Rules {
             batch_costs_per_order: false,
             mass_cancel: None,
             rate_per_sec: None,
+            read_rate_per_sec: None,
+            limit_ends_session: false,
             ack_delay_ms: 0,
             switch: GENERIC_SWITCH,
             sources: &[],
@@ -242,6 +250,8 @@ impl Rules {
                     max_orders: None,
                 }),
                 rate_per_sec: Some(5),
+                read_rate_per_sec: Some(20),
+                limit_ends_session: true,
                 switch: match session {
                     Session::Websocket => Switch {
                         name: "cancel_on_disconnect",
@@ -306,6 +316,7 @@ impl Rules {
                 max_orders: m.max_orders,
             }),
             requests_per_sec: per_request,
+            limit_ends_session: self.limit_ends_session,
         }
     }
 
@@ -406,8 +417,12 @@ const DERIBIT: &[(&str, &str)] = &[
         "Deribit API v2: \"private/cancel_all_by_instrument\"",
     ),
     (
-        "rate: matching-engine requests, 5 a second sustained at the lowest tier (credit-based)",
+        "rate: matching-engine requests (orders, cancels), 5 a second sustained at the lowest tier (credit-based); other requests 20 a second, counted apart",
         "Deribit: \"Rate Limits\" (support article)",
+    ),
+    (
+        "a request beyond the limit is refused and the session terminated: with cancel-on-disconnect armed, every order goes",
+        "Deribit: \"Rate Limits\" (support article), Credit-Based System",
     ),
     (
         "cancel-on-disconnect fires when the connection closes or its heartbeat is lost, not on a WebSocket logout; disable_cancel_on_disconnect disarms",

@@ -107,8 +107,10 @@ struct State {
     connections: BTreeMap<String, Conn>,
     accounts: Vec<Account>,
     strategies: Arc<Vec<StrategyState>>,
-    tokens: f64,
-    refilled: Option<Instant>,
+    /// The rate limit of orders and cancels (and of reads, when `reads` is `None`).
+    trades: Bucket,
+    /// The rate limit of reads, where the venue counts them apart.
+    reads: Option<Bucket>,
     stats: VenueStats,
     events: Vec<String>,
     next_id: u64,
@@ -214,7 +216,8 @@ impl PaperNode {
             .collect();
         let node = Self {
             state: Arc::new(Mutex::new(State {
-                tokens: f64::from(rules.rate_per_sec.unwrap_or(0)),
+                trades: Bucket::new(rules.rate_per_sec),
+                reads: rules.read_rate_per_sec.map(|r| Bucket::new(Some(r))),
                 rules,
                 behaviour: scenario.venue.clone(),
                 draws: Draws {
@@ -228,7 +231,6 @@ impl PaperNode {
                 connections,
                 accounts: scenario.accounts.clone(),
                 strategies: Arc::new(scenario.expanded_strategies()),
-                refilled: None,
                 stats: VenueStats::default(),
                 events: Vec::new(),
                 next_id: 1,
@@ -352,7 +354,7 @@ impl PaperNode {
 
     /// Submit a new order, as a strategy would; refused while halted.
     pub async fn submit(&self, mut order: Order) -> RoleResult<Order> {
-        self.call(&format!("submit:{}", order.client_id)).await?;
+        self.trade(&format!("submit:{}", order.client_id)).await?;
         let mut s = self.lock();
         if s.halted {
             return Err(RoleError::Rejected("trading is halted".into()));
@@ -395,14 +397,19 @@ impl PaperNode {
         }
     }
 
-    /// Latency, then the rate limit and transient failures, as a venue's HTTP front would; `key`
-    /// names the call (and the order it is about) for the venue's random decisions.
+    /// A read (a listing, an order's state, the positions, the session): latency, then the rate
+    /// limit and transient failures, as a venue's HTTP front would; `key` names the call (and the
+    /// order it is about) for the venue's random decisions.
     async fn call(&self, key: &str) -> RoleResult<()> {
-        self.call_costing(key, 1.0).await
+        self.request(key, Request::Read).await
     }
 
-    /// As [`PaperNode::call`], for a request that costs `cost` units of the rate limit.
-    async fn call_costing(&self, key: &str, cost: f64) -> RoleResult<()> {
+    /// An order or a cancel, costing one unit of the rate limit.
+    async fn trade(&self, key: &str) -> RoleResult<()> {
+        self.request(key, Request::Trade(1.0)).await
+    }
+
+    async fn request(&self, key: &str, request: Request) -> RoleResult<()> {
         let latency = {
             let mut s = self.lock();
             s.started.get_or_insert_with(Instant::now);
@@ -412,24 +419,22 @@ impl PaperNode {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         let mut s = self.lock();
-        settle(&mut s, Instant::now());
+        let now = Instant::now();
+        settle(&mut s, now);
         s.stats.requests += 1;
-        let limit = f64::from(s.rules.rate_per_sec.unwrap_or(0));
-        if limit > 0.0 {
-            let now = Instant::now();
-            let last = s.refilled.unwrap_or(now);
-            // A bucket of one second's worth (or of one request, when it costs more).
-            let size = limit.max(cost);
-            s.tokens = (s.tokens + now.duration_since(last).as_secs_f64() * limit).min(size);
-            s.refilled = Some(now);
-            if s.tokens < cost {
-                s.stats.rate_limited += 1;
-                let wait = (cost - s.tokens) / limit;
-                return Err(RoleError::RateLimited {
-                    retry_after: Some(Duration::from_secs_f64(wait)),
-                });
+        let taken = match (request, s.reads.as_mut()) {
+            (Request::Read, Some(reads)) => reads.take(1.0, now),
+            (Request::Read, None) => s.trades.take(1.0, now),
+            (Request::Trade(cost), _) => s.trades.take(cost, now),
+        };
+        if let Err(wait) = taken {
+            s.stats.rate_limited += 1;
+            if matches!(request, Request::Trade(_)) && s.rules.limit_ends_session {
+                end_session(&mut s);
             }
-            s.tokens -= cost;
+            return Err(RoleError::RateLimited {
+                retry_after: Some(wait),
+            });
         }
         let p = s.behaviour.transient_failure_rate;
         if s.draws.chance(p, "transient", key) {
@@ -437,6 +442,82 @@ impl PaperNode {
             return Err(RoleError::Transient("venue answered 503".into()));
         }
         Ok(())
+    }
+}
+
+/// What a request counts against.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    /// A listing, an order's state, the positions, the session.
+    Read,
+    /// An order or a cancel, costing so many units.
+    Trade(f64),
+}
+
+/// A rate limit: a bucket of one second's worth of requests (or of one request, when it costs
+/// more), full at the start, refilled continuously.
+#[derive(Debug)]
+struct Bucket {
+    /// Units a second; 0 for no limit.
+    limit: f64,
+    tokens: f64,
+    refilled: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(limit: Option<u32>) -> Self {
+        let limit = f64::from(limit.unwrap_or(0));
+        Self {
+            limit,
+            tokens: limit,
+            refilled: None,
+        }
+    }
+
+    /// Take `cost` units at `now`, or say how long until they are there.
+    fn take(&mut self, cost: f64, now: Instant) -> Result<(), Duration> {
+        if self.limit <= 0.0 {
+            return Ok(());
+        }
+        let last = self.refilled.unwrap_or(now);
+        let size = self.limit.max(cost);
+        self.tokens = (self.tokens + now.duration_since(last).as_secs_f64() * self.limit).min(size);
+        self.refilled = Some(now);
+        if self.tokens < cost {
+            return Err(Duration::from_secs_f64((cost - self.tokens) / self.limit));
+        }
+        self.tokens -= cost;
+        Ok(())
+    }
+}
+
+/// The venue ends every session of the account (an order request over its limit): each
+/// connection drops, and a cancel-on-disconnect switch armed on it fires.
+fn end_session(s: &mut State) {
+    let fires = s.rules.switch.fires == Fires::OnDisconnect;
+    let mut fired = Vec::new();
+    let mut ended = Vec::new();
+    for c in s.connections.values_mut().filter(|c| c.info.connected) {
+        c.info.connected = false;
+        c.info.logged_in = false;
+        ended.push(c.info.id.clone());
+        if fires && c.info.dead_man_armed && !c.fired {
+            c.fired = true;
+            fired.push(c.info.id.clone());
+        }
+    }
+    if ended.is_empty() {
+        return;
+    }
+    s.events.push(format!(
+        "an order request over the rate limit: the venue ended the session of {}",
+        ended.join(", ")
+    ));
+    if !fired.is_empty() {
+        wipe(
+            s,
+            format!("dead-man's switch of {} fired", fired.join(", ")),
+        );
     }
 }
 
@@ -704,7 +785,7 @@ impl OrderGateway for PaperNode {
     }
 
     async fn cancel(&self, client_id: &str) -> RoleResult<CancelAck> {
-        self.call(&format!("cancel:{client_id}")).await?;
+        self.trade(&format!("cancel:{client_id}")).await?;
         let mut s = self.lock();
         s.stats.cancel_requests += 1;
         let ack = cancel_in(&mut s, client_id);
@@ -731,7 +812,7 @@ impl OrderGateway for PaperNode {
             )));
         }
         let first = client_ids.first().map(String::as_str).unwrap_or_default();
-        self.call_costing(&format!("cancel-batch:{first}"), cost)
+        self.request(&format!("cancel-batch:{first}"), Request::Trade(cost))
             .await?;
         let mut s = self.lock();
         let instruments: std::collections::BTreeSet<&str> = (client_ids.iter())
@@ -760,7 +841,7 @@ impl OrderGateway for PaperNode {
                 "a mass cancel on this venue names one instrument".into(),
             ));
         }
-        self.call("mass-cancel").await?;
+        self.trade("mass-cancel").await?;
         let mut s = self.lock();
         s.stats.mass_cancels += 1;
         s.mass_calls += 1;
@@ -804,7 +885,7 @@ impl OrderGateway for PaperNode {
     }
 
     async fn place_stop(&self, request: &StopRequest) -> RoleResult<Order> {
-        self.call(&format!("place-stop:{}", request.client_id))
+        self.trade(&format!("place-stop:{}", request.client_id))
             .await?;
         let mut s = self.lock();
         let mark = s.marks.get(&request.instrument).copied().ok_or_else(|| {
@@ -843,7 +924,7 @@ impl OrderGateway for PaperNode {
     }
 
     async fn place_exit(&self, request: &ExitRequest) -> RoleResult<Order> {
-        self.call(&format!("place-exit:{}", request.client_id))
+        self.trade(&format!("place-exit:{}", request.client_id))
             .await?;
         let mut s = self.lock();
         let mark = s.marks.get(&request.instrument).copied().ok_or_else(|| {

@@ -70,6 +70,9 @@ struct ConnectionResult {
     logout_effect: LogoutEffect,
     logged_out: bool,
     disconnected: bool,
+    /// It was down before `close` reached it, its switch armed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    down_before_close: bool,
     error: Option<String>,
 }
 
@@ -248,7 +251,20 @@ impl ShutdownStep for Close {
             let limit = (Instant::now() + per).min(deadline);
             set.spawn(close_one(connections, config, base, limit));
         }
-        let mut results = Vec::new();
+        // A connection already down with its switch armed: the venue dropped it (or ended the
+        // session) and the switch fired, or, a countdown, fires once the heartbeats stop.
+        let mut results: Vec<ConnectionResult> = (list.iter())
+            .filter(|c| !c.connected && c.dead_man_armed)
+            .map(|c| ConnectionResult {
+                id: c.id.clone(),
+                venue: c.venue.clone(),
+                dead_man_was_armed: true,
+                disconnected: true,
+                down_before_close: true,
+                error: Some("down before close with its dead-man's switch armed: the venue cancelled, or cancels when its countdown lapses, every resting order it held then, stops included".into()),
+                ..Default::default()
+            })
+            .collect();
         while let Some(joined) = set.join_next().await {
             if let Ok(r) = joined {
                 results.push(r);
@@ -256,7 +272,11 @@ impl ShutdownStep for Close {
         }
         results.sort_by(|a, b| a.id.cmp(&b.id));
         let armed: Vec<&str> = (results.iter())
-            .filter(|r| r.dead_man_was_armed && !r.disarmed)
+            .filter(|r| r.dead_man_was_armed && !r.disarmed && !r.down_before_close)
+            .map(|r| r.id.as_str())
+            .collect();
+        let down: Vec<&str> = (results.iter())
+            .filter(|r| r.down_before_close)
             .map(|r| r.id.as_str())
             .collect();
         let closed = results.iter().filter(|r| r.disconnected).count();
@@ -276,7 +296,18 @@ impl ShutdownStep for Close {
         let mut out = StepOutput::new()
             .detail("connections", &results)
             .summary(summary);
-        if armed.is_empty() {
+        if !down.is_empty() {
+            // What the venue cancelled when, and what was placed since, are not known here: the
+            // count of positions unprotected at exit is unknown (null), whatever `verify` judged.
+            out = out.problem(format!(
+                "{} down before close with its dead-man's switch armed ({}): the venue cancelled, or cancels, the orders resting then, stops included; which positions keep a stop at exit is not known",
+                words::count(down.len(), "connection"),
+                down.join(", ")
+            ));
+            if !armed.is_empty() {
+                out = self.exposed(&armed, out, deadline).await;
+            }
+        } else if armed.is_empty() {
             // Nothing fires at exit: protection stands as `verify` judged it.
             if let Some(verified) = ctx.results.get::<VerifySummary>() {
                 out = out.count(Counter::PositionsUnprotected, verified.unprotected as u64);

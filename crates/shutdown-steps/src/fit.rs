@@ -154,9 +154,13 @@ fn cancel(name: &str, c: &CancelConfig, timeout: Duration, venue: &Venue) -> Vec
         && c.rate_per_sec > limit
     {
         out.push(format!(
-            "steps.{name}.rate_per_sec = {} is above the {} {v} documents: the venue answers 429 and the step backs off (0 paces at the venue's limit)",
+            "steps.{name}.rate_per_sec = {} is above the {} {v} documents: the steps keep to the venue's limit{}",
             c.rate_per_sec,
-            per_sec(limit)
+            per_sec(limit),
+            match rules.limit_ends_session {
+                true => " (a request over it ends the session there, and fires an armed cancel-on-disconnect)",
+                false => "",
+            }
         ));
     }
     let stops_may_go = !c.keep_protective_stops;
@@ -239,6 +243,7 @@ mod tests {
                 max_orders: Some(500),
             }),
             requests_per_sec: Some(10.0),
+            limit_ends_session: false,
         }
     }
 

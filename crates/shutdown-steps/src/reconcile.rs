@@ -25,7 +25,7 @@ use shutdown_core::{Node, ShutdownStep, StepConfig, StepContext, StepError, Step
 use tokio::time::Instant;
 
 use crate::coverage::{CoverageRules, coverage};
-use crate::venue::{self, Action, BACKOFF, Remedy, read_book};
+use crate::venue::{self, Action, BACKOFF, Pacer, Remedy, read_book};
 use crate::words;
 
 /// What to do about a difference in orders.
@@ -448,8 +448,10 @@ impl ShutdownStep for Reconcile {
             });
         }
         publish(&ctx, &diffs);
-        // Remedies, one per position, against the venue's orders as they are now.
+        // Remedies, one per position, against the venue's orders as they are now, at the venue's
+        // documented rate.
         let rules = CoverageRules::default();
+        let pacer = Pacer::new(self.orders.cancel_rules().requests_per_sec);
         let mut done: HashMap<(String, PositionSide, Side), Remedy> = HashMap::new();
         for ((instrument, position_side, side), w) in &wanted {
             let action = match w.policy {
@@ -478,6 +480,7 @@ impl ShutdownStep for Reconcile {
                 _ => {
                     venue::send(
                         &*self.orders,
+                        &pacer,
                         action,
                         p,
                         p.quantity - c.covered,

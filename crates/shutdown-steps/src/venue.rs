@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use shutdown_core::node::{ExitRequest, OrderGateway, PositionBook, RoleResult, StopRequest};
 use shutdown_core::retry::{Backoff, retry};
 use shutdown_core::{Reason, StepContext, StepError};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Retries of one remedy call.
@@ -45,6 +46,42 @@ pub(crate) async fn read_book(
     let (read, _) = retry("open-orders", BACKOFF, deadline, || open_orders(orders)).await;
     let orders = read.map_err(|e| StepError::new(format!("cannot list open orders: {e}")))?;
     Ok((positions, orders))
+}
+
+/// Spaces requests `1 / rate` apart.
+pub(crate) struct Pacer {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    /// Requests at most `rate` a second; no pacing for `None`.
+    pub(crate) fn new(rate: Option<f64>) -> Self {
+        Self {
+            interval: rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Wait for the next slot; `false` when it would come after `deadline`.
+    pub(crate) async fn wait(&self, deadline: Instant) -> bool {
+        let Some(interval) = self.interval else {
+            return true;
+        };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            if slot >= deadline {
+                return false;
+            }
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
 }
 
 /// What to send.
@@ -128,9 +165,34 @@ fn noted(order: &Order) -> String {
         .unwrap_or_default()
 }
 
-/// Send the remedy for `missing` of position `p`.
+/// An order request paced by `pacer` (the venue's documented rate), with retries until
+/// `deadline`.
+async fn paced<T, F, Fut>(
+    key: &str,
+    pacer: &Pacer,
+    deadline: Instant,
+    call: F,
+) -> Result<T, shutdown_core::errors::RoleError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, shutdown_core::errors::RoleError>>,
+{
+    retry(key, BACKOFF, deadline, || async {
+        if !pacer.wait(deadline).await {
+            return Err(shutdown_core::errors::RoleError::Transient(
+                "no rate budget left before the deadline".into(),
+            ));
+        }
+        call().await
+    })
+    .await
+    .0
+}
+
+/// Send the remedy for `missing` of position `p`, paced by `pacer`.
 pub(crate) async fn send(
     orders: &dyn OrderGateway,
+    pacer: &Pacer,
     action: Action,
     p: &Position,
     missing: Decimal,
@@ -172,11 +234,10 @@ pub(crate) async fn send(
                 quantity: missing,
                 trigger_price: trigger,
             };
-            match retry(&request.client_id, BACKOFF, deadline, || {
+            match paced(&request.client_id, pacer, deadline, || {
                 orders.place_stop(&request)
             })
             .await
-            .0
             {
                 Ok(o) => Remedy::sent(
                     format!(
@@ -198,11 +259,10 @@ pub(crate) async fn send(
                 position_side: p.position_side,
                 quantity: p.quantity,
             };
-            match retry(&request.client_id, BACKOFF, deadline, || {
+            match paced(&request.client_id, pacer, deadline, || {
                 orders.place_exit(&request)
             })
             .await
-            .0
             {
                 Ok(o) => Remedy::sent(
                     format!(

@@ -13,7 +13,7 @@ use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepEr
 use tokio::time::Instant;
 
 use crate::coverage::{Coverage, CoverageRules, Rejected, judge_book, orphan_stops};
-use crate::venue::{self, Action, Remedy, read_book};
+use crate::venue::{self, Action, Pacer, Remedy, read_book};
 use crate::words;
 use shutdown_core::retry::work_deadline;
 
@@ -131,7 +131,14 @@ impl Verify {
             .collect()
     }
 
-    async fn remedy(&self, p: &Position, c: &Coverage, prefix: &str, deadline: Instant) -> Remedy {
+    async fn remedy(
+        &self,
+        p: &Position,
+        c: &Coverage,
+        prefix: &str,
+        pacer: &Pacer,
+        deadline: Instant,
+    ) -> Remedy {
         let action = match self.config.on_unprotected {
             OnUnprotected::PlaceStop => Action::PlaceStop {
                 distance_pct: self.config.stop_distance_pct,
@@ -142,6 +149,7 @@ impl Verify {
         };
         venue::send(
             &*self.orders,
+            pacer,
             action,
             p,
             p.quantity - c.covered,
@@ -232,18 +240,18 @@ impl ShutdownStep for Verify {
             OnUnprotected::PlaceStop | OnUnprotected::Flatten
         );
         if remedies && verdicts.iter().any(|(_, c)| !c.protected) {
-            // Remedies together, bounded; the last third of the time is kept to read back.
+            // Remedies together, bounded, at the venue's documented rate; the last third of the
+            // time is kept to read back.
             let remedy_deadline = start + deadline.saturating_duration_since(start) * 2 / 3;
+            let pacer = Pacer::new(self.orders.cancel_rules().requests_per_sec);
             let wanted: Vec<(&Position, &Coverage)> = (verdicts.iter())
                 .filter(|(_, c)| !c.protected)
                 .map(|(p, c)| (p, c))
                 .collect();
             for batch in wanted.chunks(REMEDIES_IN_FLIGHT) {
-                let done = futures_util::future::join_all(
-                    batch
-                        .iter()
-                        .map(|(p, c)| self.remedy(p, c, venue::id_prefix(&ctx), remedy_deadline)),
-                )
+                let done = futures_util::future::join_all(batch.iter().map(|(p, c)| {
+                    self.remedy(p, c, venue::id_prefix(&ctx), &pacer, remedy_deadline)
+                }))
                 .await;
                 for ((p, _), action) in batch.iter().zip(done) {
                     actions.insert(p.id.clone(), action);

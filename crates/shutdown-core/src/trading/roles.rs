@@ -79,9 +79,12 @@ pub struct CancelRules {
     pub batch_size: usize,
     /// The venue's mass cancel, if it has one.
     pub mass_cancel: Option<MassCancelRules>,
-    /// The cancel requests a second the venue's documented limit allows, if known: the step paces
-    /// itself to it unless told a rate of its own.
+    /// The order and cancel requests a second the venue's documented limit allows, if known: the
+    /// steps pace themselves to it (never above it).
     pub requests_per_sec: Option<f64>,
+    /// A request over that limit ends the session, and fires an armed cancel-on-disconnect with
+    /// it (Deribit): no request may be risked over it.
+    pub limit_ends_session: bool,
 }
 
 impl Default for CancelRules {
@@ -90,6 +93,7 @@ impl Default for CancelRules {
             batch_size: 1,
             mass_cancel: None,
             requests_per_sec: None,
+            limit_ends_session: false,
         }
     }
 }

@@ -23,7 +23,8 @@ use shutdown_core::retry::{Backoff, retry, work_deadline};
 mod requests;
 mod tally;
 
-use requests::{Pacer, Sender, confirm_gone};
+use crate::venue::Pacer;
+use requests::{Sender, confirm_gone};
 pub use tally::Fill;
 use tally::{PUBLISH_EVERY, Tally};
 
@@ -35,8 +36,9 @@ shutdown_core::step_options! {
         pub keep_protective_stops: bool = true,
         /// Cancel requests in flight at once.
         pub max_in_flight: usize = 8,
-        /// Cancel requests per second, to stay under the venue's rate limit; 0 to pace at the
-        /// limit the venue documents (its node says), or not at all when it says none.
+        /// Cancel requests per second, to stay under the venue's rate limit; never above the limit
+        /// the venue documents (its node says); 0 to pace at that limit, or not at all when it
+        /// says none.
         pub rate_per_sec: f64 = 0.0,
         /// Retries of one cancel after a transient or rate-limited answer.
         pub retries: u32 = 5,
@@ -271,6 +273,9 @@ impl ShutdownStep for Cancel {
             )),
         }
         let rate = match (c.rate_per_sec, rules.requests_per_sec) {
+            (r, Some(l)) if r > 0.0 && r > l => {
+                format!(", {l} per second (the venue's documented limit)")
+            }
             (r, _) if r > 0.0 => format!(", {r} per second"),
             (_, Some(r)) => format!(", {r} per second (the venue's documented limit)"),
             _ => String::new(),
@@ -290,9 +295,12 @@ impl ShutdownStep for Cancel {
             max: Duration::from_secs(2),
         };
         let rules = self.orders.cancel_rules();
-        let rate = match self.config.rate_per_sec {
-            r if r > 0.0 => Some(r),
-            _ => rules.requests_per_sec,
+        // Never above the venue's documented limit: on some venues one request over it ends the
+        // session, and an armed cancel-on-disconnect with it.
+        let rate = match (self.config.rate_per_sec, rules.requests_per_sec) {
+            (r, Some(limit)) if r > 0.0 => Some(r.min(limit)),
+            (r, None) if r > 0.0 => Some(r),
+            (_, limit) => limit,
         };
         let sender = Sender {
             orders: self.orders.clone(),

@@ -4,53 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use shutdown_core::domain::{Order, OrderStatus};
 use shutdown_core::errors::RoleError;
 use shutdown_core::node::{CancelAck, MassCancelAck, MassCancelScope, OrderGateway};
 use shutdown_core::retry::{Backoff, retry};
-use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::tally::{Fate, Fill, Tally};
-
-/// Spaces requests `1 / rate` apart.
-pub(super) struct Pacer {
-    interval: Option<Duration>,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    /// Requests at most `rate` a second; no pacing for `None`.
-    pub(super) fn new(rate: Option<f64>) -> Self {
-        Self {
-            interval: rate
-                .filter(|r| *r > 0.0)
-                .map(|r| Duration::from_secs_f64(1.0 / r)),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Wait for the next slot; `false` when it would come after `deadline`.
-    pub(super) async fn wait(&self, deadline: Instant) -> bool {
-        let Some(interval) = self.interval else {
-            return true;
-        };
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(Instant::now());
-            if slot >= deadline {
-                return false;
-            }
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-        true
-    }
-}
+use crate::venue::Pacer;
 
 /// What a request needs besides its orders: the venue, the retry policy, the pace, the deadline.
 #[derive(Clone)]

@@ -67,35 +67,57 @@ async fn every_shipped_venue_scenario_ends_safe_with_the_default_steps() {
     }
 }
 
-/// The order gateway of a node that reads the venue's order listing only, as a node written for
-/// a venue that lists everything together would.
-struct OneListing(PaperNode);
+/// The order gateway of a node that knows less of its venue than the venue's rules say: one
+/// written for a venue that lists everything together reads the order listing only; one that
+/// does not say the venue's rate leaves the steps unpaced.
+struct Unaware {
+    paper: PaperNode,
+    reads_conditional: bool,
+    rules: CancelRules,
+}
+
+impl Unaware {
+    fn node(self) -> Node {
+        let paper = self.paper.clone();
+        Node::new()
+            .with_gate(Arc::new(paper.clone()))
+            .with_orders(Arc::new(self))
+            .with_positions(Arc::new(paper.clone()))
+            .with_connections(Arc::new(paper))
+    }
+}
 
 #[async_trait]
-impl OrderGateway for OneListing {
+impl OrderGateway for Unaware {
     async fn open_orders(&self) -> RoleResult<Vec<Order>> {
-        self.0.open_orders().await
+        self.paper.open_orders().await
+    }
+    async fn conditional_orders(&self) -> RoleResult<Vec<Order>> {
+        match self.reads_conditional {
+            true => self.paper.conditional_orders().await,
+            false => Ok(Vec::new()),
+        }
     }
     async fn order(&self, client_id: &str) -> RoleResult<Option<Order>> {
-        self.0.order(client_id).await
+        self.paper.order(client_id).await
     }
     async fn cancel(&self, client_id: &str) -> RoleResult<CancelAck> {
-        self.0.cancel(client_id).await
+        self.paper.cancel(client_id).await
     }
     fn cancel_rules(&self) -> CancelRules {
-        self.0.cancel_rules()
+        self.rules.clone()
     }
     async fn cancel_batch(&self, ids: &[String]) -> RoleResult<Vec<RoleResult<CancelAck>>> {
-        self.0.cancel_batch(ids).await
+        self.paper.cancel_batch(ids).await
     }
     async fn mass_cancel(&self, scope: &MassCancelScope) -> RoleResult<MassCancelAck> {
-        self.0.mass_cancel(scope).await
+        self.paper.mass_cancel(scope).await
     }
     async fn place_stop(&self, request: &StopRequest) -> RoleResult<Order> {
-        self.0.place_stop(request).await
+        self.paper.place_stop(request).await
     }
     async fn place_exit(&self, request: &ExitRequest) -> RoleResult<Order> {
-        self.0.place_exit(request).await
+        self.paper.place_exit(request).await
     }
 }
 
@@ -109,20 +131,13 @@ async fn binance_stops_are_read_from_the_algo_listing_and_one_listing_alone_plac
 
     // The same book, read through the order listing alone.
     let paper = PaperNode::new(&shipped("binance-usdm"));
-    let node = Node::new()
-        .with_gate(Arc::new(paper.clone()))
-        .with_orders(Arc::new(OneListing(paper.clone())))
-        .with_positions(Arc::new(paper.clone()))
-        .with_connections(Arc::new(paper.clone()));
-    let config = shutdown_core::PipelineConfig::from_toml(
-        &pipeline("", ""),
-        "test.toml",
-        shutdown_core::EnvOverrides::None,
-    )
-    .expect("valid config");
-    let report = shutdown_core::Shutdown::new(config.build(&node).expect("builds"), node)
-        .run()
-        .await;
+    let node = Unaware {
+        rules: paper.cancel_rules(),
+        paper: paper.clone(),
+        reads_conditional: false,
+    }
+    .node();
+    let report = run_on(node, &pipeline("", "")).await;
     let audit = paper.audit(&report);
     assert!(!audit.ok);
     let said = audit.discrepancies.join("\n");
@@ -196,6 +211,62 @@ async fn deribit_a_clean_logout_spares_the_stops_where_a_disconnect_fires_the_sw
             .into_iter()
             .collect::<Vec<_>>(),
         ["btc-long"]
+    );
+    assert_ne!(report.exit_code, 0);
+}
+
+/// Run `pipeline` on `node`.
+async fn run_on(node: Node, pipeline: &str) -> Report {
+    let config = shutdown_core::PipelineConfig::from_toml(
+        pipeline,
+        "test.toml",
+        shutdown_core::EnvOverrides::None,
+    )
+    .expect("valid config");
+    shutdown_core::Shutdown::new(config.build(&node).expect("builds"), node)
+        .run()
+        .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn deribit_ends_the_session_of_a_node_that_goes_over_its_rate_and_the_report_says_so() {
+    // The steps keep to the documented 5 orders and cancels a second: nothing ends.
+    let paper = PaperNode::new(&shipped("deribit"));
+    audited(&paper, &pipeline("rate_per_sec = 100", "")).await;
+    assert!(paper.events().is_empty(), "{:?}", paper.events());
+    assert_eq!(paper.stats().rate_limited, 0);
+
+    // A node that does not say the venue's rate: the cancels go unpaced, the venue ends the
+    // session at the first one over, and cancel-on-disconnect takes the stop with it.
+    let paper = PaperNode::new(&shipped("deribit"));
+    let node = Unaware {
+        rules: CancelRules {
+            requests_per_sec: None,
+            ..paper.cancel_rules()
+        },
+        paper: paper.clone(),
+        reads_conditional: true,
+    }
+    .node();
+    let report = run_on(node, &pipeline("", "")).await;
+    let audit = paper.audit(&report);
+    assert!(audit.ok, "{audit}");
+    let events = paper.events().join("\n");
+    assert!(
+        events.contains("ended the session of deribit-ws"),
+        "{events}"
+    );
+    assert!(
+        events.contains("dead-man's switch of deribit-ws fired"),
+        "{events}"
+    );
+    let close = step(&report, "close");
+    assert_eq!(close.details["connections"][0]["down_before_close"], true);
+    // What survived is not known from the close: no count, and not a clean exit.
+    assert!(
+        report
+            .count(shutdown_core::Counter::PositionsUnprotected)
+            .unknown
     );
     assert_ne!(report.exit_code, 0);
 }
