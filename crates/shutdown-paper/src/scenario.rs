@@ -661,6 +661,38 @@ status = "new"
     }
 
     #[test]
+    fn a_profile_is_named_from_the_list_and_its_venue_decides_what_generic_leaves_to_the_scenario()
+    {
+        let err = Scenario::from_toml("[venue]\nprofile = \"binance\"\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `binance`, expected one of `generic`, `binance-usdm`"),
+            "{err}"
+        );
+        let err = Scenario::from_toml(
+            "[venue]\nprofile = \"bybit\"\nmass_cancel = true\nsession = \"fix\"\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "venue.mass_cancel is for the generic profile: bybit has the mass cancel its venue documents",
+            "venue.session = \"fix\" is modelled for the deribit profile only, found profile bybit",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in {err}");
+        }
+        // A rate of the scenario's own replaces the documented one (a higher tier, say).
+        let s = Scenario::from_toml(
+            "[venue]\nprofile = \"deribit\"\nsession = \"fix\"\nrate_limit_per_sec = 30\n",
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(s.venue.rules().rate_per_sec, Some(30));
+        assert_eq!(s.venue.rules().cancel_rules().requests_per_sec, Some(30.0));
+    }
+
+    #[test]
     fn only_a_regular_file_is_read() {
         let err = Scenario::load("/dev/null").unwrap_err().to_string();
         assert!(err.contains("is not a regular file"), "{err}");
