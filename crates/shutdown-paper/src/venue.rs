@@ -597,30 +597,45 @@ fn cancel_in(s: &mut State, client_id: &str) -> RoleResult<CancelAck> {
             "order {client_id} cannot be cancelled now"
         )));
     }
+    Ok(match apply_cancel(s, client_id) {
+        // Venues answer a lost race either way: "too late" or "unknown order".
+        Applied::Filled if s.draws.chance(0.5, "too-late", client_id) => CancelAck::AlreadyFilled,
+        Applied::Filled => CancelAck::UnknownOrder,
+        Applied::Pending => CancelAck::Pending,
+        Applied::Cancelled => CancelAck::Cancelled,
+    })
+}
+
+/// What a cancel the venue takes does to a working order.
+enum Applied {
+    /// A fill beat it.
+    Filled,
+    /// Accepted, not done: the venue applies it a moment after it answers.
+    Pending,
+    Cancelled,
+}
+
+/// A cancel (single, in a batch, or one order of a mass cancel) reaching a working order: it
+/// loses the race to a fill, or is accepted and done later, or is done.
+fn apply_cancel(s: &mut State, client_id: &str) -> Applied {
     let race = s.behaviour.fill_race_rate;
     if s.draws.chance(race, "fill-race", client_id) {
         s.stats.fills_racing_cancels += 1;
         fill_order(s, client_id);
-        // Venues answer a lost race either way: "too late" or "unknown order".
-        return Ok(if s.draws.chance(0.5, "too-late", client_id) {
-            CancelAck::AlreadyFilled
-        } else {
-            CancelAck::UnknownOrder
-        });
+        return Applied::Filled;
     }
-    if s.rules.ack_delay_ms > 0 {
-        // Accepted, not done: the venue applies it a moment after it answers.
-        let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
-        if let Some(o) = s.orders.get_mut(client_id) {
-            o.status = OrderStatus::PendingCancel;
-        }
-        s.deferred.push_back((due, client_id.to_owned()));
-        return Ok(CancelAck::Pending);
-    }
-    if let Some(o) = s.orders.get_mut(client_id) {
+    let delay = s.rules.ack_delay_ms;
+    let Some(o) = s.orders.get_mut(client_id) else {
+        return Applied::Cancelled;
+    };
+    if delay == 0 {
         o.status = OrderStatus::Cancelled;
+        return Applied::Cancelled;
     }
-    Ok(CancelAck::Cancelled)
+    o.status = OrderStatus::PendingCancel;
+    let due = Instant::now() + Duration::from_millis(delay);
+    s.deferred.push_back((due, client_id.to_owned()));
+    Applied::Pending
 }
 
 /// Every working order at the venue is cancelled, stops included: a dead-man's switch fired.
@@ -864,20 +879,7 @@ impl OrderGateway for PaperNode {
             if s.behaviour.uncancellable.contains(&id) {
                 continue;
             }
-            let race = s.behaviour.fill_race_rate;
-            if s.draws.chance(race, "fill-race", &id) {
-                s.stats.fills_racing_cancels += 1;
-                fill_order(&mut s, &id);
-            } else if s.rules.ack_delay_ms > 0 {
-                // Accepted, not done: the venue applies it a moment after it answers.
-                let due = Instant::now() + Duration::from_millis(s.rules.ack_delay_ms);
-                if let Some(o) = s.orders.get_mut(&id) {
-                    o.status = OrderStatus::PendingCancel;
-                }
-                s.deferred.push_back((due, id));
-            } else if let Some(o) = s.orders.get_mut(&id) {
-                o.status = OrderStatus::Cancelled;
-            }
+            apply_cancel(&mut s, &id);
             count += 1;
         }
         check_safe(&mut s, Instant::now());
