@@ -3,6 +3,7 @@
 use shutdown_core::StepDefaults;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,11 +12,11 @@ use crate::venue::open_orders;
 use crate::words;
 use serde::{Deserialize, Serialize};
 use shutdown_core::domain::{Order, OrderStatus, Residence};
+use shutdown_core::errors::RoleError;
 use shutdown_core::errors::{MissingRole, OptionError};
-use shutdown_core::node::{CancelRules, MassCancelScope, OrderGateway, StateSource};
+use shutdown_core::node::{CancelRules, MassCancelAck, MassCancelScope, OrderGateway, StateSource};
 use shutdown_core::out_of_range;
 use shutdown_core::{Counter, Node, ShutdownStep, StepConfig, StepContext, StepError, StepOutput};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use shutdown_core::retry::{Backoff, retry, work_deadline};
@@ -24,7 +25,7 @@ mod requests;
 mod tally;
 
 use crate::venue::Pacer;
-use requests::{Sender, confirm_gone};
+use requests::{Answer, Sender, bounded, confirm_gone};
 pub use tally::Fill;
 use tally::{PUBLISH_EVERY, Tally};
 
@@ -453,44 +454,38 @@ impl Cancel {
         tally: &mut Tally,
     ) {
         let in_flight = self.config.max_in_flight.max(1);
-        let mut jobs = jobs.into_iter();
-        // At most max_in_flight requests at once: a large book costs no more memory than a
-        // small one.
-        let mut set = JoinSet::new();
-        let (mut done, mut orders_in_flight, gone_before) = (0usize, 0usize, tally.gone_count());
-        loop {
-            // No new request past the work deadline: what is left is reported, not started.
-            while set.len() < in_flight && Instant::now() < sender.deadline {
-                let Some(mut ids) = jobs.next() else { break };
-                orders_in_flight += ids.len();
-                let sender = sender.clone();
-                set.spawn(async move {
-                    let n = ids.len();
-                    let answers = match n {
-                        1 => sender.one(ids.swap_remove(0)).await,
-                        _ => sender.batch(ids).await,
-                    };
-                    (n, answers)
-                });
+        // Orders whose request is out, and answers so far.
+        let out = AtomicUsize::new(0);
+        let (mut done, gone_before) = (0usize, tally.gone_count());
+        let send = |mut ids: Vec<String>| {
+            out.fetch_add(ids.len(), Ordering::Relaxed);
+            let sender = sender.clone();
+            async move {
+                let n = ids.len();
+                let answers = match n {
+                    1 => sender.one(ids.swap_remove(0)).await,
+                    _ => sender.batch(ids).await,
+                };
+                (n, answers)
             }
-            let Some(joined) = set.join_next().await else {
-                break;
-            };
-            if let Ok((n, answers)) = joined {
-                orders_in_flight -= n;
-                for (id, fate, attempts) in answers {
-                    tally.record(id, fate, attempts);
-                    done += 1;
-                    if done % PUBLISH_EVERY == 0 {
-                        tally.publish(ctx, targets, orders_in_flight);
-                    }
+        };
+        let answer = |(n, answers): (usize, Vec<Answer>)| {
+            out.fetch_sub(n, Ordering::Relaxed);
+            for (id, fate, attempts) in answers {
+                tally.record(id, fate, attempts);
+                done += 1;
+                if done % PUBLISH_EVERY == 0 {
+                    tally.publish(ctx, targets, out.load(Ordering::Relaxed));
                 }
             }
             // Every target was working when listed; those not confirmed gone since, less the
             // cancels in flight, are known still working.
             let gone = tally.gone_count() - gone_before;
-            tally.publish_counts(ctx, targets.len().saturating_sub(gone + orders_in_flight));
-        }
+            let in_flight = out.load(Ordering::Relaxed);
+            tally.publish_counts(ctx, targets.len().saturating_sub(gone + in_flight));
+        };
+        // No new request past the work deadline: what is left is reported, not started.
+        bounded(jobs, in_flight, sender.deadline, send, answer).await;
         tally.publish(ctx, targets, 0);
     }
 
@@ -722,20 +717,11 @@ impl MassLog {
         tally: &mut Tally,
         cap: Option<usize>,
     ) {
-        let mut set = JoinSet::new();
-        let mut queue = scopes.into_iter();
-        loop {
-            while set.len() < in_flight && Instant::now() < sender.deadline {
-                let Some(scope) = queue.next() else { break };
-                let sender = sender.clone();
-                set.spawn(async move { (sender.mass(&scope).await, scope.instrument) });
-            }
-            let Some(joined) = set.join_next().await else {
-                break;
-            };
-            let Ok((ack, instrument)) = joined else {
-                continue;
-            };
+        let mass = |scope: MassCancelScope| {
+            let sender = sender.clone();
+            async move { (sender.mass(&scope).await, scope.instrument) }
+        };
+        let answer = |(ack, instrument): (Result<MassCancelAck, RoleError>, Option<String>)| {
             self.calls += 1;
             tally.requests += 1;
             let capped = matches!((&ack, cap), (Ok(a), Some(max)) if a.count >= max);
@@ -750,7 +736,8 @@ impl MassLog {
                 }
                 Err(_) => {}
             }
-        }
+        };
+        bounded(scopes, in_flight, sender.deadline, mass, answer).await;
     }
 
     fn detail(&self) -> serde_json::Value {

@@ -147,26 +147,17 @@ pub(super) async fn confirm_gone(
         by_instrument.entry(instrument).or_default().push(id);
     }
     let mut unread = Vec::new();
-    let mut set = JoinSet::new();
-    let mut queue = by_instrument.into_iter();
-    loop {
-        while set.len() < in_flight.max(1) && Instant::now() < sender.deadline {
-            let Some((instrument, ids)) = queue.next() else {
-                break;
-            };
-            let sender = sender.clone();
-            set.spawn(async move {
-                let read = sender
-                    .send(&instrument, || sender.orders.order_history(&instrument))
-                    .await
-                    .0;
-                (ids, read)
-            });
+    let read = |(instrument, ids): (String, Vec<String>)| {
+        let sender = sender.clone();
+        async move {
+            let read = sender
+                .send(&instrument, || sender.orders.order_history(&instrument))
+                .await
+                .0;
+            (ids, read)
         }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let Ok((ids, read)) = joined else { continue };
+    };
+    let answer = |(ids, read): (Vec<String>, Result<Vec<Order>, RoleError>)| {
         let history: BTreeMap<String, Order> = match read {
             Ok(list) => list.into_iter().map(|o| (o.client_id.clone(), o)).collect(),
             Err(_) => BTreeMap::new(),
@@ -177,36 +168,62 @@ pub(super) async fn confirm_gone(
                 Some(fate) => tally.record(id, Ok(fate), 0),
             }
         }
-    }
-    unread.extend(queue.flat_map(|(_, ids)| ids));
+    };
+    let unstarted = bounded(by_instrument, in_flight, sender.deadline, read, answer).await;
+    unread.extend(unstarted.into_iter().flat_map(|(_, ids)| ids));
     read_one_by_one(sender, unread, in_flight, tally).await;
 }
 
 /// Read each order's state, `in_flight` at a time until the sender's deadline.
 async fn read_one_by_one(sender: &Sender, ids: Vec<String>, in_flight: usize, tally: &mut Tally) {
-    let mut queue = ids.into_iter();
-    let mut set = JoinSet::new();
-    loop {
-        while set.len() < in_flight.max(1) && Instant::now() < sender.deadline {
-            let Some(id) = queue.next() else { break };
-            let sender = sender.clone();
-            set.spawn(async move {
-                let state = sender.send(&id, || sender.orders.order(&id)).await.0;
-                (id, state)
-            });
+    let read = |id: String| {
+        let sender = sender.clone();
+        async move {
+            let state = sender.send(&id, || sender.orders.order(&id)).await.0;
+            (id, state)
         }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let Ok((id, state)) = joined else { continue };
+    };
+    let answer = |(id, state): (String, Result<Option<Order>, RoleError>)| {
         let fate = match state {
             Ok(Some(o)) => fate_of(&o),
             _ => Fate::Unknown,
         };
         tally.record(id, Ok(fate), 0);
-    }
+    };
+    let unstarted = bounded(ids, in_flight, sender.deadline, read, answer).await;
     // Not read before the deadline: gone from the listing, fate unknown.
-    for id in queue {
+    for id in unstarted {
         tally.record(id, Ok(Fate::Unknown), 0);
     }
+}
+
+/// Run `task` on each item, at most `in_flight` at once, starting none at or after `deadline`;
+/// `done` takes each answer as it comes (a task that panicked gives none). A large book costs
+/// no more memory than a small one. The items never started are returned.
+pub(super) async fn bounded<T, R, Fut>(
+    items: impl IntoIterator<Item = T>,
+    in_flight: usize,
+    deadline: Instant,
+    mut task: impl FnMut(T) -> Fut,
+    mut done: impl FnMut(R),
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut queue = items.into_iter();
+    let mut set = JoinSet::new();
+    loop {
+        while set.len() < in_flight.max(1) && Instant::now() < deadline {
+            let Some(item) = queue.next() else { break };
+            set.spawn(task(item));
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        if let Ok(answer) = joined {
+            done(answer);
+        }
+    }
+    queue.collect()
 }
